@@ -1,0 +1,1 @@
+"""Sunbeam agent: Prefect worker type `sunbeam`."""

@@ -1,0 +1,1 @@
+"""Sunbeam HTTP API."""
