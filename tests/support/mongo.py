@@ -13,7 +13,9 @@ from tests.support.ports import free_port
 
 @contextmanager
 def mongo_server(data_dir: Path, port: int | None = None) -> Iterator[SecantusDBServer]:
-    server = SecantusDBServer(host="127.0.0.1", port=port or free_port(), storage_path=str(data_dir))
+    server = SecantusDBServer(
+        host="127.0.0.1", port=port or free_port(), storage_path=str(data_dir)
+    )
     server.start()
     try:
         yield server

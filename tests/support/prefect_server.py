@@ -67,7 +67,7 @@ class PrefectServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited early:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"prefect server exited early:\n{self.tail()}")
             try:
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -76,7 +76,10 @@ class PrefectServer:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"prefect server did not become healthy:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"prefect server did not become healthy:\n{self.tail()}")
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -101,10 +104,15 @@ def make_postgres_database(name: str) -> str | None:
         return None
     base = [psql, "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
     try:
-        subprocess.run([*base, "-c", f'DROP DATABASE IF EXISTS "{name}"'], check=True,
-                       capture_output=True, timeout=30)
-        subprocess.run([*base, "-c", f'CREATE DATABASE "{name}"'], check=True,
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            [*base, "-c", f'DROP DATABASE IF EXISTS "{name}"'],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        subprocess.run(
+            [*base, "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True, timeout=30
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return None
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
