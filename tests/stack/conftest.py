@@ -1,0 +1,71 @@
+"""Fixtures for the tests that drive a real Docker engine (marked `docker`).
+
+CI's harness (.ci/docker-setup.sh) guarantees the engine, Compose v2 and the base image, so these
+tests run there. They skip only when SUNBEAM_SKIP_DOCKER=1 says so; anywhere else a missing engine
+is a failure with a message saying how to get one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack.dockerkit import (
+    BASE_IMAGE,
+    ROOT,
+    DockerUnavailable,
+    build_agent_image,
+    connect,
+)
+
+SKIP_REASON = "SUNBEAM_SKIP_DOCKER=1: Docker tests skipped on request"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("SUNBEAM_SKIP_DOCKER") != "1":
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if item.get_closest_marker("docker"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def docker_client():  # type: ignore[no-untyped-def]
+    try:
+        client = connect()
+    except DockerUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def compose_cmd(docker_client) -> list[str]:  # type: ignore[no-untyped-def]
+    proc = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(
+            "Docker Compose v2 is missing: run `bash .ci/docker-setup.sh` as root "
+            "(or set SUNBEAM_SKIP_DOCKER=1)",
+            pytrace=False,
+        )
+    return ["docker", "compose"]
+
+
+@pytest.fixture(scope="session")
+def agent_image(docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The agent image, built once per session from this checkout on the local base image."""
+    try:
+        image = build_agent_image(docker_client, ROOT, tag="sunbeam-agent:test", base=BASE_IMAGE)
+    except DockerUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield image
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT
