@@ -1,0 +1,1 @@
+"""`sunbeam up` / `sunbeam demo`: the whole stack as local processes, no Docker."""

@@ -1,0 +1,96 @@
+"""`sunbeam demo`: the headline, live. A run on main; then a branch that adds a dependency to the
+pipeline's lock, run on the same agent without rebuilding or restarting anything.
+
+The branch is made in a scratch copy of this repository (under the state folder), never in the
+user's own checkout.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from sunbeam_api.local.processes import StackError
+from sunbeam_api.local.runs import RunReport, run_and_wait
+from sunbeam_api.local.stack import LocalStack, Say
+
+DEMO_BRANCH = "demo/new-dependency"
+MAIN_DEPLOYMENT = "run-sunbeam/main"
+GIT_ID = ["-c", "user.name=Sunbeam demo", "-c", "user.email=demo@sunbeam.invalid"]
+
+
+def _git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StackError(f"git {' '.join(args[:2])} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip()
+
+
+def scratch_remote(checkout: Path, scratch: Path) -> Path:
+    """A bare copy of the checkout's repository: the demo pushes its branch there."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    bare = scratch / "pipeline.git"
+    _git("clone", "-q", "--bare", str(checkout), str(bare), cwd=scratch)
+    return bare
+
+
+def push_dependency_branch(bare: Path, project_dir: str, package: str, say: Say) -> None:
+    work = bare.parent / "work"
+    _git("clone", "-q", str(bare), str(work), cwd=bare.parent)
+    _git("checkout", "-q", "-b", DEMO_BRANCH, cwd=work)
+    say(f"  uv add {package} (in a scratch clone, branch {DEMO_BRANCH})")
+    done = subprocess.run(
+        ["uv", "add", "--no-sync", package],
+        cwd=work / project_dir,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise StackError(f"uv add {package} failed: {done.stderr.strip()[-800:]}")
+    _git("add", "-A", cwd=work)
+    _git(*GIT_ID, "commit", "-q", "-m", f"Add {package}", cwd=work)
+    _git("push", "-q", "origin", DEMO_BRANCH, cwd=work)
+
+
+def _describe(report: RunReport) -> str:
+    how = "built" if report.labels.get("sunbeam.built") == "true" else "cache hit"
+    to_running = report.seconds_to_running or 0.0
+    return (
+        f"{report.state} in {report.seconds_total:.1f}s (running after {to_running:.1f}s; "
+        f"env {report.labels.get('sunbeam.env_key', '?')[:12]} {how}, "
+        f"sync {report.sync_seconds}s)"
+    )
+
+
+def run_demo(stack: LocalStack, bare: Path, package: str, say: Say) -> bool:
+    cfg = stack.config
+    agent_pid = stack.child("agent").pid
+    say("\n1/3  run the pipeline on main")
+    main = run_and_wait(cfg.prefect_api, MAIN_DEPLOYMENT)
+    say(f"     main: {_describe(main)}")
+
+    say(f"\n2/3  push a branch that adds a dependency ({package}) to the pipeline's lock")
+    pushed_at = time.monotonic()
+    push_dependency_branch(bare, cfg.project_dir, package, say)
+    say(f"     pushed in {time.monotonic() - pushed_at:.1f}s")
+
+    say(f"\n3/3  run {DEMO_BRANCH} on the same agent (no image, no restart)")
+    pushed_at = time.monotonic()
+    branch = run_and_wait(cfg.prefect_api, MAIN_DEPLOYMENT, job_variables={"ref": DEMO_BRANCH})
+    say(f"     {DEMO_BRANCH}: {_describe(branch)}")
+    stack.check_alive()
+    same_agent = stack.child("agent").pid == agent_pid
+    say(
+        f"\nfrom push to flow running: {branch.seconds_to_running or 0:.1f}s; agent process "
+        f"{agent_pid} {'never restarted' if same_agent else 'CHANGED'}"
+    )
+    ok = main.state == branch.state == "COMPLETED" and same_agent
+    if not ok:
+        say(
+            f"demo failed: main {main.message or main.state}; branch {branch.message or branch.state}"
+        )
+    return ok

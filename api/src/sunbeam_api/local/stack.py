@@ -1,0 +1,224 @@
+"""The local stack: Prefect server (SQLite), MongoDB-compatible server, agent worker and API.
+
+Every service is a child process with its log under `<state>/logs/`. The work pool is created by
+the agent's own entrypoint (as in the container); the pipeline deployments are then registered
+with `sunbeam deploy` against the configured repository.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from sunbeam_api.local.processes import Child, StackError, wait_until
+
+BIN = Path(sys.executable).parent
+Say = Callable[[str], None]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pick_port(wanted: int, name: str, say: Say) -> int:
+    if port_is_free(wanted):
+        return wanted
+    port = free_port()
+    say(f"port {wanted} is busy: {name} uses {port} instead")
+    return port
+
+
+@dataclass
+class StackConfig:
+    state_dir: Path
+    repo_url: str
+    project_dir: str = "pipeline"
+    pool: str = "sunbeam"
+    prefect_port: int = 4200
+    api_port: int = 8080
+    mongo_port: int = 27017
+    mongodb_uri: str | None = None  # a real MongoDB; None: embedded SecantusDB
+    mongo_db: str = "sunbeam"
+    deploy: bool = True
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def prefect_api(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}"
+
+
+def _base_env(config: StackConfig) -> dict[str, str]:
+    # The user's own Prefect profile must not point our children at another server.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(config.state_dir / "prefect"),
+        PREFECT_API_URL=config.prefect_api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        SUNBEAM_WORK_POOL=config.pool,
+        SUNBEAM_MONGO_DB=config.mongo_db,
+    )
+    return env
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig, say: Say = print) -> None:
+        self.config = config
+        self.say = say
+        self.children: list[Child] = []
+        self.mongodb_uri = config.mongodb_uri or f"mongodb://127.0.0.1:{config.mongo_port}/"
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        cfg = self.config
+        cfg.logs.mkdir(parents=True, exist_ok=True)
+        self.say(f"starting Sunbeam locally (logs in {cfg.logs})")
+        self._start_prefect()
+        self._start_mongo()
+        self._start_agent()
+        self._start_api()
+        if cfg.deploy:
+            self.deploy("main")
+
+    def _launch(self, child: Child) -> Child:
+        self.children.append(child)
+        child.start()
+        return child
+
+    def _start_prefect(self) -> None:
+        cfg = self.config
+        env = _base_env(cfg)
+        env.pop("PREFECT_API_URL")
+        env.update(
+            PREFECT_SERVER_API_HOST="127.0.0.1",
+            PREFECT_SERVER_API_PORT=str(cfg.prefect_port),
+            PREFECT_UI_API_URL=cfg.prefect_api,
+        )
+        argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
+        argv += ["--port", str(cfg.prefect_port)]
+        server = self._launch(Child("prefect-server", argv, env, cfg.logs / "prefect-server.log"))
+        secs = wait_until(
+            server, "the Prefect API", lambda: _http_ok(f"{cfg.prefect_api}/health"), 180, self.say
+        )
+        self.say(f"✓ Prefect server (SQLite) up in {secs:.1f}s")
+
+    def _start_mongo(self) -> None:
+        cfg = self.config
+        if cfg.mongodb_uri:
+            self.say("✓ MongoDB: using MONGODB_URI (not starting the embedded server)")
+            return
+        secantusd = BIN / "secantusd-py"
+        if not secantusd.exists():
+            raise StackError(
+                "the embedded MongoDB server (SecantusDB) is not installed: run `uv sync` "
+                "(it is in the dev dependencies) or set MONGODB_URI to a MongoDB server"
+            )
+        argv = [str(secantusd), "--host", "127.0.0.1", "--port", str(cfg.mongo_port)]
+        argv += ["--storage-path", str(cfg.state_dir / "mongo"), "--standalone"]
+        mongo = self._launch(Child("mongodb", argv, _base_env(cfg), cfg.logs / "mongodb.log"))
+        secs = wait_until(
+            mongo, "the MongoDB server", lambda: _tcp_open(cfg.mongo_port), 60, self.say
+        )
+        self.say(f"✓ MongoDB-compatible server (SecantusDB) up in {secs:.1f}s")
+
+    def _start_agent(self) -> None:
+        cfg = self.config
+        env = _base_env(cfg)
+        env.update(
+            MONGODB_URI=self.mongodb_uri,
+            PREFECT_WORKER_WEBSERVER_HOST="127.0.0.1",
+            PREFECT_WORKER_WEBSERVER_PORT=str(free_port()),
+            PREFECT_WORKER_QUERY_SECONDS="2",
+            SUNBEAM_STOP_TIMEOUT="20",
+        )
+        agent = self._launch(
+            Child("agent", [str(BIN / "sunbeam-agent")], env, cfg.logs / "agent.log")
+        )
+        health = f"http://127.0.0.1:{env['PREFECT_WORKER_WEBSERVER_PORT']}/health"
+        secs = wait_until(agent, "the agent worker", lambda: _http_ok(health), 120, self.say)
+        self.say(f"✓ agent worker polling pool {cfg.pool!r} (started in {secs:.1f}s)")
+
+    def _start_api(self) -> None:
+        cfg = self.config
+        env = _base_env(cfg)
+        env.update(
+            MONGODB_URI=self.mongodb_uri,
+            SUNBEAM_API_HOST="127.0.0.1",
+            SUNBEAM_API_PORT=str(cfg.api_port),
+            SUNBEAM_PIPELINE_REPO=cfg.repo_url,
+        )
+        api = self._launch(Child("api", [str(BIN / "sunbeam-api")], env, cfg.logs / "api.log"))
+        secs = wait_until(api, "the API", lambda: _http_ok(f"{cfg.api_url}/health"), 90, self.say)
+        self.say(f"✓ API up in {secs:.1f}s")
+
+    def deploy(self, ref: str) -> None:
+        cfg = self.config
+        argv = [sys.executable, "-m", "sunbeam_api.cli", "deploy", "--repo", cfg.repo_url]
+        argv += ["--pool", cfg.pool, "--ref", ref, "--project-dir", cfg.project_dir]
+        with (cfg.logs / "deploy.log").open("ab") as log:
+            done = subprocess.run(
+                argv, env=_base_env(cfg), stdout=log, stderr=subprocess.STDOUT, timeout=120
+            )
+        if done.returncode != 0:
+            tail = (cfg.logs / "deploy.log").read_text(errors="replace")[-1500:]
+            raise StackError(f"registering the {ref} deployment failed:\n{tail}")
+        self.say(f"✓ deployment for {ref} registered against {cfg.repo_url}")
+
+    # ------------------------------------------------------------------ run / stop
+    def check_alive(self) -> None:
+        for child in self.children:
+            if not child.running():
+                raise StackError(
+                    f"{child.name} stopped unexpectedly; its log ends:\n{child.tail()}"
+                )
+
+    def stop(self) -> None:
+        # Clients first, the server they report to last.
+        for child in reversed(self.children):
+            if child.running():
+                self.say(f"stopping {child.name}")
+            child.stop()
