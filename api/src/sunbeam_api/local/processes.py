@@ -56,12 +56,40 @@ class Child:
         if not self.running():
             return
         assert self.proc is not None
+        # Helpers that left the group (the sync's detached bytecode compiler) are stopped too.
+        strays = descendants(self.proc.pid)
         _killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=self.stop_timeout)
         except subprocess.TimeoutExpired:
             _killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live descendant of `pid` (Linux /proc; empty where there is none)."""
+    parents: dict[int, int] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return set()
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        kids = {p for p, parent in parents.items() if parent == current}
+        found |= kids
+        todo.extend(kids)
+    return found
 
 
 def _killpg(pid: int, signum: int) -> None:
