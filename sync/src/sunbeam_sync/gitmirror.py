@@ -198,7 +198,7 @@ class Mirror:
                 repo.archive(archive, commit, format="tar")
                 archive.seek(0)
                 with tarfile.open(fileobj=archive) as tar:
-                    tar.extractall(tmp, filter="data")
+                    _extract(tar, tmp)
             (tmp / CHECKOUT_MARKER).write_text(commit + "\n")
             make_read_only(tmp)
             try:
@@ -242,3 +242,22 @@ def _sleep(seconds: float, cancel: threading.Event | None) -> None:
         time.sleep(seconds)
     else:
         cancel.wait(seconds)
+
+
+def _extract(tar: tarfile.TarFile, dest: Path) -> None:
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    # Pythons before 3.11.4 (Debian 12 ships 3.11.2) have no extraction filters: refuse what the
+    # "data" filter would, by hand. git archive only emits files, folders and symlinks.
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts:
+            raise GitError(f"refusing archive member outside the checkout: {member.name}")
+        if not (member.isfile() or member.isdir() or member.issym()):
+            raise GitError(f"refusing special archive member: {member.name}")
+        if member.issym():
+            target = os.path.normpath(os.path.join(os.path.dirname(member.name), member.linkname))
+            if member.linkname.startswith("/") or target.split(os.sep)[0] == "..":
+                raise GitError(f"refusing symlink leaving the checkout: {member.name}")
+    tar.extractall(dest)
