@@ -93,9 +93,14 @@ class Mirror:
         """Fetch heads and tags, retrying transient failures with backoff."""
         self.ensure()
         attempts = max(1, self.settings.git_retries)
+        asked = time.time()
         with self.layout.mirror_lock(self.rid).acquire(
             timeout=self.settings.lock_timeout, log=self.log, cancel=self.cancel
         ):
+            if self._fetched_since(asked):
+                # Another run fetched while we waited for the lock: its refs are as fresh as ours.
+                self.log.info("git", "fetched by a concurrent run moments ago; not fetching again")
+                return
             for attempt in range(1, attempts + 1):
                 result = proc.run(
                     ["git", "-C", str(self.path), "fetch", "--prune", "--no-auto-gc", "origin"],
@@ -105,6 +110,7 @@ class Mirror:
                     cancel=self.cancel,
                 )
                 if result.returncode == 0:
+                    self._fetch_marker.touch()
                     return
                 out = result.output.lower()
                 if any(s in out for s in _AUTH):
@@ -129,6 +135,16 @@ class Mirror:
             raise NetworkError(
                 f"could not reach {self.repo} after {attempts} attempts: {_last(result.lines)}"
             )
+
+    @property
+    def _fetch_marker(self) -> Path:
+        return self.path / "sunbeam-fetched"
+
+    def _fetched_since(self, when: float) -> bool:
+        try:
+            return self._fetch_marker.stat().st_mtime >= when
+        except OSError:
+            return False
 
     def has_commit(self, sha: str) -> bool:
         repo = self._open()
