@@ -87,7 +87,7 @@ class SimulationConfig:
     standing_start_s: float = 60.0
     pit_stop_at_s: float = -1.0  # < 0: half way through the event
     pit_stop_s: float = 600.0
-    start_position_m: float = 0.0
+    start_position_m: float = 4850.0  # on the grid, 150 m before the start line
     peak_irradiance_w_m2: float = 950.0
     cloudiness: float = 0.3
     aux_power_w: float = 35.0

@@ -145,7 +145,8 @@ def simulate(event: EventConfig, settings: Settings) -> SimulatedEvent:
         "array_power_a": strings[0],
         "array_power_b": strings[1],
         "array_power_c": strings[2],
-        "speed": np.clip(v + rng.normal(0, 0.05, n), 0.0, None),
+        # A wheel-speed sensor reads exactly 0 at standstill (no noise to clip into a bias).
+        "speed": np.where(v > 0, np.clip(v + rng.normal(0, 0.05, n), 0.0, None), 0.0),
         "gps_lat": lat + rng.normal(0, gps_noise_deg, n),
         "gps_lon": lon + rng.normal(0, gps_noise_deg, n),
     }

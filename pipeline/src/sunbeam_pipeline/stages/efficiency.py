@@ -2,7 +2,9 @@
 
 Each window's value is mean motor power / mean speed over its samples where both are known, i.e.
 energy over distance. It is NaN when the mean speed or mean power is outside the configured valid
-range: a stationary car or a regenerating stretch has no meaningful J/m.
+range (a stationary car or a regenerating stretch has no meaningful J/m), and for windows the data
+only partly covers: a time window with less than half of it recorded, and the first and last lap
+(the car starts and stops somewhere along them, so a few metres would pass for a lap).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from sunbeam_pipeline.stages.base import Stage, StageContext, StageResult
 def windowed_efficiency(
     group: np.ndarray, power: np.ndarray, speed: np.ndarray, limits: EfficiencyConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(group ids present, J/m per group) for integer group ids >= 0 (-1 = in no group)."""
+    """(group ids present, J/m per group) for integer group ids >= 0 (-1 = in no group).
+
+    Completeness of the groups is the caller's business; this is only the range rule.
+    """
     member = group >= 0
     ids = np.unique(group[member])
     if ids.size == 0:
@@ -49,10 +54,14 @@ def run(ctx: StageContext) -> StageResult:
 
     windows = np.floor(x / limits.window_s).astype(np.int64)
     ids, per_window = windowed_efficiency(windows, power, speed, limits)
+    covered = np.minimum(x[-1], (ids + 1) * limits.window_s) - ids * limits.window_s
+    per_window[covered < limits.window_s / 2] = np.nan
     window_start = t[0] + (ids * limits.window_s * 1000).astype("timedelta64[ms]")
 
     lap_ids = np.where(np.isfinite(laps), laps, -1).astype(np.int64)
     laps_present, per_lap = windowed_efficiency(lap_ids, power, speed, limits)
+    if per_lap.size:
+        per_lap[[0, -1]] = np.nan  # partial laps: the event starts and ends mid-lap
     lap_start = t[[int(np.argmax(lap_ids == lap)) for lap in laps_present]]
 
     minutes = limits.window_s / 60.0

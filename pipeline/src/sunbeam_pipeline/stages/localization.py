@@ -2,8 +2,9 @@
 
 - TrackDistance: GPS fix projected on the track polyline (metres from the start line, per fix).
 - Distance: integrated speed since the start of the event (robust to GPS dropouts).
-- LapIndex: floor((start position + Distance) / track length), where the start position is the
-  first GPS fix's TrackDistance; lap 0 is the lap the car starts on.
+- LapIndex: floor((start position + Distance) / track length). The start position is where all
+  GPS fixes, wound back by the distance driven so far, agree the car was at the first sample;
+  lap 0 is the (usually partial) lap the car starts on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,18 @@ from sunbeam_pipeline.stages.base import Stage, StageContext, StageResult
 from sunbeam_pipeline.track import Track
 
 
+def start_position(on_track: np.ndarray, distance: np.ndarray, length: float) -> float | None:
+    """Where on the track the event started: every fix says (its position - distance so far);
+    their circular median ignores GPS noise and the odd bad fix. None without any fix."""
+    fixes = np.isfinite(on_track)
+    if not fixes.any():
+        return None
+    says = (on_track[fixes] - distance[fixes]) % length
+    ref = says[0]
+    offset = np.median((says - ref + length / 2) % length - length / 2)
+    return float((ref + offset) % length)
+
+
 def run(ctx: StageContext) -> StageResult:
     telemetry = ctx.cleaned()
     speed, lat, lon = telemetry.require("speed", "gps_lat", "gps_lon")
@@ -23,11 +36,8 @@ def run(ctx: StageContext) -> StageResult:
 
     on_track = track.project(lat, lon)
     distance = cumulative_trapezoid(x, speed)
-    fixes = np.flatnonzero(np.isfinite(on_track))
-    if fixes.size:
-        # Distance counts from the first sample: step back from the first fix to find the start.
-        start = (on_track[fixes[0]] - distance[fixes[0]]) % track.length_m
-    else:
+    start = start_position(on_track, distance, track.length_m)
+    if start is None:
         start = 0.0
         ctx.log.warning("%s: no GPS fix at all; laps counted from the start line", ctx.event.name)
     laps = np.floor((start + distance) / track.length_m)
