@@ -7,6 +7,7 @@ runs it (on PYTHONPATH, not installed).
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,7 +111,12 @@ def pipeline_env(
     tmp_path: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> PipelineEnv:
     """A fresh database and data directory for one test."""
-    return make_env(tmp_path, mongo_uri, f"t_{request.node.name[:40]}", monkeypatch)
+    return make_env(
+        tmp_path,
+        mongo_uri,
+        f"t_{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]}",
+        monkeypatch,
+    )
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import bson
 import numpy as np
 import pymongo
@@ -26,7 +28,7 @@ def make_series(n: int, seed: int = 0) -> Series:
 @pytest.fixture
 def store(mongo_uri: str, request: pytest.FixtureRequest) -> ResultStore:
     client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
-    store = ResultStore(client[f"s_{request.node.name[:40]}"])
+    store = ResultStore(client[f"s_{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]}"])
     store.ensure_indexes()
     return store
 

@@ -9,6 +9,7 @@ look like a good nightly run, but one bad channel must not cost the results that
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,13 +56,7 @@ def execute_stage(
 ) -> StageResult:
     stage = BY_NAME[stage_name]
     logger = get_run_logger()
-    context = StageContext(
-        event=context.event,
-        settings=context.settings,
-        source=context.source,
-        upstream=context.upstream,
-        log=logger,
-    )
+    context = dataclasses.replace(context, log=logger)
     result = stage.run(context)
     for series in result.series:
         key = SeriesKey(provenance.ref, context.event.name, stage.name, series.name)
@@ -135,7 +130,7 @@ def run_sunbeam(events: list[str] | None = None, stages: list[str] | None = None
     if not selected_events:
         raise ConfigError(f"no events to run (configure [[events]] in {settings.config_path})")
     stage_names = [s.name for s in resolve_stages(stages)]
-    source = build_source(settings)
+    source = build_source(settings, log=logger)
     provenance = collect_provenance()
     logger.info(
         "Sunbeam pipeline: ref %s at %s, env %s; %d event(s) x stages %s -> %s",

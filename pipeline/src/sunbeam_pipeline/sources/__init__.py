@@ -7,6 +7,8 @@ add a branch below. Nothing else in the pipeline changes: stages only ever see `
 
 from __future__ import annotations
 
+import logging
+
 from sunbeam_pipeline.config import Settings
 from sunbeam_pipeline.errors import ConfigError
 from sunbeam_pipeline.sources.csv_source import CsvTelemetrySource
@@ -15,7 +17,9 @@ from sunbeam_pipeline.telemetry import TelemetrySource
 SOURCE_TYPES = ("csv",)
 
 
-def build_source(settings: Settings) -> TelemetrySource:
+def build_source(
+    settings: Settings, log: logging.Logger | logging.LoggerAdapter | None = None
+) -> TelemetrySource:
     kind = settings.source.type
     if kind == "csv":
         writer = None
@@ -26,7 +30,7 @@ def build_source(settings: Settings) -> TelemetrySource:
             def writer(event, path):  # type: ignore[no-untyped-def]
                 return write_simulated_csv(event, settings, path)
 
-        return CsvTelemetrySource(settings.data_dir, generate=writer)
+        return CsvTelemetrySource(settings.data_dir, generate=writer, log=log)
     raise ConfigError(
         f"{settings.config_path}: [source] type {kind!r} is not supported "
         f"(supported: {', '.join(SOURCE_TYPES)})"

@@ -18,7 +18,7 @@ from sunbeam_pipeline.config import EventConfig
 from sunbeam_pipeline.errors import TelemetryFormatError, TelemetryNotFoundError
 from sunbeam_pipeline.telemetry import Telemetry
 
-log = logging.getLogger(__name__)
+_LOG = logging.getLogger(__name__)
 
 TIME_COLUMN = "time"
 
@@ -58,9 +58,11 @@ class CsvTelemetrySource:
         self,
         data_dir: Path,
         generate: Callable[[EventConfig, Path], object] | None = None,
+        log: logging.Logger | logging.LoggerAdapter | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._generate = generate
+        self._log = log or _LOG
 
     def read(self, event: EventConfig) -> Telemetry:
         path = csv_path(self.data_dir, event.name)
@@ -70,7 +72,7 @@ class CsvTelemetrySource:
                     f"no telemetry file {path} for event {event.name} "
                     "(and no [events.simulate] table to generate one)"
                 )
-            log.info("No telemetry for %s yet: simulating it into %s", event.name, path)
+            self._log.info("No telemetry for %s yet: simulating it into %s", event.name, path)
             self._generate(event, path)
         return self._read_file(event.name, path)
 
@@ -92,6 +94,6 @@ class CsvTelemetrySource:
         times = parse_times(list(columns[TIME_COLUMN]), path)
         ignored = [c for c in header if c != TIME_COLUMN and c not in BY_KEY]
         if ignored:
-            log.warning("%s: ignoring unknown column(s) %s", path, ", ".join(ignored))
+            self._log.warning("%s: ignoring unknown column(s) %s", path, ", ".join(ignored))
         channels = {k: _floats(v, k, path) for k, v in columns.items() if k in BY_KEY}
         return Telemetry(event=event, t=times, channels=channels)
