@@ -21,7 +21,6 @@ if str(PIPELINE_SRC) not in sys.path:
     sys.path.insert(0, str(PIPELINE_SRC))
 
 from sunbeam_pipeline.config import Settings, load_settings  # noqa: E402
-
 from tests.support.mongo import mongo_server  # noqa: E402
 
 AGENT_ENV = {

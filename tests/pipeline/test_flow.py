@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
 from sunbeam_pipeline.errors import ConfigError, StagesFailedError, StorageError
 from sunbeam_pipeline.flow import run_sunbeam
 from sunbeam_pipeline.simulator import simulate, write_csv
 from sunbeam_pipeline.sources.csv_source import csv_path
 from sunbeam_pipeline.stages import STAGES
-
 from tests.pipeline.conftest import AGENT_ENV, CompletedRun, PipelineEnv
 
 EXPECTED = {

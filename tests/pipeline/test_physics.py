@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sunbeam_pipeline.series import Series, seconds_since_start
 from sunbeam_pipeline.simulator import simulate
 from sunbeam_pipeline.store import ResultStore, SeriesKey
-
 from tests.pipeline.conftest import AGENT_ENV, CompletedRun
 
 EVENTS = ["Test_Day_1", "Test_Day_2"]

@@ -8,6 +8,7 @@ import bson
 import numpy as np
 import pymongo
 import pytest
+
 from sunbeam_pipeline.provenance import Provenance
 from sunbeam_pipeline.series import Series
 from sunbeam_pipeline.store import CHUNK_POINTS, ResultStore, SeriesKey, redact_uri

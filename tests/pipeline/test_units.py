@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from sunbeam_pipeline.config import DEFAULT_CONFIG, PROJECT_DIR, load_settings
 from sunbeam_pipeline.errors import ConfigError, TelemetryFormatError, TelemetryNotFoundError
 from sunbeam_pipeline.provenance import collect_provenance
@@ -15,7 +16,6 @@ from sunbeam_pipeline.sources import build_source
 from sunbeam_pipeline.sources.csv_source import CsvTelemetrySource
 from sunbeam_pipeline.stages import resolve_stages
 from sunbeam_pipeline.track import Track
-
 from tests.pipeline.conftest import write_config
 
 

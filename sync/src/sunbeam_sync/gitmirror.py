@@ -136,6 +136,17 @@ class Mirror:
                 f"could not reach {self.repo} after {attempts} attempts: {_last(result.lines)}"
             )
 
+    def _fetch_commit(self, sha: str) -> str | None:
+        result = proc.run(
+            ["git", "-C", str(self.path), "fetch", "--no-auto-gc", "origin", sha],
+            log=self.log,
+            tag="git",
+            env=self.env,
+            cancel=self.cancel,
+            quiet=True,
+        )
+        return sha if result.returncode == 0 and self.has_commit(sha) else None
+
     @property
     def _fetch_marker(self) -> Path:
         return self.path / "sunbeam-fetched"
@@ -191,6 +202,8 @@ class Mirror:
             self.log.warning("git", f"remote unreachable; commit {sha} is in the mirror, using it")
             return sha, False
         sha = self.resolve(ref)
+        if sha is None and FULL_SHA.match(ref):
+            sha = self._fetch_commit(ref)  # e.g. a pull request's commit, on no branch or tag
         if sha is None:
             raise UnknownRefError(
                 f"ref {ref!r} not found in {self.repo}: no branch, tag or commit by that name"
@@ -213,8 +226,10 @@ class Mirror:
             with tempfile.TemporaryFile(dir=final.parent) as archive:
                 repo.archive(archive, commit, format="tar")
                 archive.seek(0)
-                with tarfile.open(fileobj=archive) as tar:
-                    _extract(tar, tmp)
+                # An empty tree archives to a header tarfile cannot read: nothing to extract.
+                if repo.git.ls_tree(commit):
+                    with tarfile.open(fileobj=archive) as tar:
+                        _extract(tar, tmp)
             (tmp / CHECKOUT_MARKER).write_text(commit + "\n")
             make_read_only(tmp)
             try:
