@@ -90,6 +90,15 @@ class Stack:
                 self.container.remove(force=True)
             self.container = None
 
+    def push_branch_adding(self, branch: str, package: str) -> None:
+        """Push a branch off main whose lock adds `package`; the work clone goes back to main."""
+        self.repo.branch(branch)
+        self.repo.write({"pyproject.toml": pyproject(["prefect", package], self.wheelhouse)})
+        self.repo.lock()
+        self.repo.commit(f"add {package}")
+        self.repo.push(branch)
+        self.repo.branch("main", "main")
+
     # ------------------------------------------------------------------ flow runs
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.server.api_url, timeout=30)
@@ -262,12 +271,7 @@ def test_branch_with_a_new_dependency_runs_without_rebuild_or_restart(stack: Sta
     container.reload()
     before = (container.id, container.image.id, container.attrs["State"]["StartedAt"])
 
-    stack.repo.branch("feature-extra")
-    stack.repo.write({"pyproject.toml": pyproject(["prefect", "probe-extra"], stack.wheelhouse)})
-    stack.repo.lock()
-    stack.repo.commit("add probe-extra")
-    stack.repo.push("feature-extra")
-    stack.repo.branch("main", "main")
+    stack.push_branch_adding("feature-extra", "probe-extra")
 
     run, info = stack.run("feature-extra", module="probe_extra")
     assert info["value"] == "extra"
@@ -281,12 +285,7 @@ def test_branch_with_a_new_dependency_runs_without_rebuild_or_restart(stack: Sta
 
 
 def test_agent_killed_mid_sync_heals_on_the_next_run(stack: Stack) -> None:
-    stack.repo.branch("feature-slow")
-    stack.repo.write({"pyproject.toml": pyproject(["prefect", "probe-slow"], stack.wheelhouse)})
-    stack.repo.lock()
-    stack.repo.commit("add probe-slow")
-    stack.repo.push("feature-slow")
-    stack.repo.branch("main", "main")
+    stack.push_branch_adding("feature-slow", "probe-slow")
 
     started = stack.shared / "build-started"
     run_id, _ = stack.submit("feature-slow", module="probe_slow")
