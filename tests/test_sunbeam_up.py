@@ -17,7 +17,7 @@ import pytest
 
 from sunbeam_api.local.processes import descendants
 from sunbeam_api.local.runs import run_and_wait
-from tests.support.pipeline_repo import PipelineRepo, pyproject
+from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
 from tests.support.wheelhouse import build_wheelhouse
 
@@ -52,25 +52,23 @@ def wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: 
 
 
 @pytest.fixture
-def pipeline_repo(tmp_path: Path) -> PipelineRepo:
+def pipeline_repo(tmp_path: Path) -> ProjectRepo:
     wheelhouse = build_wheelhouse(tmp_path / "wheelhouse", roots=("prefect",))
-    repo = PipelineRepo(tmp_path / "repo")
-    local_only = f'no-index = true\nfind-links = ["{wheelhouse}"]\n'
-    repo.write(
+    repo = ProjectRepo(tmp_path / "repo")
+    repo.write_project(
         {
-            "pyproject.toml": pyproject("fake-pipeline", ["prefect"], extra=local_only),
+            "pyproject.toml": pyproject("fake-pipeline", ["prefect"]),
             "src/sunbeam_pipeline/__init__.py": "",
             "src/sunbeam_pipeline/flow.py": FLOW,
         }
     )
     repo.lock(wheelhouse)
     repo.commit("fake pipeline")
-    repo.push("main")
     return repo
 
 
 def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
-    tmp_path: Path, pipeline_repo: PipelineRepo
+    tmp_path: Path, pipeline_repo: ProjectRepo
 ) -> None:
     prefect_port = free_port()
     log = tmp_path / "up.log"

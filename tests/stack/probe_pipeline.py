@@ -31,7 +31,7 @@ def probe(out: str, module: str = "") -> None:
         "ref": os.environ.get("SUNBEAM_REF"),
         "commit": os.environ.get("SUNBEAM_COMMIT"),
         "env_key": os.environ.get("SUNBEAM_ENV_KEY"),
-        "value": importlib.import_module(module).VALUE if module else None,
+        "version": importlib.import_module(module).__version__ if module else None,
     }
     Path(out).write_text(json.dumps(info))
 """
@@ -64,7 +64,7 @@ NAME, VERSION = {name!r}, {version!r}
 DIST = NAME.replace("-", "_")
 META = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n"
 FILES = {{
-    f"{{DIST}}/__init__.py": "VALUE = {value!r}\\n",
+    f"{{DIST}}/__init__.py": f"__version__ = {{VERSION!r}}\\n",
     f"{{DIST}}-{{VERSION}}.dist-info/METADATA": META,
     f"{{DIST}}-{{VERSION}}.dist-info/WHEEL":
         "Wheel-Version: 1.0\\nGenerator: probe\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
@@ -101,7 +101,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 '''
 
 
-def gated_sdist(dest: Path, name: str, version: str, value: str, signals: Path) -> Path:
+def gated_sdist(dest: Path, name: str, version: str, signals: Path) -> Path:
     """An sdist whose build blocks until `signals/release` exists (it writes `build-started`)."""
     root = f"{name.replace('-', '_')}-{version}"
     files = {
@@ -110,9 +110,7 @@ def gated_sdist(dest: Path, name: str, version: str, value: str, signals: Path) 
             f'[project]\nname = "{name}"\nversion = "{version}"\n\n[build-system]\nrequires = []\n'
             'build-backend = "backend"\nbackend-path = ["."]\n'
         ),
-        "backend.py": _BACKEND.format(
-            signals=str(signals), name=name, version=version, value=value
-        ),
+        "backend.py": _BACKEND.format(signals=str(signals), name=name, version=version),
     }
     path = dest / f"{root}.tar.gz"
     with tarfile.open(path, "w:gz") as tar:

@@ -26,10 +26,11 @@ import pytest
 
 from tests.stack.dockerkit import wait_for
 from tests.stack.probe_pipeline import ENTRYPOINT, FLOW, FLOW_NAME, gated_sdist, pyproject
-from tests.support.pipeline_repo import PipelineRepo
+from tests.support.pipeline_repo import ProjectRepo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer, start_prefect_server
-from tests.support.wheelhouse import build_wheelhouse, tiny_wheel
+from tests.support.wheelhouse import build_wheelhouse
+from tests.support.wheels import build_wheel
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -42,7 +43,7 @@ class Stack:
     client: docker.DockerClient
     image: str
     server: PrefectServer
-    repo: PipelineRepo
+    repo: ProjectRepo
     wheelhouse: Path
     shared: Path  # results and build signals, written by the container
     pool: str
@@ -92,12 +93,8 @@ class Stack:
 
     def push_branch_adding(self, branch: str, package: str) -> None:
         """Push a branch off main whose lock adds `package`; the work clone goes back to main."""
-        self.repo.branch(branch)
-        self.repo.write({"pyproject.toml": pyproject(["prefect", package], self.wheelhouse)})
-        self.repo.lock()
-        self.repo.commit(f"add {package}")
-        self.repo.push(branch)
-        self.repo.branch("main", "main")
+        files = {"pyproject.toml": pyproject(["prefect", package], self.wheelhouse)}
+        self.repo.push_branch(branch, files, lock_from=(self.wheelhouse,))
 
     # ------------------------------------------------------------------ flow runs
     def api(self) -> httpx.Client:
@@ -172,32 +169,25 @@ def stack(docker_client, agent_image, tmp_path_factory) -> Iterator[Stack]:  # t
     shared = root / "shared"
     shared.mkdir()
     shared.chmod(0o777)  # the container's non-root user writes results and build signals here
-    tiny_wheel(wheelhouse, "probe-extra", "1.0", {"probe_extra/__init__.py": 'VALUE = "extra"\n'})
+    build_wheel(wheelhouse, "probe-extra", "1.0")
     # Debian 12's Python is 3.11.2, and redis needs async-timeout below 3.11.3, which the host's
     # newer 3.11 never installed: a stand-in over asyncio's own timeout (what redis uses above).
-    tiny_wheel(
+    build_wheel(
         wheelhouse,
         "async-timeout",
         "4.0.3",
-        {"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
+        files={"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
     )
-    gated_sdist(wheelhouse, "probe-slow", "1.0", "slow", signals=shared)
+    gated_sdist(wheelhouse, "probe-slow", "2.0", signals=shared)
 
-    repo = PipelineRepo(root / "repo")
-    repo.write(
-        {
-            "pyproject.toml": pyproject(["prefect"], wheelhouse),
-            "flows/probe.py": FLOW,
-        }
-    )
-    repo.lock()
+    repo = ProjectRepo(root / "repo")
+    repo.write_project({"pyproject.toml": pyproject(["prefect"], wheelhouse), "flows/probe.py": FLOW})
+    repo.lock(wheelhouse)
     repo.commit("probe pipeline")
-    repo.push("main")
     # git refuses repositories owned by another user: the container's user trusts this one.
     gitconfig = root / "gitconfig"
-    gitconfig.write_text(f"[safe]\n\tdirectory = {repo.bare}\n")
-    for path in (root, repo.root):
-        path.chmod(0o755)
+    gitconfig.write_text(f"[safe]\n\tdirectory = {repo.remote}\n")
+    root.chmod(0o755)
 
     server = start_prefect_server(root / "prefect")
     volume = f"sunbeam-test-cache-{secrets.token_hex(4)}"
@@ -212,7 +202,7 @@ def stack(docker_client, agent_image, tmp_path_factory) -> Iterator[Stack]:  # t
         pool=f"stack-{secrets.token_hex(3)}",
         volume=volume,
         mounts={
-            str(repo.bare): {"bind": str(repo.bare), "mode": "ro"},
+            str(repo.remote): {"bind": str(repo.remote), "mode": "ro"},
             str(wheelhouse): {"bind": str(wheelhouse), "mode": "ro"},
             str(shared): {"bind": str(shared), "mode": "rw"},
             str(gitconfig): {"bind": "/home/sunbeam/.gitconfig", "mode": "ro"},
@@ -274,7 +264,7 @@ def test_branch_with_a_new_dependency_runs_without_rebuild_or_restart(stack: Sta
     stack.push_branch_adding("feature-extra", "probe-extra")
 
     run, info = stack.run("feature-extra", module="probe_extra")
-    assert info["value"] == "extra"
+    assert info["version"] == "1.0"
     assert labels(run)["sunbeam.built"] == "true"
 
     container.reload()
@@ -303,7 +293,7 @@ def test_agent_killed_mid_sync_heals_on_the_next_run(stack: Stack) -> None:
     wait_for("the restarted worker", stack.worker_healthy, 120, every=1)
 
     run, info = stack.run("feature-slow", module="probe_slow")
-    assert info["value"] == "slow"
+    assert info["version"] == "2.0"
     assert labels(run)["sunbeam.built"] == "true"
     # Nothing half-built is left behind in the env cache.
     code, listing = stack.container.exec_run(["ls", "-A", "/cache/envs"])

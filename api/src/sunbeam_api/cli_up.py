@@ -137,6 +137,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "demo", help="run the stack and show a dependency change reaching a running agent"
     )
     _common(p_demo)
-    p_demo.add_argument("--package", default="humanize", help="dependency the demo branch adds")
+    p_demo.add_argument(
+        "--package", default="tabulate", help="a dependency the pipeline lacks, for the demo branch"
+    )
     p_demo.add_argument("--keep", action="store_true", help="keep the stack running afterwards")
     p_demo.set_defaults(func=demo)
