@@ -89,10 +89,12 @@ def _ref(value: str) -> str:
         raise ValueError(exc.message) from None
 
 
-# Event, stage and series names: plain strings, never a Mongo operator or a path separator.
+# Event, stage and series names are identifiers the pipeline chose (FSGP_2025_Day_1, PackPower):
+# a plain character set, so neither an operator nor a JSON document nor a path separator gets in.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:+\- ]{0,199}$"
 Name = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f]+$"),
+    StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN),
     AfterValidator(_no_operator),
 ]
 Ref = Annotated[
