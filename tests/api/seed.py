@@ -1,4 +1,4 @@
-"""Seed MongoDB with result series shaped as docs/contracts.md describes (what the pipeline writes)."""
+"""Seed MongoDB with result series shaped as docs/contracts.md describes."""
 
 from __future__ import annotations
 
