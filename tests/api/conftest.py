@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,13 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[httpx.Client]:
+    """A short-lived API on its own socket, for tests that need different settings."""
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
