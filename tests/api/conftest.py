@@ -183,10 +183,7 @@ def prefect_client(prefect: PrefectServer) -> PrefectClient:
     return PrefectClient(api=prefect.api_url)
 
 
-@pytest.fixture
-def main_deployment(settings: Settings) -> str:
-    """run-sunbeam/main exists (re-ensured per test: another test may have decommissioned it)."""
-
+def _ensure_main(settings: Settings) -> str:
     async def ensure() -> str:
         async with PrefectClient(api=settings.prefect_api_url) as client:
             return str(
@@ -196,6 +193,17 @@ def main_deployment(settings: Settings) -> str:
             )
 
     return asyncio.run(ensure())
+
+
+@pytest.fixture
+def main_deployment(settings: Settings) -> str:
+    """run-sunbeam/main exists (re-ensured per test: another test may have decommissioned it)."""
+    return _ensure_main(settings)
+
+
+@pytest.fixture(scope="module")
+def main_deployment_once(settings: Settings) -> str:
+    return _ensure_main(settings)
 
 
 SEEDED = [
