@@ -17,10 +17,10 @@ import uvicorn
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
 from secantus import SecantusDBServer
+
 from sunbeam_api.deployments import ensure_pipeline_deployment
 from sunbeam_api.main import create_app
 from sunbeam_api.settings import Settings
-
 from tests.api.seed import seed_series
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer, start_prefect_server

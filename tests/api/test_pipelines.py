@@ -99,6 +99,10 @@ def test_decommission_keeps_results_unless_purged(
 
     r = api.delete("/pipelines/release/keep", headers=auth)
     assert r.status_code == 404 and "release/keep" in r.json()["detail"]
+    # purge without a deployment still deletes the kept results (and leaves the data set as found)
+    r = api.delete("/pipelines/release/keep", params={"purge": "true"}, headers=auth)
+    assert r.status_code == 200 and r.json()["deployment_deleted"] is False
+    assert r.json()["purged"] == {"series": 1, "chunks": 1}
 
 
 @pytest.mark.parametrize(

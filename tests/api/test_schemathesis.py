@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from sunbeam_api.settings import Settings
 
+from sunbeam_api.settings import Settings
 from tests.api.conftest import API_KEY, LiveServer, Mongo
 from tests.api.seed import seed_series
 
