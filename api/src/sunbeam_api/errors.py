@@ -90,8 +90,18 @@ async def _prefect_status(_: Request, exc: Exception) -> JSONResponse:
     log.warning("Prefect answered %s for %s", code, exc.request.url.path)
     if code >= 500:
         return _error(503, f"Prefect answered {code}; try again later")
-    # A 4xx from Prefect means we sent something it refused: say so without echoing internals.
+    if code in (409, 422):
+        # The caller's request conflicts with Prefect's state or schema: pass Prefect's reason on.
+        return _error(code, f"Prefect refused the request: {_prefect_detail(exc.response)}")
     return _error(502, f"Prefect refused the request ({code})")
+
+
+def _prefect_detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail)[:300] if detail else "no reason given"
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
