@@ -8,7 +8,7 @@ filtered by ref on the server.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,19 +17,22 @@ from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
     FlowRunFilterId,
     FlowRunFilterStateType,
     FlowRunFilterTags,
     LogFilter,
     LogFilterFlowRunId,
+    Operator,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from pydantic import BaseModel
 
-from sunbeam_api.deployments import FLOW_NAME, REF_TAG_PREFIX, main_deployment_id
+from sunbeam_api.deployments import FLOW_NAME, MAIN_REF, REF_TAG_PREFIX, main_deployment_id
 
 PREWARM_TAG = "sunbeam-prewarm"
+FUTURE_MARGIN = timedelta(minutes=5)
 
 
 class RunSummary(BaseModel):
@@ -46,6 +49,7 @@ class RunSummary(BaseModel):
     sync_seconds: float | None
     timings: dict[str, float]
     prewarm: bool
+    tags: list[str]
     parameters: dict[str, Any]
     deployment_id: UUID | None
     created: datetime | None
@@ -81,6 +85,16 @@ def _timings(value: object) -> dict[str, float]:
     return {str(k): f for k, v in parsed.items() if (f := _float(v)) is not None}
 
 
+def _ref_tags_filter(ref: str) -> FlowRunFilterTags:
+    if ref == MAIN_REF:
+        # run-sunbeam/main carries no ref tag (its tags would land on every on-demand run made
+        # from it), so its scheduled runs are the pipeline's only untagged runs.
+        return FlowRunFilterTags(
+            operator=Operator.or_, all_=[f"{REF_TAG_PREFIX}{ref}"], is_null_=True
+        )
+    return FlowRunFilterTags(all_=[f"{REF_TAG_PREFIX}{ref}"])
+
+
 def _run_ref(run: FlowRun, labels: dict[str, Any]) -> str | None:
     if isinstance(labels.get("sunbeam.ref"), str):
         return labels["sunbeam.ref"]
@@ -88,6 +102,8 @@ def _run_ref(run: FlowRun, labels: dict[str, Any]) -> str | None:
     if isinstance(ref, str):
         return ref
     tagged = [t[len(REF_TAG_PREFIX) :] for t in run.tags if t.startswith(REF_TAG_PREFIX)]
+    if not run.tags and run.deployment_id is not None:
+        return MAIN_REF  # a scheduled run of run-sunbeam/main (see _ref_tags_filter)
     return tagged[0] if len(tagged) == 1 else None
 
 
@@ -107,6 +123,7 @@ def summarize(run: FlowRun) -> RunSummary:
         sync_seconds=_float(labels.get("sunbeam.sync_seconds")),
         timings=_timings(labels.get("sunbeam.timings")),
         prewarm=PREWARM_TAG in run.tags,
+        tags=list(run.tags),
         parameters=run.parameters or {},
         deployment_id=run.deployment_id,
         created=run.created,
@@ -151,9 +168,14 @@ async def list_runs(
     state: StateType | None,
     limit: int,
     offset: int,
+    include_future: bool = False,
 ) -> list[RunSummary]:
+    # Prefect's scheduler keeps up to ~100 future nightly runs; unless asked for, they would bury
+    # the runs people are looking for.
+    horizon = None if include_future else datetime.now(UTC) + FUTURE_MARGIN
     run_filter = FlowRunFilter(
-        tags=FlowRunFilterTags(all_=[f"{REF_TAG_PREFIX}{ref}"]) if ref else None,
+        tags=_ref_tags_filter(ref) if ref else None,
+        expected_start_time=FlowRunFilterExpectedStartTime(before_=horizon) if horizon else None,
         state={"type": FlowRunFilterStateType(any_=[state])} if state else None,
     )
     runs = await client.read_flow_runs(

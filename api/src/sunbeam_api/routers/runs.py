@@ -75,15 +75,24 @@ async def create_run(body: RunRequest, client: PrefectDep) -> RunCreated:
     )
 
 
-@router.get("", response_model=list[prefect_runs.RunSummary], summary="List pipeline runs")
+@router.get(
+    "",
+    response_model=list[prefect_runs.RunSummary],
+    summary="List pipeline runs, latest expected start first",
+)
 async def list_runs(
     client: PrefectDep,
     ref: Annotated[Ref | None, Query()] = None,
     state: Annotated[StateType | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PREFECT_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    include_future: Annotated[
+        bool, Query(description="also list scheduled runs more than 5 minutes ahead")
+    ] = False,
 ) -> list[prefect_runs.RunSummary]:
-    return await prefect_runs.list_runs(client, ref=ref, state=state, limit=limit, offset=offset)
+    return await prefect_runs.list_runs(
+        client, ref=ref, state=state, limit=limit, offset=offset, include_future=include_future
+    )
 
 
 @router.get("/{run_id}", response_model=prefect_runs.RunSummary, summary="One run")
