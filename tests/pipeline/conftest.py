@@ -22,6 +22,7 @@ if str(PIPELINE_SRC) not in sys.path:
 
 from sunbeam_pipeline.config import Settings, load_settings  # noqa: E402
 from tests.support.mongo import mongo_server  # noqa: E402
+from tests.support.prefect_server import PrefectServer  # noqa: E402
 
 AGENT_ENV = {
     "SUNBEAM_REF": "feature/fast-laps",
@@ -59,12 +60,11 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
-    """A temporary Prefect server (SQLite) for in-process flow runs, shared by the session."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_api(prefect_server: PrefectServer) -> Iterator[None]:
+    """In-process flow runs report to the session's real Prefect server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    # Startup runs every database migration: slow on a busy machine, so allow it time.
-    with prefect_test_harness(server_startup_timeout=240):
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
         yield
 
 
