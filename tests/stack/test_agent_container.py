@@ -28,7 +28,7 @@ from tests.stack.dockerkit import wait_for
 from tests.stack.probe_pipeline import ENTRYPOINT, FLOW, FLOW_NAME, gated_sdist, pyproject
 from tests.support.pipeline_repo import ProjectRepo
 from tests.support.ports import free_port
-from tests.support.prefect_server import PrefectServer, start_prefect_server
+from tests.support.prefect_server import PrefectServer
 from tests.support.wheelhouse import build_wheelhouse
 from tests.support.wheels import build_wheel
 
@@ -163,7 +163,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(docker_client, agent_image, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("stack")
     wheelhouse = build_wheelhouse(root / "wheelhouse", roots=("prefect",))
     shared = root / "shared"
@@ -181,7 +181,9 @@ def stack(docker_client, agent_image, tmp_path_factory) -> Iterator[Stack]:  # t
     gated_sdist(wheelhouse, "probe-slow", "2.0", signals=shared)
 
     repo = ProjectRepo(root / "repo")
-    repo.write_project({"pyproject.toml": pyproject(["prefect"], wheelhouse), "flows/probe.py": FLOW})
+    repo.write_project(
+        {"pyproject.toml": pyproject(["prefect"], wheelhouse), "flows/probe.py": FLOW}
+    )
     repo.lock(wheelhouse)
     repo.commit("probe pipeline")
     # git refuses repositories owned by another user: the container's user trusts this one.
@@ -189,7 +191,7 @@ def stack(docker_client, agent_image, tmp_path_factory) -> Iterator[Stack]:  # t
     gitconfig.write_text(f"[safe]\n\tdirectory = {repo.remote}\n")
     root.chmod(0o755)
 
-    server = start_prefect_server(root / "prefect")
+    server = prefect_server  # the session's shared server
     volume = f"sunbeam-test-cache-{secrets.token_hex(4)}"
     docker_client.volumes.create(volume)
     st = Stack(
@@ -214,7 +216,6 @@ def stack(docker_client, agent_image, tmp_path_factory) -> Iterator[Stack]:  # t
         yield st
     finally:
         st.remove_agent()
-        server.stop()
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.volumes.get(volume).remove(force=True)
         shutil.rmtree(root, ignore_errors=True)
