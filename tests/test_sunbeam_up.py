@@ -107,6 +107,15 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
         assert not [k for k in kids if alive(k)], "children left running after Ctrl-C"
         assert "stopped" in log.read_text()
     finally:
+        # A failed assertion must not leave servers behind: stop `up`, then anything it started.
+        leftovers = descendants(proc.pid)
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pid in leftovers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
