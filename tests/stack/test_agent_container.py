@@ -234,7 +234,7 @@ def test_image_is_platform_only_non_root_with_one_cache_volume(docker_client, ag
     assert env["SUNBEAM_CACHE_DIR"] == "/cache"
     assert env["UV_CACHE_DIR"].startswith("/cache/")
     assert "healthcheck.py" in " ".join(cfg["Healthcheck"]["Test"])
-    out = docker_client.containers.run(
+    probe = docker_client.containers.run(
         agent_image,
         [
             "sh",
@@ -242,9 +242,14 @@ def test_image_is_platform_only_non_root_with_one_cache_volume(docker_client, ag
             "uv --version; python3 -c 'import sunbeam_agent, sunbeam_api, sunbeam_sync'"
             "; python3 -c 'import numpy' 2>/dev/null && echo PIPELINE-DEPS || echo platform-only",
         ],
-        remove=True,
+        detach=True,
         network_mode="none",
-    ).decode()
+    )
+    try:
+        probe.wait(timeout=60)
+        out = probe.logs().decode()
+    finally:
+        probe.remove(v=True)  # v: the anonymous /cache volume goes too
     assert "uv 0.13.9" in out
     assert "platform-only" in out, out
 

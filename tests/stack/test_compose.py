@@ -83,7 +83,9 @@ def test_five_services_with_real_health_checks(compose_cmd, secrets_env) -> None
     # Start order waits for health, not for a container merely existing.
     assert services["agent"]["depends_on"]["prefect-server"]["condition"] == "service_healthy"
     assert services["prefect-server"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert set(services["api"]["depends_on"]) == {"mongodb", "prefect-server"}
+    assert set(services["api"]["depends_on"]) == {"mongodb", "prefect-server", "agent"}
+    # The API registers the default ref's deployment before serving.
+    assert "sunbeam deploy" in " ".join(services["api"]["command"])
     assert services["agent"]["stop_grace_period"] not in (None, "10s")
     # Services find each other by name; the UI and API are published on loopback by default.
     assert services["agent"]["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
