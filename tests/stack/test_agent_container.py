@@ -240,7 +240,9 @@ def test_image_is_platform_only_non_root_with_one_cache_volume(docker_client, ag
             "sh",
             "-c",
             "uv --version; python3 -c 'import sunbeam_agent, sunbeam_api, sunbeam_sync'"
-            "; python3 -c 'import numpy' 2>/dev/null && echo PIPELINE-DEPS || echo platform-only",
+            "; python3 -c 'import numpy' 2>/dev/null && echo PIPELINE-DEPS || echo platform-only"
+            # No worker is running here, so the health check must fail.
+            "; python3 /opt/sunbeam/healthcheck.py; echo health-exit=$?",
         ],
         detach=True,
         network_mode="none",
@@ -252,6 +254,7 @@ def test_image_is_platform_only_non_root_with_one_cache_volume(docker_client, ag
         probe.remove(v=True)  # v: the anonymous /cache volume goes too
     assert "uv 0.13.9" in out
     assert "platform-only" in out, out
+    assert "health-exit=1" in out, out
 
 
 def test_main_runs_on_the_agent(stack: Stack) -> None:
