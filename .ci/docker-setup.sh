@@ -92,9 +92,17 @@ if [ "$have_digest" != "$ca_digest" ]; then
   trap 'rm -rf "$rootfs"' EXIT
   say "debootstrapping bookworm from $mirror (log: $LOG_DIR/debootstrap.log)"
   tb=$(date +%s)
-  debootstrap --variant=minbase --include=python3,python3-venv,git,ca-certificates \
-    bookworm "$rootfs" "$mirror" >"$LOG_DIR/debootstrap.log" 2>&1 \
-    || { tail -n 30 "$LOG_DIR/debootstrap.log" >&2; exit 1; }
+  # One retry from scratch: a mirror hiccup should not fail CI.
+  for attempt in 1 2; do
+    if debootstrap --variant=minbase --include=python3,python3-venv,git,ca-certificates \
+      bookworm "$rootfs" "$mirror" >"$LOG_DIR/debootstrap.log" 2>&1; then
+      break
+    fi
+    tail -n 30 "$LOG_DIR/debootstrap.log" >&2
+    [ "$attempt" = 2 ] && exit 1
+    say "debootstrap failed; retrying once"
+    rm -rf "$rootfs" && mkdir -p "$rootfs"
+  done
   if compgen -G "$EXTRA_CA_DIR/*.crt" >/dev/null; then
     cp "$EXTRA_CA_DIR"/*.crt "$rootfs/usr/local/share/ca-certificates/"
   fi
