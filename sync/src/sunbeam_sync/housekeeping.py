@@ -1,0 +1,203 @@
+"""`list`, `verify` and `gc` over the cache folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from sunbeam_sync.fsutil import disk_usage, remove_tree
+from sunbeam_sync.layout import BAD_PREFIX, TMP_PREFIX, CacheLayout
+from sunbeam_sync.locks import FileLock
+from sunbeam_sync.settings import SyncSettings
+from sunbeam_sync.usage import damage_marker, read_usage
+from sunbeam_sync.verify import verify_env
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+_TMP_PID = re.compile(r"-(\d+)-[0-9a-f]{8}$")
+
+
+class EnvInfo(BaseModel):
+    key: str
+    path: str
+    size_bytes: int
+    last_used: float | None
+    last_used_iso: str | None
+    in_use: bool
+    refs: list[str]
+    commits: list[str]
+
+
+class VerifyReport(BaseModel):
+    key: str
+    ok: bool
+    reason: str | None = None
+
+
+class Removed(BaseModel):
+    kind: str  # env | temporary | quarantined | checkout
+    name: str
+    bytes: int
+
+
+class GcReport(BaseModel):
+    dry_run: bool
+    removed: list[Removed] = Field(default_factory=list)
+    kept_in_use: list[str] = Field(default_factory=list)
+    bytes_reclaimed: int = 0
+    bytes_remaining: int = 0
+
+
+def _layout(settings: SyncSettings) -> CacheLayout:
+    layout = CacheLayout(Path(settings.cache_dir).expanduser().absolute())
+    layout.ensure()
+    return layout
+
+
+def _env_keys(layout: CacheLayout) -> list[str]:
+    return sorted(p.name for p in layout.envs.iterdir() if _KEY.match(p.name))
+
+
+def _in_use(lock: FileLock) -> bool:
+    if lock.try_acquire():
+        lock.release()
+        return False
+    return True
+
+
+def list_envs(settings: SyncSettings) -> list[EnvInfo]:
+    layout = _layout(settings)
+    out = []
+    for key in _env_keys(layout):
+        usage = read_usage(layout, key)
+        last = usage.get("last_used")
+        out.append(
+            EnvInfo(
+                key=key,
+                path=str(layout.env(key)),
+                size_bytes=disk_usage(layout.env(key))[0],
+                last_used=last,
+                last_used_iso=dt.datetime.fromtimestamp(last, dt.UTC).isoformat(timespec="seconds")
+                if last
+                else None,
+                in_use=_in_use(layout.use_lock(key, shared=False)),
+                refs=list(usage.get("refs", {})),
+                commits=list(usage.get("commits", {})),
+            )
+        )
+    return sorted(out, key=lambda e: e.last_used or 0, reverse=True)
+
+
+def verify_all(settings: SyncSettings, *, deep: bool = False) -> list[VerifyReport]:
+    """Check every env; a damaged one is flagged so that its next use rebuilds it."""
+    layout = _layout(settings)
+    report = []
+    for key in _env_keys(layout):
+        damage = verify_env(layout.env(key), key, deep=deep)
+        if damage is not None:
+            damage_marker(layout, key).write_text(str(damage))
+        report.append(
+            VerifyReport(key=key, ok=damage is None, reason=str(damage) if damage else None)
+        )
+    return report
+
+
+def collect_garbage(
+    settings: SyncSettings, *, max_bytes: int | None = None, dry_run: bool = False
+) -> GcReport:
+    layout = _layout(settings)
+    report = GcReport(dry_run=dry_run)
+
+    def drop(kind: str, path: Path, name: str) -> None:
+        size = disk_usage(path)[0]
+        if not dry_run:
+            # Rename first so a half-deleted folder never sits under a name anyone trusts.
+            doomed = path.with_name(f"{TMP_PREFIX}gc-{path.name}-{os.getpid()}-00000000")
+            try:
+                path.rename(doomed)
+            except OSError:
+                doomed = path
+            remove_tree(doomed)
+        report.removed.append(Removed(kind=kind, name=name, bytes=size))
+        report.bytes_reclaimed += size
+
+    # Leftovers of killed builds: an env temporary whose key's build lock is free is abandoned.
+    for tmp in sorted(layout.envs.glob(f"{TMP_PREFIX}*")):
+        key = tmp.name[len(TMP_PREFIX) :][:64]
+        lock = layout.build_lock(key)
+        if not _KEY.match(key) or lock.try_acquire():
+            try:
+                drop("temporary", tmp, tmp.name)
+            finally:
+                lock.release()
+    for tmp in sorted(layout.checkouts.glob(f"*/{TMP_PREFIX}*")) + sorted(
+        layout.git.glob(f"{TMP_PREFIX}*")
+    ):
+        m = _TMP_PID.search(tmp.name)
+        if m is None or not _pid_alive(int(m.group(1))) or _age(tmp) > 3600:
+            drop("temporary", tmp, tmp.name)
+
+    for bad in sorted(layout.envs.glob(f"{BAD_PREFIX}*")):
+        key = bad.name[len(BAD_PREFIX) :][:64]
+        use = layout.use_lock(key, shared=False)
+        # A quarantined env may still serve a run that started before it was moved aside.
+        if use.try_acquire():
+            try:
+                drop("quarantined", bad, bad.name)
+            finally:
+                use.release()
+        else:
+            report.kept_in_use.append(bad.name)
+
+    for checkout in sorted(p for p in layout.checkouts.glob("*/*") if not p.name.startswith(".")):
+        lock = layout.checkout_lock(checkout.parent.name, checkout.name, shared=False)
+        if lock.try_acquire():
+            try:
+                drop("checkout", checkout, f"{checkout.parent.name}/{checkout.name[:12]}")
+            finally:
+                lock.release()
+
+    envs = list_envs(settings)
+    total = sum(e.size_bytes for e in envs)
+    if max_bytes is not None:
+        for env in sorted(envs, key=lambda e: e.last_used or 0):  # least recently used first
+            if total <= max_bytes:
+                break
+            build = layout.build_lock(env.key)
+            use = layout.use_lock(env.key, shared=False)
+            if build.try_acquire():
+                try:
+                    if use.try_acquire():
+                        try:
+                            drop("env", Path(env.path), env.key)
+                            damage_marker(layout, env.key).unlink(missing_ok=True)
+                            total -= env.size_bytes
+                        finally:
+                            use.release()
+                        continue
+                finally:
+                    build.release()
+            report.kept_in_use.append(env.key)
+    report.bytes_remaining = total
+    return report
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0

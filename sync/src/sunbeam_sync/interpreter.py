@@ -1,0 +1,97 @@
+"""Which Python an environment is built on, and what about it goes into the env key."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sunbeam_sync.errors import BadInputError
+from sunbeam_sync.uvtool import uv_bin
+
+_PROBE = (
+    "import json, platform, sys, sysconfig;"
+    "print(json.dumps({'implementation': sys.implementation.name,"
+    " 'version': platform.python_version(), 'platform': sysconfig.get_platform(),"
+    " 'libc': '-'.join(platform.libc_ver()), 'prefix': sys.prefix,"
+    " 'base_prefix': sys.base_prefix}))"
+)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    path: str
+    implementation: str
+    version: str
+    platform: str
+    libc: str
+
+    def key_inputs(self) -> dict[str, str]:
+        data = asdict(self)
+        data.pop("path")  # same version elsewhere on disk builds the same env
+        return data
+
+    @property
+    def label(self) -> str:
+        return f"{self.implementation}-{self.version}"
+
+
+def find_interpreter(request: str | None, project: Path) -> Interpreter:
+    """Resolve `request` (a path or a version like "3.11") through uv's discovery.
+
+    With no request uv honours UV_PYTHON, then the project's `.python-version` / requires-python.
+    """
+    cmd = [uv_bin(), "python", "find", "--system"]
+    if request:
+        cmd.append(request)
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, check=False)
+    if out.returncode != 0:
+        reason = (out.stderr.strip().splitlines() or ["no interpreter found"])[-1]
+        raise BadInputError(
+            f"no Python interpreter matches {request or 'the project'}: {reason.removeprefix('error: ')}"
+        )
+    return probe(out.stdout.strip())
+
+
+@functools.lru_cache(maxsize=32)
+def _probe_cached(path: str, mtime_ns: int) -> Interpreter:
+    out = subprocess.run(
+        [path, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, check=False, timeout=60
+    )
+    if out.returncode != 0:
+        raise BadInputError(f"Python interpreter {path} does not run: {out.stderr.strip()[-200:]}")
+    data = json.loads(out.stdout)
+    return Interpreter(
+        path=path,
+        implementation=data["implementation"],
+        version=data["version"],
+        platform=data["platform"],
+        libc=data["libc"],
+    )
+
+
+def probe(path: str) -> Interpreter:
+    resolved = str(Path(path).absolute())
+    return _probe_cached(resolved, os.stat(resolved).st_mtime_ns)
+
+
+def env_prefix(python: Path) -> str | None:
+    """sys.prefix of the interpreter at `python`, or None if it does not run."""
+    try:
+        out = subprocess.run(
+            [str(python), "-I", "-c", "import sys; print(sys.prefix)"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

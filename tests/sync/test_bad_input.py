@@ -1,0 +1,116 @@
+"""Hostile refs, bad URLs and broken projects: a one-line error, exit 2, nothing changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sunbeam_sync import cli
+from tests.sync.conftest import Project, run_cli
+
+HOSTILE_REFS = [
+    "--upload-pack=touch /tmp/pwned",
+    "-x",
+    "main..feature",
+    "../../etc/passwd",
+    "main\nfeature",
+    "main\x07",
+    "main;rm -rf /",
+    "$(touch /tmp/pwned)",
+    "`id`",
+    "a|b",
+    "a&b",
+    "a>b",
+    "a b",
+    "x" * 256,
+    ".hidden",
+    "branch.lock",
+    "trailing/",
+    "a//b",
+    "@{-1}",
+    "",
+]
+
+
+@pytest.mark.parametrize("ref", HOSTILE_REFS, ids=lambda r: repr(r[:24]))
+def test_hostile_ref_is_rejected_before_git(
+    project: Project, tmp_path: Path, ref: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    # In-process (same code path as the command, without paying interpreter start-up 20 times).
+    code = cli.main(["prepare", project.repo.url, "--ref", ref, "--cache-dir", str(cache)])
+    res = capsys.readouterr()
+    assert code == 2, res.err
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sunbeam-sync: error:")
+    assert "Traceback" not in res.err
+    assert not cache.exists()  # nothing was created: git never ran
+    assert not Path("/tmp/pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "--upload-pack=evil",
+        "ext::sh -c touch% /tmp/pwned",
+        "https://user:secret@example.invalid/repo.git",
+        "ftp://example.invalid/repo.git",
+        "/no/such/folder",
+        "",
+    ],
+)
+def test_bad_repository_is_rejected(tmp_path: Path, repo: str) -> None:
+    res = run_cli("prepare", repo, "--ref", "main", "--cache-dir", str(tmp_path / "cache"))
+    assert res.returncode == 2
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "secret" not in res.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_bad_project_dir(project: Project, tmp_path: Path) -> None:
+    for bad in ("../outside", "/etc", "no/such/folder"):
+        res = run_cli(
+            "prepare",
+            project.repo.url,
+            "--ref",
+            "main",
+            "--project-dir",
+            bad,
+            "--cache-dir",
+            str(tmp_path / "c"),
+        )
+        assert res.returncode == 2 and "project folder" in res.stderr, res.stderr
+
+
+def test_missing_lock(project: Project, tmp_path: Path) -> None:
+    project.repo.git("rm", "-q", "uv.lock")
+    project.repo.commit("drop the lock")
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
+    assert res.returncode == 2
+    assert "no uv.lock" in res.stderr and "uv lock" in res.stderr
+    assert not list((tmp_path / "c" / "envs").iterdir())
+
+
+def test_lock_out_of_date_is_reported_before_building(project: Project, tmp_path: Path) -> None:
+    project.set_deps(["alpha==1.0", "beta==1.0"], lock=False)  # pyproject changed, lock did not
+    project.repo.commit("forgot to re-lock")
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
+    assert res.returncode == 2
+    assert "out of date" in res.stderr and "uv lock" in res.stderr
+    assert not list((tmp_path / "c" / "envs").iterdir())
+
+
+def test_broken_lock(project: Project, tmp_path: Path) -> None:
+    project.repo.write("uv.lock", "version = 1\n[[package]\nname = broken")
+    project.repo.commit("corrupt lock")
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
+    assert res.returncode == 2 and "uv.lock" in res.stderr
+    assert len(res.stderr.strip().splitlines()[-1]) < 400
+
+
+def test_bad_cli_usage_is_one_line(tmp_path: Path) -> None:
+    res = run_cli("prepare", "somewhere")  # --ref missing
+    assert res.returncode == 2 and "--ref" in res.stderr
+    res = run_cli("gc", "--max-bytes", "lots", "--cache-dir", str(tmp_path))
+    assert res.returncode == 2 and "not a size" in res.stderr

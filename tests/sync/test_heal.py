@@ -1,0 +1,144 @@
+"""Damaged environments are found before use, moved aside and rebuilt; uv never touches them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sunbeam_sync import SyncSettings
+from tests.support.wheels import build_wheel
+from tests.sync.conftest import Project, env_python, prep, run_cli
+
+
+def _site(env: str) -> Path:
+    return next(Path(env).glob("lib/python*/site-packages"))
+
+
+def test_file_deleted_inside_package_is_healed(project: Project, settings: SyncSettings) -> None:
+    first = prep(settings, project.repo.url, "main")
+    victim = _site(first.env) / "alpha" / "__init__.py"
+    victim.unlink()
+    second = prep(settings, project.repo.url, "main")
+    assert second.healed and not second.cache_hit and second.built
+    assert "alpha/__init__.py of alpha is missing" in (second.heal_reason or "")
+    assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
+    quarantined = list(Path(settings.cache_dir, "envs").glob(".bad-*"))
+    assert len(quarantined) == 1
+
+
+def test_package_installed_after_build_is_detected(
+    project: Project, settings: SyncSettings
+) -> None:
+    first = prep(settings, project.repo.url, "main")
+    extra = _site(first.env) / "sneaky-1.0.dist-info"
+    extra.mkdir()
+    (extra / "RECORD").write_text("")
+    second = prep(settings, project.repo.url, "main")
+    assert second.healed and "sneaky-1.0.dist-info" in (second.heal_reason or "")
+
+
+@pytest.fixture
+def throwaway_python(tmp_path: Path) -> Path:
+    """A copy of the base interpreter with its own (nearly empty) site-packages."""
+    base = Path(sys.base_prefix)
+    ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    root = tmp_path / "pybase"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(base / "bin" / ver, root / "bin" / ver)
+    lib = root / "lib" / ver
+    lib.mkdir(parents=True)
+    for entry in (base / "lib" / ver).iterdir():
+        if entry.name != "site-packages":
+            (lib / entry.name).symlink_to(entry)
+    site = lib / "site-packages"
+    site.mkdir()
+    with zipfile.ZipFile(build_wheel(tmp_path / "w", "basemarker", "1.0")) as zf:
+        zf.extractall(site)
+    python = root / "bin" / ver
+    prefix = subprocess.run(
+        [python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert prefix == str(root)
+    return python
+
+
+def test_missing_pyvenv_cfg_is_healed_and_base_untouched(
+    project: Project, settings: SyncSettings, throwaway_python: Path
+) -> None:
+    site = throwaway_python.parent.parent / "lib" / throwaway_python.name / "site-packages"
+    before = sorted(p.name for p in site.iterdir())
+    first = prep(settings, project.repo.url, "main", python=str(throwaway_python))
+    (Path(first.env) / "pyvenv.cfg").unlink()
+    second = prep(settings, project.repo.url, "main", python=str(throwaway_python))
+    assert second.healed and "pyvenv.cfg" in (second.heal_reason or "")
+    assert sorted(p.name for p in site.iterdir()) == before  # uv never synced into the base
+    assert "alpha" not in before
+    assert env_python(second, "import sys; print(sys.prefix)") == second.env
+
+
+def test_deep_verify_catches_same_size_change(project: Project, settings: SyncSettings) -> None:
+    first = prep(settings, project.repo.url, "main")
+    settings.link_mode = "copy"  # type: ignore[assignment]
+    victim = _site(first.env) / "alpha" / "__init__.py"
+    data = victim.read_bytes()
+    victim.chmod(0o644)
+    victim.unlink()  # break the hardlink so the uv cache keeps the original
+    victim.write_bytes(data.replace(b"1.0", b"6.6"))
+    cache = str(settings.cache_dir)
+    assert run_cli("verify", "--cache-dir", cache).returncode == 0  # sizes match
+    deep = run_cli("verify", "--deep", "--cache-dir", cache, "--json")
+    assert deep.returncode == 1 and "changed content" in deep.stdout
+    healed = prep(settings, project.repo.url, "main")
+    assert healed.healed and "deep verification" in (healed.heal_reason or "")
+    assert env_python(healed, "import alpha; print(alpha.__version__)") == "1.0"
+
+
+def test_kill_9_mid_build_leaves_nothing_trusted(project: Project, tmp_path: Path) -> None:
+    project.set_deps(["bulky==1.0", "alpha==2.0"])
+    project.repo.commit("bulky")
+    cache = tmp_path / "cache"
+    envs = cache / "envs"
+    for delay in (0.0, 0.2, 0.5):
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("sunbeam-sync")),
+                "prepare",
+                project.repo.url,
+                "--ref",
+                "main",
+                "--cache-dir",
+                str(cache),
+            ],
+            env={**os.environ, "SUNBEAM_LINK_MODE": "copy", "SUNBEAM_BYTECODE": "off"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(envs.glob(".tmp-*")):
+            time.sleep(0.01)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        published = [p for p in envs.iterdir() if not p.name.startswith(".")]
+        if published:  # the kill came after the publish: then it must be complete
+            assert run_cli("verify", "--cache-dir", str(cache)).returncode == 0
+            shutil.rmtree(published[0])
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(cache), "--json")
+    assert res.returncode == 0, res.stderr
+    assert res.json["built"] is True
+    assert not list(envs.glob(".tmp-*"))  # the killed builds' temporaries were cleared
+    out = subprocess.run(
+        [res.json["python"], "-c", "import bulky.mod2999, alpha; print(alpha.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.strip() == "2.0", out.stderr

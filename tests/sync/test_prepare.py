@@ -1,0 +1,103 @@
+"""What `prepare` gives for branches, tags, SHAs, subfolders, shared locks and code-only commits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sunbeam_sync import SyncSettings
+from tests.sync.conftest import Project, env_python, prep, run_cli
+
+
+def test_branch_with_new_dependency_gets_it(project: Project, settings: SyncSettings) -> None:
+    main = prep(settings, project.repo.url, "main")
+    assert main.built and not main.cache_hit
+    assert env_python(main, "import alpha; print(alpha.__version__)") == "1.0"
+
+    project.repo.checkout("feature", create=True)
+    project.set_deps(["alpha==1.0", "beta==1.0"])
+    project.repo.commit("add beta", branch="feature")
+    feature = prep(settings, project.repo.url, "feature")
+    assert feature.built and feature.env_key != main.env_key
+    assert env_python(feature, "import beta; print(beta.__version__)") == "1.0"
+    # main's env did not get beta: envs are per lock
+    assert "ModuleNotFoundError" in _import_error(main, "beta")
+
+
+def _import_error(result, module: str) -> str:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    out = subprocess.run([result.python, "-c", f"import {module}"], capture_output=True, text=True)
+    return out.stderr
+
+
+def test_same_lock_on_two_refs_shares_one_env(project: Project, settings: SyncSettings) -> None:
+    first = prep(settings, project.repo.url, "main")
+    project.repo.checkout("other", create=True)
+    project.write_code("print('other code, same lock')\n")
+    project.repo.commit("code only", branch="other")
+    second = prep(settings, project.repo.url, "other")
+    assert second.env_key == first.env_key and second.env == first.env
+    assert second.cache_hit and not second.built  # a code-only change never builds
+    assert second.commit != first.commit and second.checkout != first.checkout
+    assert (Path(second.checkout) / "flows.py").read_text() == "print('other code, same lock')\n"
+
+
+def test_tags_full_and_abbreviated_shas(project: Project, settings: SyncSettings) -> None:
+    sha = project.repo.git("rev-parse", "HEAD")
+    project.repo.tag("v1.0")
+    by_tag = prep(settings, project.repo.url, "v1.0")
+    by_sha = prep(settings, project.repo.url, sha)
+    by_short = prep(settings, project.repo.url, sha[:9])
+    assert by_tag.commit == by_sha.commit == by_short.commit == sha
+    assert by_tag.checkout == by_sha.checkout  # one checkout per commit
+    assert by_sha.cache_hit and by_short.cache_hit
+
+
+def test_project_in_subfolder(project: Project, settings: SyncSettings) -> None:
+    project.subdir = "pipeline"
+    project.set_deps(["gamma==1.0"])
+    project.repo.write("pipeline/src/sunbeam_demo/__init__.py", "X = 1\n")
+    project.repo.commit("subfolder project")
+    result = prep(settings, project.repo.url, "main", project_dir="pipeline")
+    assert result.checkout.endswith("/pipeline")
+    assert result.pythonpath[0].endswith("/pipeline/src")
+    assert env_python(result, "import gamma; print(gamma.__version__)") == "1.0"
+
+
+def test_cli_json_contract(project: Project, tmp_path: Path) -> None:
+    res = run_cli(
+        "prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"), "--json"
+    )
+    assert res.returncode == 0, res.stderr
+    data = res.json
+    for field in (
+        "repo",
+        "ref",
+        "commit",
+        "checkout",
+        "env_key",
+        "env",
+        "python",
+        "cache_hit",
+        "built",
+        "healed",
+        "timings",
+    ):
+        assert field in data
+    assert len(data["commit"]) == 40 and data["built"] is True and data["healed"] is False
+    assert set(data["timings"]) >= {"fetch", "checkout", "verify", "build"}
+    assert "[uv]" in res.stderr and "[git]" in res.stderr  # progress streams on stderr
+    again = run_cli(
+        "prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"), "--json"
+    )
+    assert again.json["cache_hit"] is True and again.json["built"] is False
+
+
+def test_unknown_ref_names_ref_and_repo(project: Project, tmp_path: Path) -> None:
+    res = run_cli(
+        "prepare", project.repo.url, "--ref", "no-such-branch", "--cache-dir", str(tmp_path / "c")
+    )
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()[-1]
+    assert "no-such-branch" in err and project.repo.url in err
+    assert "Traceback" not in res.stderr
