@@ -3,6 +3,7 @@ remote (file://) and hermetic installs from a local wheelhouse, shared across th
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -50,8 +51,6 @@ def worker_env(server: PrefectServer, cache_dir: Path, uv_cache: Path) -> dict[s
         PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.3",
         SUNBEAM_CACHE_DIR=str(cache_dir),
         SUNBEAM_CANCEL_POLL_SECONDS="0.5",
-        # Detached bytecode compiles would compete with the tests for the machine's 2 cores.
-        SUNBEAM_BYTECODE="off",
         UV_CACHE_DIR=str(uv_cache),
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
@@ -212,9 +211,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterato
         client = SyncPrefectClient(server.api_url)
         with client:
             flow_id = client.create_flow_from_name("hello")
-            yield Stack(
-                server, client, repo, wheelhouse, cache_dir, uv_cache, tmp, flow_id, agent
-            )
+            yield Stack(server, client, repo, wheelhouse, cache_dir, uv_cache, tmp, flow_id, agent)
     finally:
         if agent is not None:
             agent.stop()
@@ -224,6 +221,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterato
 @pytest.fixture(scope="session")
 def main_deployment(stack: Stack) -> UUID:
     return stack.deployment("main")
+
+
+@dataclass(frozen=True)
+class MainRun:
+    run: FlowRun
+    info: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def main_run(stack: Stack, main_deployment: UUID) -> MainRun:
+    """The session's first run of `main` (it builds main's env)."""
+    out = stack.tmp / "main-run.json"
+    run = stack.run(main_deployment, {"out": str(out)})
+    assert run.state is not None and run.state.is_completed(), run.state
+    return MainRun(run, json.loads(out.read_text()))
 
 
 def labels(run: FlowRun) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The test pipeline's code, written into the git repository by the fixtures."""
 
-FLOW = '''
+FLOW = """
 import json
 import os
 import signal
@@ -67,7 +67,7 @@ def hello(out: str = "", crash: bool = False, fail: bool = False, sleep: float =
     if fail:
         raise RuntimeError("asked to fail")
     return info
-'''
+"""
 
 ENTRYPOINT = "flows/hello.py:hello"
 

@@ -20,6 +20,7 @@ from uuid import UUID
 
 import anyio
 from prefect.client.orchestration import PrefectClient
+
 from sunbeam_sync import PrepareRequest, PrepareResult, SyncSettings, prepare
 
 

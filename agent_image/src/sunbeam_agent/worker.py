@@ -22,7 +22,7 @@ from prefect.logging.loggers import PrefectLogAdapter
 from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
 from prefect.runner._process_manager import ProcessHandle
 from prefect.runner._starter_engine import EngineCommandStarter
-from prefect.states import Cancelled, Completed, Failed
+from prefect.states import Cancelled, Completed, Failed, Scheduled
 from prefect.utilities.engine import propose_state
 from prefect.utilities.processutils import command_to_string
 from prefect.workers.process import (
@@ -32,13 +32,13 @@ from prefect.workers.process import (
     ProcessWorkerResult,
 )
 from pydantic import Field
-from sunbeam_sync import Cancelled as SyncCancelled
-from sunbeam_sync import PrepareRequest, SunbeamSyncError, SyncSettings
 
 from sunbeam_agent.flow_env import FlowEnvError, flow_entrypoint, flow_environment
 from sunbeam_agent.hooks import EnvHookRunner
 from sunbeam_agent.preparing import Prepared, prepared_environment, watch_for_cancellation
 from sunbeam_agent.records import sync_labels, sync_summary
+from sunbeam_sync import Cancelled as SyncCancelled
+from sunbeam_sync import PrepareRequest, SunbeamSyncError, SyncSettings
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, State
@@ -153,6 +153,11 @@ class SunbeamWorker(ProcessWorker):
             return await self._cancelled(flow_run, logger, task_status, "while syncing")
         except SunbeamSyncError as exc:
             return await self._fail(flow_run, logger, task_status, str(exc))
+        except asyncio.CancelledError:
+            # The worker is stopping while this run syncs: hand it back for another worker.
+            with anyio.CancelScope(shield=True):
+                await self._hand_back(flow_run, logger)
+            raise
         try:
             return await self._run_prepared(flow_run, configuration, prepared, logger, task_status)
         finally:
@@ -277,6 +282,16 @@ class SunbeamWorker(ProcessWorker):
             )
         task_status.started(0)
         return _not_started("cancelled")
+
+    async def _hand_back(self, flow_run: FlowRun, logger: PrefectLogAdapter) -> None:
+        message = "The worker stopped while syncing; the run is scheduled again"
+        logger.warning(message)
+        try:
+            await self.client.set_flow_run_state(
+                flow_run.id, Scheduled(message=message), force=True
+            )
+        except Exception as exc:  # best effort while shutting down
+            logger.warning("Could not hand the run back: %s", exc)
 
     async def _propose(self, flow_run: FlowRun, state: State, logger: PrefectLogAdapter) -> None:
         try:

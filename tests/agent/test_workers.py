@@ -1,0 +1,133 @@
+"""Several workers on one cache, scheduled runs, and the container entrypoint's behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.schedules import IntervalSchedule
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from sunbeam_agent.entrypoint import AgentStartError, ensure_work_pool, wait_for_api
+from tests.agent.conftest import BIN, PREFECT_PIN, Agent, Stack, labels, worker_env
+from tests.support.pipeline_repo import pyproject
+from tests.support.ports import free_port
+
+
+def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path: Path) -> None:
+    pool = "shared-cache"
+    # The CLI path: the entry point makes `--type sunbeam` known to `prefect work-pool create`.
+    subprocess.run(
+        [str(BIN / "prefect"), "work-pool", "create", pool, "--type", "sunbeam"],
+        env=stack.server.env(),
+        check=True,
+        capture_output=True,
+    )
+    for queue in ("q1", "q2"):
+        stack.client.create_work_queue(name=queue, work_pool_name=pool)
+    stack.repo.branch("shared")
+    deps = [PREFECT_PIN, "sunbeam-extra"]
+    stack.repo.write({"pyproject.toml": pyproject("demo-shared", deps)})
+    stack.repo.lock(stack.wheelhouse)
+    stack.repo.commit("shared: a lock of its own")
+    stack.repo.push("shared")
+    stack.repo.branch("main")
+
+    shared_cache = tmp_path / "shared-cache"
+    agents = []
+    try:
+        for queue in ("q1", "q2"):
+            env = worker_env(stack.server, stack.cache_dir, stack.uv_cache)
+            env.update(SUNBEAM_WORK_POOL=pool, SUNBEAM_WORK_QUEUES=f'["{queue}"]')
+            agents.append(Agent(env, tmp_path / f"agent-{queue}.log"))
+        for agent in agents:
+            agent.start()
+        deployments = [
+            stack.deployment(
+                f"shared-{queue}",
+                pool=pool,
+                work_queue_name=queue,
+                job_variables={"ref": "shared", "cache_dir": str(shared_cache)},
+            )
+            for queue in ("q1", "q2")
+        ]
+        runs = [stack.submit(d) for d in deployments]
+        finals = [stack.wait(r.id) for r in runs]
+        for final in finals:
+            assert final.state is not None and final.state.is_completed(), final.state
+        got = [labels(f) for f in finals]
+        assert sorted(g["sunbeam.built"] for g in got) == ["false", "true"]
+        assert got[0]["sunbeam.env_key"] == got[1]["sunbeam.env_key"]
+        envs = [p for p in (shared_cache / "envs").iterdir() if not p.name.startswith(".")]
+        assert len(envs) == 1
+        # Each worker ran one of them (one per queue).
+        workers = {f.labels.get("prefect.worker.name") for f in finals}
+        assert len(workers) == 2, workers
+    finally:
+        codes = [agent.stop() for agent in agents]
+    # Idle workers stop promptly and cleanly on SIGTERM.
+    assert codes == [0, 0], "\n".join(a.tail() for a in agents)
+
+
+def test_scheduled_run_goes_through_the_sync(stack: Stack) -> None:
+    schedule = DeploymentScheduleCreate(
+        schedule=IntervalSchedule(interval=timedelta(hours=1)), active=True
+    )
+    deployment_id = stack.deployment("scheduled", schedules=[schedule])
+    # What the server's scheduler service does on its next loop, without waiting for it.
+    httpx.post(
+        f"{stack.server.api_url}/deployments/{deployment_id}/schedule",
+        json={"min_runs": 1, "max_runs": 1},
+        timeout=30,
+    ).raise_for_status()
+    deadline = time.monotonic() + 90
+    while True:
+        runs = stack.client.read_flow_runs()
+        mine = [r for r in runs if r.deployment_id == deployment_id]
+        if mine and mine[0].state is not None and mine[0].state.is_final():
+            break
+        assert time.monotonic() < deadline, [r.state for r in mine]
+        time.sleep(0.5)
+    run = mine[0]
+    assert run.auto_scheduled
+    assert run.state is not None and run.state.is_completed(), run.state
+    assert labels(run)["sunbeam.ref"] == "main"
+
+
+def test_entrypoint_keeps_an_existing_pool_template_unless_asked(stack: Stack) -> None:
+    from sunbeam_agent.worker import SunbeamWorker
+
+    template = SunbeamWorker.get_default_base_job_template()
+    template["variables"]["properties"]["ref"]["default"] = "release"
+    stack.client.create_work_pool(
+        WorkPoolCreate(name="kept-pool", type="sunbeam", base_job_template=template)
+    )
+    with temporary_settings({PREFECT_API_URL: stack.server.api_url}):
+        assert asyncio.run(ensure_work_pool("kept-pool", overwrite=False)) == "kept"
+        kept = stack.client.read_work_pool("kept-pool").base_job_template
+        assert kept["variables"]["properties"]["ref"]["default"] == "release"
+
+        assert asyncio.run(ensure_work_pool("kept-pool", overwrite=True)) == "updated"
+        replaced = stack.client.read_work_pool("kept-pool").base_job_template
+        assert replaced["variables"]["properties"]["ref"]["default"] == "main"
+
+        assert asyncio.run(ensure_work_pool("new-pool", overwrite=False)) == "created"
+        created = stack.client.read_work_pool("new-pool")
+        assert created.type == "sunbeam"
+        assert created.base_job_template["variables"]["properties"]["repo_url"]["title"]
+
+
+def test_entrypoint_gives_up_waiting_for_a_missing_api() -> None:
+    said: list[str] = []
+    url = f"http://127.0.0.1:{free_port()}/api"
+    started = time.monotonic()
+    with pytest.raises(AgentStartError, match="did not answer within 2s"):
+        wait_for_api(url, timeout=2, say=said.append)
+    assert time.monotonic() - started < 10
+    assert said and "waiting for the Prefect API" in said[0]
