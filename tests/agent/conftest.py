@@ -21,25 +21,22 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 
 from tests.agent import flow_source
-from tests.support.pipeline_repo import PipelineRepo, pyproject
+from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer, start_prefect_server
-from tests.support.wheelhouse import build_wheelhouse, tiny_wheel
+from tests.support.wheelhouse import build_wheelhouse
+from tests.support.wheels import build_wheel
 
 BIN = Path(sys.executable).parent
 POOL = "sunbeam-tests"
 PREFECT_PIN = "prefect==3.9.1"
 
 
-def extra_module(version: str) -> dict[str, str]:
-    return {"sunbeam_extra/__init__.py": f'VALUE = "extra-{version}"\n'}
-
-
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Prefect's dependency closure repacked from this venv, plus the test-only wheels."""
     wh = build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
-    tiny_wheel(wh, "sunbeam-extra", "1.0", extra_module("1.0"))
+    build_wheel(wh, "sunbeam-extra", "1.0")
     return wh
 
 
@@ -69,7 +66,10 @@ class Agent:
     health_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90) -> Agent:
+    def start(self, timeout: float = 120) -> Agent:
+        return self.launch().wait_healthy(timeout)
+
+    def launch(self) -> Agent:
         env = {**self.env, "PREFECT_WORKER_WEBSERVER_PORT": str(self.health_port)}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -79,6 +79,10 @@ class Agent:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        return self
+
+    def wait_healthy(self, timeout: float = 120) -> Agent:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -110,7 +114,7 @@ class Agent:
 class Stack:
     server: PrefectServer
     client: SyncPrefectClient
-    repo: PipelineRepo
+    repo: ProjectRepo
     wheelhouse: Path
     cache_dir: Path
     uv_cache: Path
@@ -182,18 +186,13 @@ class Stack:
             time.sleep(0.3)
 
 
-def write_main(repo: PipelineRepo, wheelhouse: Path) -> str:
-    repo.write(
-        {
-            "pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN]),
-            "flows/hello.py": flow_source.FLOW,
-            "src/demo_pipeline/__init__.py": flow_source.package("main-1"),
-        }
-    )
-    repo.lock(wheelhouse)
-    sha = repo.commit("pipeline: main")
-    repo.push("main")
-    return sha
+def write_main(repo: ProjectRepo, wheelhouse: Path) -> str:
+    files = {
+        "pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN]),
+        "flows/hello.py": flow_source.FLOW,
+        "src/demo_pipeline/__init__.py": flow_source.package("main-1"),
+    }
+    return repo.push_branch("main", files, lock_from=(wheelhouse,))
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +201,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterato
     server = start_prefect_server(tmp / "prefect")
     agent: Agent | None = None
     try:
-        repo = PipelineRepo(tmp / "repo")
+        repo = ProjectRepo(tmp / "repo")
         write_main(repo, wheelhouse)
         cache_dir, uv_cache = tmp / "cache", tmp / "uv-cache"
         env = worker_env(server, cache_dir, uv_cache)

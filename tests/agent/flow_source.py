@@ -45,7 +45,7 @@ def on_failure(flow, flow_run, state):
 def hello(out: str = "", crash: bool = False, fail: bool = False, sleep: float = 0.0):
     try:
         import sunbeam_extra
-        extra = sunbeam_extra.VALUE
+        extra = sunbeam_extra.__version__
     except ImportError:
         extra = None
     info = {

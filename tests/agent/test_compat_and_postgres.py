@@ -28,12 +28,13 @@ OLD_PREFECT_EXTRAS = [
 
 
 def _pip() -> list[str] | None:
-    for python in (sys.executable, shutil.which("python3")):
-        if (
-            python
-            and subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode
-            == 0
-        ):
+    """A pip to download with: the venv has none, its base interpreter usually does."""
+    base = getattr(sys, "_base_executable", None)
+    for python in (sys.executable, base, shutil.which("python3")):
+        if not python:
+            continue
+        probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True)
+        if probe.returncode == 0:
             return [python, "-m", "pip"]
     return None
 
@@ -70,12 +71,11 @@ def old_prefect_links(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_lock_with_an_older_prefect_still_runs(
     stack: Stack, main_deployment: UUID, old_prefect_links: Path, tmp_path: Path
 ) -> None:
-    stack.repo.branch("old-prefect")
-    stack.repo.write({"pyproject.toml": pyproject("demo-old", [f"prefect=={OLD_PREFECT}"])})
-    stack.repo.lock(stack.wheelhouse, old_prefect_links)
-    stack.repo.commit(f"old-prefect: prefect {OLD_PREFECT}")
-    stack.repo.push("old-prefect")
-    stack.repo.branch("main")
+    stack.repo.push_branch(
+        "old-prefect",
+        {"pyproject.toml": pyproject("demo-old", [f"prefect=={OLD_PREFECT}"])},
+        lock_from=(stack.wheelhouse, old_prefect_links),
+    )
 
     out = tmp_path / "old.json"
     run = stack.run(main_deployment, {"out": str(out)}, {"ref": "old-prefect"})

@@ -10,7 +10,7 @@ import pytest
 
 from tests.agent.conftest import PREFECT_PIN, Stack
 from tests.support.pipeline_repo import pyproject
-from tests.support.wheelhouse import tiny_wheel
+from tests.support.wheels import build_wheel
 
 
 def _assert_failed(stack: Stack, run_id: UUID, *needles: str) -> str:
@@ -24,14 +24,6 @@ def _assert_failed(stack: Stack, run_id: UUID, *needles: str) -> str:
     return message
 
 
-def _push_branch(stack: Stack, name: str, edit) -> None:  # type: ignore[no-untyped-def]
-    stack.repo.branch(name)
-    edit(stack.repo)
-    stack.repo.commit(f"{name}: broken on purpose")
-    stack.repo.push(name)
-    stack.repo.branch("main")
-
-
 @pytest.mark.parametrize(
     ("ref", "needle"), [("does-not-exist", "does-not-exist"), ("bad..ref", "ref")]
 )
@@ -43,31 +35,23 @@ def test_unknown_or_invalid_ref_fails_the_run(
 
 
 def test_missing_lock_fails_the_run(stack: Stack, main_deployment: UUID) -> None:
-    _push_branch(stack, "no-lock", lambda repo: repo.remove("uv.lock"))
+    stack.repo.push_branch("no-lock", remove=("uv.lock",))
     run = stack.submit(main_deployment, job_variables={"ref": "no-lock"})
     _assert_failed(stack, run.id, "uv.lock")
 
 
 def test_lock_without_prefect_fails_the_run(stack: Stack, main_deployment: UUID) -> None:
-    def edit(repo) -> None:  # type: ignore[no-untyped-def]
-        repo.write({"pyproject.toml": pyproject("demo-noprefect", ["sunbeam-extra"])})
-        repo.lock(stack.wheelhouse)
-
-    _push_branch(stack, "no-prefect", edit)
+    files = {"pyproject.toml": pyproject("demo-noprefect", ["sunbeam-extra"])}
+    stack.repo.push_branch("no-prefect", files, lock_from=(stack.wheelhouse,))
     run = stack.submit(main_deployment, job_variables={"ref": "no-prefect"})
     _assert_failed(stack, run.id, "prefect", "uv lock")
 
 
 def test_install_failure_fails_the_run(stack: Stack, main_deployment: UUID, tmp_path: Path) -> None:
     links = tmp_path / "links"
-    wheel = tiny_wheel(links, "sunbeam-broken", "1.0", {"sunbeam_broken/__init__.py": ""})
-
-    def edit(repo) -> None:  # type: ignore[no-untyped-def]
-        deps = [PREFECT_PIN, "sunbeam-broken"]
-        repo.write({"pyproject.toml": pyproject("demo-broken", deps)})
-        repo.lock(stack.wheelhouse, links)
-
-    _push_branch(stack, "broken-install", edit)
+    wheel = build_wheel(links, "sunbeam-broken", "1.0")
+    files = {"pyproject.toml": pyproject("demo-broken", [PREFECT_PIN, "sunbeam-broken"])}
+    stack.repo.push_branch("broken-install", files, lock_from=(stack.wheelhouse, links))
     wheel.write_bytes(b"this is not a zip file")  # the locked wheel is now corrupt
     run = stack.submit(main_deployment, job_variables={"ref": "broken-install"})
     _assert_failed(stack, run.id)

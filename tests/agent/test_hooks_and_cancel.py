@@ -11,8 +11,8 @@ from prefect.states import Cancelling
 
 from tests.agent.conftest import PREFECT_PIN, Stack
 from tests.support.pipeline_repo import pyproject
-from tests.support.slow_index import slow_index
-from tests.support.wheelhouse import tiny_wheel
+from tests.support.pyindex import LocalIndex
+from tests.support.wheels import build_wheel
 
 
 def _wait_for_file(path: Path, timeout: float = 30) -> dict[str, str]:
@@ -67,30 +67,26 @@ def test_cancel_running_flow_runs_on_cancellation_hook(
 def test_cancel_during_slow_sync_stops_it_promptly(
     stack: Stack, main_deployment: UUID, tmp_path: Path
 ) -> None:
-    links = tmp_path / "slow-links"
-    tiny_wheel(links, "sunbeam-slow", "1.0", {"sunbeam_slow/__init__.py": ""})
-    with slow_index(links) as index:
-        stack.repo.branch("slow")
-        deps = [PREFECT_PIN, "sunbeam-slow"]
-        stack.repo.write({"pyproject.toml": pyproject("demo-slow", deps)})
-        stack.repo.lock(stack.wheelhouse, index.url)
-        stack.repo.commit("slow: a package from a slow index")
-        stack.repo.push("slow")
-        stack.repo.branch("main")
+    index = LocalIndex(tmp_path / "index").start()
+    try:
+        index.add(build_wheel(tmp_path / "wheels", "sunbeam-slow", "1.0"))
+        files = {"pyproject.toml": pyproject("demo-slow", [PREFECT_PIN, "sunbeam-slow"])}
+        stack.repo.push_branch("slow", files, lock_from=(stack.wheelhouse,), index=index.url)
+        index.delay = 120  # every download of the locked wheel now stalls
 
-        index.delay = 120
         run = stack.submit(main_deployment, job_variables={"ref": "slow"})
-        assert index.stalled.wait(90), "the sync never reached the slow download"
+        stack.wait_for_log(run.id, "building", timeout=90)  # the sync reached uv
+        time.sleep(1)
         started = time.monotonic()
         stack.client.set_flow_run_state(run.id, Cancelling(), force=True)
         final = stack.wait(run.id, timeout=30)
         elapsed = time.monotonic() - started
+    finally:
+        index.stop()
     assert final.state is not None and final.state.is_cancelled(), final.state
     assert elapsed < 10, f"cancellation took {elapsed:.1f}s"
-    # The flow never started.
+    # The flow never started, and no half-built env is left behind.
     assert all(s.name != "Running" for s in stack.client.read_flow_run_states(run.id))
-    # No half-built env is left behind.
-    envs = stack.cache_dir / "envs"
-    leftovers = [p.name for p in envs.iterdir() if p.name.startswith(".tmp-")]
+    leftovers = [p.name for p in (stack.cache_dir / "envs").iterdir() if p.name.startswith(".tmp-")]
     assert leftovers == []
-    stack.wait_for_log(run.id, "cancel")
+    stack.wait_for_log(run.id, "cancelled while syncing")

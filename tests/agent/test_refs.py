@@ -42,20 +42,15 @@ def test_branch_pushed_after_start_runs_with_its_new_dependency(
     stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
 ) -> None:
     main = main_run.run
-    repo = stack.repo
-    repo.branch("feature-x")
-    repo.write({"pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN, "sunbeam-extra"])})
-    repo.lock(stack.wheelhouse)
-    sha = repo.commit("feature-x: add sunbeam-extra")
-    repo.push("feature-x")
-    repo.branch("main")
+    files = {"pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN, "sunbeam-extra"])}
+    sha = stack.repo.push_branch("feature-x", files, lock_from=(stack.wheelhouse,))
 
     out = tmp_path / "feature.json"
     run = stack.run(main_deployment, {"out": str(out)}, {"ref": "feature-x"})
     assert run.state is not None and run.state.is_completed(), run.state
     info = json.loads(out.read_text())
     got = labels(run)
-    assert info["extra"] == "extra-1.0"
+    assert info["extra"] == "1.0"
     assert info["SUNBEAM_REF"] == "feature-x"
     assert got["sunbeam.commit"] == sha
     assert got["sunbeam.built"] == "true" and got["sunbeam.cache_hit"] == "false"
@@ -78,10 +73,8 @@ def test_code_only_commit_reuses_the_env(
     stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
 ) -> None:
     before = labels(main_run.run)
-    stack.repo.branch("main")
-    stack.repo.write({"src/demo_pipeline/__init__.py": flow_source.package("main-2")})
-    sha = stack.repo.commit("main: code only")
-    stack.repo.push("main")
+    files = {"src/demo_pipeline/__init__.py": flow_source.package("main-2")}
+    sha = stack.repo.push_branch("main", files)
 
     out = tmp_path / "code.json"
     run = stack.run(main_deployment, {"out": str(out)})
@@ -94,12 +87,8 @@ def test_code_only_commit_reuses_the_env(
 
 
 def test_sync_steps_are_in_the_run_log(stack: Stack, main_deployment: UUID) -> None:
-    stack.repo.branch("logged")
-    stack.repo.write({"pyproject.toml": pyproject("demo-logged", [PREFECT_PIN, "sunbeam-extra"])})
-    stack.repo.lock(stack.wheelhouse)
-    stack.repo.commit("logged: a lock of its own")
-    stack.repo.push("logged")
-    stack.repo.branch("main")
+    files = {"pyproject.toml": pyproject("demo-logged", [PREFECT_PIN, "sunbeam-extra"])}
+    stack.repo.push_branch("logged", files, lock_from=(stack.wheelhouse,))
 
     run = stack.run(main_deployment, job_variables={"ref": "logged"})
     assert run.state is not None and run.state.is_completed(), run.state
@@ -119,12 +108,8 @@ def test_sync_steps_are_in_the_run_log(stack: Stack, main_deployment: UUID) -> N
 def test_sync_only_prewarms_without_running_the_flow(
     stack: Stack, main_deployment: UUID, tmp_path: Path
 ) -> None:
-    stack.repo.branch("prewarm")
-    stack.repo.write({"pyproject.toml": pyproject("demo-prewarm", [PREFECT_PIN, "sunbeam-extra"])})
-    stack.repo.lock(stack.wheelhouse)
-    stack.repo.commit("prewarm: a lock of its own")
-    stack.repo.push("prewarm")
-    stack.repo.branch("main")
+    files = {"pyproject.toml": pyproject("demo-prewarm", [PREFECT_PIN, "sunbeam-extra"])}
+    stack.repo.push_branch("prewarm", files, lock_from=(stack.wheelhouse,))
 
     out = tmp_path / "prewarm.json"
     warm = stack.run(main_deployment, {"out": str(out)}, {"ref": "prewarm", "sync_only": True})

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -31,13 +32,9 @@ def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path:
     )
     for queue in ("q1", "q2"):
         stack.client.create_work_queue(name=queue, work_pool_name=pool)
-    stack.repo.branch("shared")
     deps = [PREFECT_PIN, "sunbeam-extra"]
-    stack.repo.write({"pyproject.toml": pyproject("demo-shared", deps)})
-    stack.repo.lock(stack.wheelhouse)
-    stack.repo.commit("shared: a lock of its own")
-    stack.repo.push("shared")
-    stack.repo.branch("main")
+    files = {"pyproject.toml": pyproject("demo-shared", deps)}
+    stack.repo.push_branch("shared", files, lock_from=(stack.wheelhouse,))
 
     shared_cache = tmp_path / "shared-cache"
     agents = []
@@ -46,8 +43,10 @@ def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path:
             env = worker_env(stack.server, stack.cache_dir, stack.uv_cache)
             env.update(SUNBEAM_WORK_POOL=pool, SUNBEAM_WORK_QUEUES=f'["{queue}"]')
             agents.append(Agent(env, tmp_path / f"agent-{queue}.log"))
+        for agent in agents:  # both start at once: start-up is slow on a busy machine
+            agent.launch()
         for agent in agents:
-            agent.start()
+            agent.wait_healthy()
         deployments = [
             stack.deployment(
                 f"shared-{queue}",
@@ -76,8 +75,9 @@ def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path:
 
 
 def test_scheduled_run_goes_through_the_sync(stack: Stack) -> None:
+    first = datetime.now(UTC) + timedelta(seconds=2)
     schedule = DeploymentScheduleCreate(
-        schedule=IntervalSchedule(interval=timedelta(hours=1)), active=True
+        schedule=IntervalSchedule(interval=timedelta(hours=1), anchor_date=first), active=True
     )
     deployment_id = stack.deployment("scheduled", schedules=[schedule])
     # What the server's scheduler service does on its next loop, without waiting for it.
@@ -86,18 +86,19 @@ def test_scheduled_run_goes_through_the_sync(stack: Stack) -> None:
         json={"min_runs": 1, "max_runs": 1},
         timeout=30,
     ).raise_for_status()
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     while True:
-        runs = stack.client.read_flow_runs()
-        mine = [r for r in runs if r.deployment_id == deployment_id]
-        if mine and mine[0].state is not None and mine[0].state.is_final():
+        runs = stack.client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+        due = min(runs, key=lambda r: r.expected_start_time or first, default=None)
+        if due is not None and due.state is not None and due.state.is_final():
             break
-        assert time.monotonic() < deadline, [r.state for r in mine]
+        assert time.monotonic() < deadline, [(r.expected_start_time, r.state) for r in runs]
         time.sleep(0.5)
-    run = mine[0]
-    assert run.auto_scheduled
-    assert run.state is not None and run.state.is_completed(), run.state
-    assert labels(run)["sunbeam.ref"] == "main"
+    assert due.auto_scheduled
+    assert due.state is not None and due.state.is_completed(), due.state
+    assert labels(due)["sunbeam.ref"] == "main"
 
 
 def test_entrypoint_keeps_an_existing_pool_template_unless_asked(stack: Stack) -> None:

@@ -1,4 +1,4 @@
-"""A real git repository holding a small pipeline project, served over a file:// remote."""
+"""A pipeline project (pyproject.toml + uv.lock) inside a real git repo with a file:// remote."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Sunbeam Tests",
-    "GIT_AUTHOR_EMAIL": "tests@sunbeam.invalid",
-    "GIT_COMMITTER_NAME": "Sunbeam Tests",
-    "GIT_COMMITTER_EMAIL": "tests@sunbeam.invalid",
-}
+from tests.support.gitrepo import PipelineRepo
 
 
 def pinned_python_range() -> str:
@@ -21,7 +16,7 @@ def pinned_python_range() -> str:
     return f">={v.major}.{v.minor}.{v.micro},<{v.major}.{v.minor + 1}"
 
 
-def pyproject(name: str, dependencies: list[str], extra: str = "") -> str:
+def pyproject(name: str, dependencies: list[str]) -> str:
     deps = ", ".join(f'"{d}"' for d in dependencies)
     return f"""[project]
 name = "{name}"
@@ -32,72 +27,68 @@ dependencies = [{deps}]
 [tool.uv]
 package = false
 environments = ["sys_platform == 'linux' and platform_machine == 'x86_64'"]
-{extra}"""
+"""
 
 
-class PipelineRepo:
-    """A bare repo (the remote) plus a working clone the test edits, commits and pushes from."""
+class ProjectRepo(PipelineRepo):
+    """`PipelineRepo` whose project lives in `project_dir` and is locked from local wheels."""
 
     def __init__(self, root: Path, project_dir: str = "pipeline") -> None:
-        self.root = root
-        self.bare = root / "pipeline.git"
-        self.work = root / "work"
+        root.mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
         self.project_dir = project_dir
         self.uv_cache = root / "uv-cache-lock"
-        root.mkdir(parents=True, exist_ok=True)
-        self._git("init", "-q", "--bare", "-b", "main", str(self.bare), cwd=root)
-        self._git("init", "-q", "-b", "main", str(self.work), cwd=root)
-        self._git("remote", "add", "origin", self.url)
-
-    @property
-    def url(self) -> str:
-        return self.bare.as_uri()
 
     @property
     def project(self) -> Path:
         return self.work / self.project_dir
 
-    def _git(self, *args: str, cwd: Path | None = None) -> str:
-        out = subprocess.run(
-            ["git", *args],
-            cwd=cwd or self.work,
-            env={**os.environ, **GIT_ENV},
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout.strip()
-
-    def write(self, files: dict[str, str]) -> None:
+    def write_project(self, files: dict[str, str]) -> None:
         for rel, text in files.items():
-            path = self.project / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            self.write(f"{self.project_dir}/{rel}", text)
 
     def remove(self, rel: str) -> None:
-        self._git("rm", "-q", f"{self.project_dir}/{rel}")
+        self.git("rm", "-q", f"{self.project_dir}/{rel}")
 
-    def lock(self, *find_links: Path | str) -> None:
-        """`uv lock` from local wheels only (no index)."""
-        links = [arg for d in find_links for arg in ("--find-links", str(d))]
+    def lock(self, *find_links: Path | str, index: str | None = None) -> None:
+        """`uv lock` from local wheels (and optionally one local index) only."""
+        sources = [arg for d in find_links for arg in ("--find-links", str(d))]
+        sources += ["--default-index", index] if index else ["--no-index"]
         subprocess.run(
-            ["uv", "lock", "--no-index", *links, "--quiet"],
+            ["uv", "lock", *sources, "--quiet"],
             cwd=self.project,
             env={**os.environ, "UV_CACHE_DIR": str(self.uv_cache)},
             check=True,
             capture_output=True,
         )
 
-    def commit(self, message: str) -> str:
-        self._git("add", "-A")
-        self._git("commit", "-q", "-m", message)
-        return self._git("rev-parse", "HEAD")
-
     def branch(self, name: str, start: str = "main") -> None:
-        self._git("checkout", "-q", "-B", name, start)
+        """Switch the working tree to `name`, (re)starting it at `start`."""
+        try:
+            self.git("rev-parse", "-q", "--verify", f"{start}^{{commit}}")
+        except subprocess.CalledProcessError:  # nothing committed yet
+            self.git("checkout", "-q", "-B", name)
+        else:
+            self.git("checkout", "-q", "-B", name, start)
 
-    def push(self, *refs: str) -> None:
-        self._git("push", "-q", "--force", "origin", *refs)
-
-    def tag(self, name: str) -> None:
-        self._git("tag", "-f", name)
+    def push_branch(
+        self,
+        name: str,
+        files: dict[str, str] | None = None,
+        *,
+        lock_from: tuple[Path | str, ...] = (),
+        index: str | None = None,
+        remove: tuple[str, ...] = (),
+        start: str = "main",
+    ) -> str:
+        """Commit `files` (re-locking when `lock_from`/`index` is given) on `name`, started
+        at `start`, and push it; the working tree goes back to `start`. Returns the commit."""
+        self.branch(name, start)
+        self.write_project(files or {})
+        for rel in remove:
+            self.remove(rel)
+        if lock_from or index:
+            self.lock(*lock_from, index=index)
+        sha = self.commit(f"{name}: {', '.join([*(files or {}), *remove])}", branch=name)
+        self.branch(start, start)
+        return sha

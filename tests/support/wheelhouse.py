@@ -3,14 +3,12 @@
 Flows need `prefect` (and its whole dependency closure) in their environment, but tests may not
 download anything. Every installed distribution is a wheel unpacked into site-packages; its
 `*.dist-info/RECORD` lists the files and its `WHEEL` keeps the original tags, so zipping those
-files back gives an installable wheel. Tiny wheels for test-only packages are built here too.
+files back gives an installable wheel (tiny test-only wheels: `tests.support.wheels`).
 Point uv at the folder with `uv lock --no-index --find-links DIR`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import zipfile
 from collections.abc import Iterable
@@ -20,12 +18,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.support.wheels import _digest
+
 _SKIP_IN_DIST_INFO = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json"}
-
-
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
 
 
 def _wheel_tag(wheel_file: str) -> str:
@@ -48,7 +43,7 @@ def write_wheel(path: Path, files: dict[str, bytes]) -> Path:
     """Write a wheel whose RECORD lists every file with its hash (dist-info must be in `files`)."""
     dist_info = next(name.split("/", 1)[0] for name in files if ".dist-info/" in name)
     record_name = f"{dist_info}/RECORD"
-    lines = [f"{name},{_record_hash(data)},{len(data)}" for name, data in files.items()]
+    lines = [f"{name},{_digest(data)},{len(data)}" for name, data in files.items()]
     lines.append(f"{record_name},,")
     # Stored, not deflated: these wheels never leave the machine and zipping is the slow part.
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -110,24 +105,3 @@ def build_wheelhouse(dest: Path, roots: Iterable[str] = ("prefect",)) -> Path:
     for dist in dependency_closure(roots):
         repack_installed(dist, dest)
     return dest
-
-
-def tiny_wheel(
-    dest: Path,
-    name: str,
-    version: str,
-    modules: dict[str, str],
-    requires: Iterable[str] = (),
-) -> Path:
-    """A pure-Python wheel with the given `module path -> source` files."""
-    norm = re.sub(r"[-_.]+", "_", name).lower()
-    dist_info = f"{norm}-{version}.dist-info"
-    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
-    meta += [f"Requires-Dist: {r}" for r in requires]
-    files = {path: src.encode() for path, src in modules.items()}
-    files[f"{dist_info}/METADATA"] = ("\n".join(meta) + "\n").encode()
-    files[f"{dist_info}/WHEEL"] = (
-        b"Wheel-Version: 1.0\nGenerator: sunbeam-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    )
-    dest.mkdir(parents=True, exist_ok=True)
-    return write_wheel(dest / f"{norm}-{version}-py3-none-any.whl", files)
