@@ -99,7 +99,7 @@ class Agent:
     def tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
-    def stop(self, timeout: float = 30) -> int | None:
+    def stop(self, timeout: float = 60) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)

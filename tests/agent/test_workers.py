@@ -41,7 +41,11 @@ def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path:
     try:
         for queue in ("q1", "q2"):
             env = worker_env(stack.server, stack.cache_dir, stack.uv_cache)
-            env.update(SUNBEAM_WORK_POOL=pool, SUNBEAM_WORK_QUEUES=f'["{queue}"]')
+            env.update(
+                SUNBEAM_WORK_POOL=pool,
+                SUNBEAM_WORK_QUEUES=f'["{queue}"]',
+                SUNBEAM_STOP_TIMEOUT="30",
+            )
             agents.append(Agent(env, tmp_path / f"agent-{queue}.log"))
         for agent in agents:  # both start at once: start-up is slow on a busy machine
             agent.launch()
@@ -68,10 +72,20 @@ def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path:
         # Each worker ran one of them (one per queue).
         workers = {f.labels.get("prefect.worker.name") for f in finals}
         assert len(workers) == 2, workers
+
+        # SIGTERM while a flow runs: the agent lets it finish, then exits cleanly.
+        out = tmp_path / "graceful.json"
+        busy = stack.submit(deployments[0], {"out": str(out), "sleep": 4})
+        deadline = time.monotonic() + 90
+        while not out.exists():
+            assert time.monotonic() < deadline, "the flow never started"
+            time.sleep(0.2)
     finally:
         codes = [agent.stop() for agent in agents]
-    # Idle workers stop promptly and cleanly on SIGTERM.
     assert codes == [0, 0], "\n".join(a.tail() for a in agents)
+    # The agent returned only once the flow had finished, and it finished normally.
+    finished = stack.wait(busy.id, timeout=10)
+    assert finished.state is not None and finished.state.is_completed(), finished.state
 
 
 def test_scheduled_run_goes_through_the_sync(stack: Stack) -> None:

@@ -3,17 +3,19 @@
 Waits for the Prefect API, makes sure the work pool exists (never touching an existing pool's
 template unless SUNBEAM_OVERWRITE_POOL=true), then runs `prefect worker start --type sunbeam`
 with Prefect's health check endpoint (port from PREFECT_WORKER_WEBSERVER_PORT). On SIGTERM or
-SIGINT the worker is asked to stop gracefully (it stops taking runs and lets running flows
-finish); after SUNBEAM_STOP_TIMEOUT it is stopped hard.
+SIGINT the worker drains (takes no new runs, stops once its runs are done); after
+SUNBEAM_STOP_TIMEOUT whatever is left is stopped hard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ import httpx
 from pydantic import ValidationError
 
 from sunbeam_agent.settings import AgentSettings
+from sunbeam_agent.worker import DRAIN_FILE_ENV
 
 
 class AgentStartError(Exception):
@@ -113,44 +116,102 @@ def worker_command(settings: AgentSettings) -> list[str]:
 
 
 def run_worker(settings: AgentSettings, say: Callable[[str], None] = _say) -> int:
-    """Run the worker until it exits; stop it gracefully, then hard, on SIGTERM/SIGINT."""
-    worker = subprocess.Popen(worker_command(settings), start_new_session=True)
+    """Run the worker until it exits; on SIGTERM/SIGINT drain it, bounded.
+
+    Draining: the worker takes no new runs and stops by itself once its runs are done. The
+    worker and the flow processes it starts share one process group, which is waited for
+    too (a flow reports its own final state). Whatever is still running when
+    SUNBEAM_STOP_TIMEOUT is up is interrupted (runs still syncing are handed back), then killed.
+    """
+    drain_file = Path(tempfile.mkdtemp(prefix="sunbeam-agent-")) / "drain"
+    worker = subprocess.Popen(
+        worker_command(settings),
+        env={**os.environ, DRAIN_FILE_ENV: str(drain_file)},
+        start_new_session=True,
+    )
     stopping: dict[str, float] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if "since" in stopping:
             return
         stopping["since"] = time.monotonic()
+        drain_file.touch()
         say(
-            f"{signal.Signals(signum).name}: stopping the worker; running flows get "
+            f"{signal.Signals(signum).name}: draining the worker; running flows get "
             f"{settings.stop_timeout:.0f}s to finish"
         )
-        # Prefect's worker turns this into a graceful stop: no new runs, running ones finish.
-        _signal(worker, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    code: int | None = None
+    while True:
+        reaped = _reap_orphans()
+        if code is None:
+            code = reaped[worker.pid] if worker.pid in reaped else worker.poll()
+        if code is not None and not _group_alive(worker.pid):
+            return code
+        since = stopping.get("since")
+        if since is None and code is not None:
+            # The worker exited by itself: its flows must not outlive the agent unnoticed.
+            stopping["since"] = time.monotonic()
+            say(f"the worker exited ({code}); waiting for its flow runs to finish")
+        elif since is not None and time.monotonic() - since > settings.stop_timeout:
+            say(f"still busy after {settings.stop_timeout:.0f}s: stopping the worker and its runs")
+            if code is None:
+                # Prefect's interrupt: the worker tears down and hands back runs still syncing.
+                _signal(worker, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(timeout=10)
+            _stop_group(worker.pid)
+            _reap_orphans()
+            code = worker.poll()
+            return code if code is not None else 143
+        time.sleep(0.3)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_group(pgid: int, grace: float = 10.0) -> None:
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            _reap_orphans()
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.2)
+
+
+def _reap_orphans() -> dict[int, int]:
+    """As a container's PID 1 the agent inherits orphaned flow processes: reap them.
+
+    Returns the exit codes of the processes reaped (the worker's among them, if it ended).
+    """
+    codes: dict[int, int] = {}
     while True:
         try:
-            return worker.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            pass
-        since = stopping.get("since")
-        if since is not None and time.monotonic() - since > settings.stop_timeout:
-            say(f"the worker did not stop within {settings.stop_timeout:.0f}s: killing it")
-            _signal(worker, signal.SIGKILL, group=True)
-            worker.wait()
-            return 143
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return codes
+        if pid == 0:
+            return codes
+        codes[pid] = os.waitstatus_to_exitcode(status)
 
 
-def _signal(proc: subprocess.Popen[bytes], signum: int, group: bool = False) -> None:
-    try:
-        if group:
-            os.killpg(proc.pid, signum)
-        else:
-            proc.send_signal(signum)
-    except ProcessLookupError:
-        pass
+def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signum)
 
 
 def main() -> int:

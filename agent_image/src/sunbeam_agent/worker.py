@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 
 # How often the run's state is read while syncing, to stop a sync the user cancelled.
 CANCEL_POLL_SECONDS = float(os.environ.get("SUNBEAM_CANCEL_POLL_SECONDS", "1.0"))
+# When this file exists the worker drains: it takes no new runs and stops once idle
+# (the container entrypoint creates it on SIGTERM).
+DRAIN_FILE_ENV = "SUNBEAM_DRAIN_FILE"
 
 
 class SunbeamJobConfiguration(ProcessJobConfiguration):
@@ -113,6 +117,23 @@ class SunbeamWorker(ProcessWorker):
     _display_name = "Sunbeam"
     _documentation_url = "https://github.com/sunbeam/sunbeam/blob/main/docs/contracts.md"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._active_runs = 0
+        self._drain_stop_sent = False
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        drain_file = os.environ.get(DRAIN_FILE_ENV)
+        if not drain_file or not os.path.exists(drain_file):
+            return await super().get_and_submit_flow_runs()
+        idle = not self._active_runs and not self._submitting_flow_run_ids
+        if idle and not self._drain_stop_sent:
+            self._drain_stop_sent = True
+            self._logger.info("Drained: no flow runs left; stopping")
+            # Prefect's own interrupt path stops the worker cleanly once it is idle.
+            os.kill(os.getpid(), signal.SIGINT)
+        return []
+
     async def run(
         self,
         flow_run: FlowRun,
@@ -121,6 +142,18 @@ class SunbeamWorker(ProcessWorker):
     ) -> SunbeamWorkerResult:
         if task_status is None:
             task_status = anyio.TASK_STATUS_IGNORED
+        self._active_runs += 1
+        try:
+            return await self._run(flow_run, configuration, task_status)
+        finally:
+            self._active_runs -= 1
+
+    async def _run(
+        self,
+        flow_run: FlowRun,
+        configuration: SunbeamJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int],
+    ) -> SunbeamWorkerResult:
         logger = self.get_flow_run_logger(flow_run)
         cancel = threading.Event()
         if not configuration.repo_url:
