@@ -69,10 +69,10 @@ class Project:
     index: LocalIndex
     subdir: str = "."
 
-    def set_deps(self, deps: Sequence[str], *, lock: bool = True) -> None:
+    def set_deps(self, deps: Sequence[str], *, lock: bool = True, name: str = "pipeline") -> None:
         folder = self.repo.work / self.subdir
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "pyproject.toml").write_text(pyproject(deps, self.index.url))
+        (folder / "pyproject.toml").write_text(pyproject(deps, self.index.url, name=name))
         if lock:
             subprocess.run(
                 ["uv", "lock", "-q", "--project", str(folder)], check=True, capture_output=True

@@ -101,3 +101,21 @@ def test_unknown_ref_names_ref_and_repo(project: Project, tmp_path: Path) -> Non
     err = res.stderr.strip().splitlines()[-1]
     assert "no-such-branch" in err and project.repo.url in err
     assert "Traceback" not in res.stderr
+
+
+def test_commit_on_no_branch_or_tag_is_fetched_by_sha(
+    project: Project, settings: SyncSettings
+) -> None:
+    # A pull request's head: reachable only through refs/pull/*, which mirrors don't fetch.
+    project.repo.checkout("pr", create=True)
+    project.write_code("print('from a pull request')\n")
+    project.repo.git("add", "-A")
+    project.repo.git("commit", "-q", "-m", "pr")
+    sha = project.repo.git("rev-parse", "HEAD")
+    project.repo.git("push", "-q", "origin", "HEAD:refs/pull/1/head")
+    project.repo.git(
+        "--git-dir", str(project.repo.remote), "config", "uploadpack.allowAnySHA1InWant", "true"
+    )
+    result = prep(settings, project.repo.url, sha)
+    assert result.commit == sha
+    assert "pull request" in (Path(result.checkout) / "flows.py").read_text()

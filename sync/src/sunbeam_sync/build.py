@@ -69,7 +69,11 @@ class Builder:
     # ---------------------------------------------------------------- checks
     def check_lock(self, project: Path) -> None:
         """Fail fast when uv.lock disagrees with pyproject.toml, before anything is built."""
-        result = self._uv(["lock", "--check", "--project", str(project)], quiet=True)
+        # Offline first: with uv's cached metadata the check costs no network round trips.
+        result = self._uv(["lock", "--check", "--offline", "--project", str(project)], quiet=True)
+        if result.returncode != 0 and "needs to be updated" not in result.output:
+            # Offline could not decide (metadata not cached): ask the index.
+            result = self._uv(["lock", "--check", "--project", str(project)], quiet=True)
         if result.returncode == 0:
             return
         out = result.output.lower()

@@ -93,9 +93,14 @@ class Mirror:
         """Fetch heads and tags, retrying transient failures with backoff."""
         self.ensure()
         attempts = max(1, self.settings.git_retries)
+        asked = time.time()
         with self.layout.mirror_lock(self.rid).acquire(
             timeout=self.settings.lock_timeout, log=self.log, cancel=self.cancel
         ):
+            if self._fetched_since(asked):
+                # Another run fetched while we waited for the lock: its refs are as fresh as ours.
+                self.log.info("git", "fetched by a concurrent run moments ago; not fetching again")
+                return
             for attempt in range(1, attempts + 1):
                 result = proc.run(
                     ["git", "-C", str(self.path), "fetch", "--prune", "--no-auto-gc", "origin"],
@@ -105,6 +110,7 @@ class Mirror:
                     cancel=self.cancel,
                 )
                 if result.returncode == 0:
+                    self._fetch_marker.touch()
                     return
                 out = result.output.lower()
                 if any(s in out for s in _AUTH):
@@ -129,6 +135,27 @@ class Mirror:
             raise NetworkError(
                 f"could not reach {self.repo} after {attempts} attempts: {_last(result.lines)}"
             )
+
+    def _fetch_commit(self, sha: str) -> str | None:
+        result = proc.run(
+            ["git", "-C", str(self.path), "fetch", "--no-auto-gc", "origin", sha],
+            log=self.log,
+            tag="git",
+            env=self.env,
+            cancel=self.cancel,
+            quiet=True,
+        )
+        return sha if result.returncode == 0 and self.has_commit(sha) else None
+
+    @property
+    def _fetch_marker(self) -> Path:
+        return self.path / "sunbeam-fetched"
+
+    def _fetched_since(self, when: float) -> bool:
+        try:
+            return self._fetch_marker.stat().st_mtime >= when
+        except OSError:
+            return False
 
     def has_commit(self, sha: str) -> bool:
         repo = self._open()
@@ -175,6 +202,8 @@ class Mirror:
             self.log.warning("git", f"remote unreachable; commit {sha} is in the mirror, using it")
             return sha, False
         sha = self.resolve(ref)
+        if sha is None and FULL_SHA.match(ref):
+            sha = self._fetch_commit(ref)  # e.g. a pull request's commit, on no branch or tag
         if sha is None:
             raise UnknownRefError(
                 f"ref {ref!r} not found in {self.repo}: no branch, tag or commit by that name"
@@ -197,8 +226,10 @@ class Mirror:
             with tempfile.TemporaryFile(dir=final.parent) as archive:
                 repo.archive(archive, commit, format="tar")
                 archive.seek(0)
-                with tarfile.open(fileobj=archive) as tar:
-                    tar.extractall(tmp, filter="data")
+                # An empty tree archives to a header tarfile cannot read: nothing to extract.
+                if repo.git.ls_tree(commit):
+                    with tarfile.open(fileobj=archive) as tar:
+                        _extract(tar, tmp)
             (tmp / CHECKOUT_MARKER).write_text(commit + "\n")
             make_read_only(tmp)
             try:
@@ -242,3 +273,22 @@ def _sleep(seconds: float, cancel: threading.Event | None) -> None:
         time.sleep(seconds)
     else:
         cancel.wait(seconds)
+
+
+def _extract(tar: tarfile.TarFile, dest: Path) -> None:
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    # Pythons before 3.11.4 (Debian 12 ships 3.11.2) have no extraction filters: refuse what the
+    # "data" filter would, by hand. git archive only emits files, folders and symlinks.
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts:
+            raise GitError(f"refusing archive member outside the checkout: {member.name}")
+        if not (member.isfile() or member.isdir() or member.issym()):
+            raise GitError(f"refusing special archive member: {member.name}")
+        if member.issym():
+            target = os.path.normpath(os.path.join(os.path.dirname(member.name), member.linkname))
+            if member.linkname.startswith("/") or target.split(os.sep)[0] == "..":
+                raise GitError(f"refusing symlink leaving the checkout: {member.name}")
+    tar.extractall(dest)

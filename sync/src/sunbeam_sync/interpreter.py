@@ -43,7 +43,26 @@ def find_interpreter(request: str | None, project: Path) -> Interpreter:
     """Resolve `request` (a path or a version like "3.11") through uv's discovery.
 
     With no request uv honours UV_PYTHON, then the project's `.python-version` / requires-python.
+    Discovery is remembered per process for the same inputs: a long-running agent asks it per run.
     """
+    return probe(_discover(request, os.environ.get("UV_PYTHON"), _project_pins(project), project))
+
+
+def _project_pins(project: Path) -> str:
+    pins = []
+    for name in (".python-version", "pyproject.toml"):
+        try:
+            text = (project / name).read_text()
+        except OSError:
+            continue
+        if name == "pyproject.toml":
+            text = "\n".join(ln for ln in text.splitlines() if "requires-python" in ln)
+        pins.append(text.strip())
+    return "|".join(pins)
+
+
+@functools.lru_cache(maxsize=64)
+def _discover(request: str | None, uv_python: str | None, pins: str, project: Path) -> str:
     cmd = [uv_bin(), "python", "find", "--system"]
     if request:
         cmd.append(request)
@@ -57,7 +76,7 @@ def find_interpreter(request: str | None, project: Path) -> Interpreter:
         raise BadInputError(
             f"no Python interpreter matches {request or 'the project'}: {reason.removeprefix('error: ')}"
         )
-    return probe(out.stdout.strip())
+    return out.stdout.strip()
 
 
 @functools.lru_cache(maxsize=32)

@@ -145,7 +145,10 @@ def prepare(
                 timeout=settings.lock_timeout, log=log, cancel=cancel
             ):
                 _clear_stale_temporaries(layout, key.key)
-                damage = _damage(layout, env, key.key)  # someone may have built it while we waited
+                # Someone may have built it while we waited. If that was a thread of this process,
+                # its post-build verification (moments ago, same folder) stands for ours.
+                waited_for_build = damage == "missing" and _published_here(env, key.key)
+                damage = None if waited_for_build else _damage(layout, env, key.key)
                 if damage is None:
                     cache_hit = True
                     log.info("env", f"built meanwhile by another run; reusing {env}")
@@ -177,6 +180,7 @@ def prepare(
                         ),
                     )
                     damage_marker(layout, key.key).unlink(missing_ok=True)
+                    _PUBLISHED[key.key] = env.stat().st_ino
                     built = True
             if built and settings.bytecode is Bytecode.BACKGROUND:
                 compile_in_background(env, use, log)
@@ -228,6 +232,16 @@ def _build(
     _parse_lock(request.project / "uv.lock")
     builder.check_lock(request.project)
     builder.build(request)
+
+
+_PUBLISHED: dict[str, int] = {}  # key → inode of the env folder this process built and verified
+
+
+def _published_here(env: Path, key: str) -> bool:
+    try:
+        return _PUBLISHED.get(key) == env.stat().st_ino
+    except OSError:
+        return False
 
 
 def _damage(layout: CacheLayout, env: Path, key: str) -> object | None:

@@ -31,7 +31,9 @@ def default_cache_dir() -> Path:
 
 
 class SyncSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SUNBEAM_", extra="ignore", validate_assignment=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SUNBEAM_", extra="ignore", validate_assignment=True
+    )
 
     cache_dir: Path = Field(default_factory=default_cache_dir)
     python: str | None = None

@@ -61,6 +61,7 @@ def verify_env(
 
 def check_records(env: Path, manifest: Manifest, *, deep: bool = False) -> RecordCheck:
     site = env / manifest.site_packages
+    prefix = str(site) + os.sep
     out = RecordCheck()
     expected = {d.dist_info for d in manifest.distributions}
     try:
@@ -84,7 +85,8 @@ def check_records(env: Path, manifest: Manifest, *, deep: bool = False) -> Recor
             rel, digest, size = row[0], row[1], row[2]
             if rel.endswith(".pyc") or "__pycache__" in rel:
                 continue
-            path = os.path.normpath(os.path.join(site, rel))
+            # Plain concatenation: this loop runs for every installed file on every run.
+            path = prefix + rel if not rel.startswith("..") else os.path.normpath(prefix + rel)
             out.files += 1
             try:
                 st = os.stat(path)

@@ -1,0 +1,56 @@
+"""The FastAPI application (factory + lifespan) and the `sunbeam-api` server command."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from sunbeam_api.errors import install_handlers
+from sunbeam_api.routers import health, hooks, pipelines, results, runs
+from sunbeam_api.settings import Settings, get_settings
+
+DESCRIPTION = """Results of the Sunbeam pipeline, its runs and its per-ref pipelines.
+
+Reads are open. Mutations need `Authorization: Bearer <SUNBEAM_API_KEY>`; the GitHub webhook is
+verified by its `X-Hub-Signature-256` instead.
+"""
+
+
+def mongo_client(settings: Settings) -> AsyncMongoClient:
+    timeout_ms = int(settings.backend_timeout_s * 1000)
+    # Lazy: constructing the client does not connect, so the API starts even when Mongo is down.
+    return AsyncMongoClient(
+        settings.mongodb_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms * 10,
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.mongo = mongo_client(app.state.settings)
+    try:
+        yield
+    finally:
+        await app.state.mongo.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(title="Sunbeam API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings or get_settings()
+    install_handlers(app)
+    for module in (health, results, runs, pipelines, hooks):
+        app.include_router(module.router)
+    return app
+
+
+def run() -> None:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)

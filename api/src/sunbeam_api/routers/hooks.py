@@ -1,0 +1,87 @@
+"""POST /hooks/github: a push webhook that prewarms the pushed commit's environment.
+
+Authenticated by GitHub's `X-Hub-Signature-256` (HMAC SHA-256 of the raw body with the shared
+secret), not by the API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel
+
+from sunbeam_api import runs as prefect_runs
+from sunbeam_api.dependencies import PrefectDep, SettingsDep
+from sunbeam_api.errors import BadInputError, DisabledError, UnauthorizedError
+from sunbeam_api.refs import validate_ref
+
+router = APIRouter(prefix="/hooks", tags=["hooks"])
+
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_DELETED = re.compile(r"^0+$")
+MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+
+
+class HookAnswer(BaseModel):
+    event: str
+    runs: list[UUID]
+    ignored: str | None = None
+
+
+def verify_signature(secret: str, body: bytes, signature: str | None) -> None:
+    if not signature or not signature.startswith("sha256="):
+        raise UnauthorizedError("missing or malformed X-Hub-Signature-256 header")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        raise UnauthorizedError("webhook signature does not match")
+
+
+@router.post(
+    "/github",
+    response_model=HookAnswer,
+    summary="GitHub push webhook: prewarm the pushed commit's environment",
+    responses={401: {"description": "bad signature"}, 503: {"description": "no secret set"}},
+)
+async def github(
+    request: Request,
+    settings: SettingsDep,
+    client: PrefectDep,
+    x_hub_signature_256: Annotated[str | None, Header()] = None,
+    x_github_event: Annotated[str | None, Header()] = None,
+) -> HookAnswer:
+    if settings.github_webhook_secret is None:
+        raise DisabledError(
+            "the GitHub webhook is disabled: set SUNBEAM_GITHUB_WEBHOOK_SECRET on the API server "
+            "and the same secret in the repository's webhook settings"
+        )
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise BadInputError("webhook payload too large")
+    verify_signature(settings.github_webhook_secret.get_secret_value(), body, x_hub_signature_256)
+    event = x_github_event or "unknown"
+    if event == "ping":
+        return HookAnswer(event=event, runs=[], ignored="ping")
+    if event != "push":
+        return HookAnswer(event=event, runs=[], ignored=f"event {event!r} is not handled")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise BadInputError("webhook body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BadInputError("webhook body is not a JSON object")
+    pushed_ref, after = payload.get("ref"), payload.get("after")
+    if not isinstance(pushed_ref, str) or not isinstance(after, str):
+        raise BadInputError("push payload needs string fields 'ref' and 'after'")
+    validate_ref(pushed_ref)
+    if payload.get("deleted") is True or _DELETED.match(after):
+        return HookAnswer(event=event, runs=[], ignored=f"{pushed_ref} was deleted")
+    if not _SHA.match(after):
+        raise BadInputError("'after' is not a hex commit SHA")
+    run = await prefect_runs.create_prewarm_run(client, after, pushed_ref)
+    return HookAnswer(event=event, runs=[run.id])

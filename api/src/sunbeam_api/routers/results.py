@@ -1,0 +1,155 @@
+"""Results: list series, distinct key values, and one series' data as JSON or CSV.
+
+A series is addressed either by path, `/results/{ref}/{event}/{stage}/{name}` (the ref may contain
+`/`, raw or as `%2F`: the last three segments are the event, stage and name), or by query,
+`/results/series?ref=…&event=…&stage=…&name=…`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from sunbeam_api import results as store
+from sunbeam_api.dependencies import DbDep, Name, Ref
+from sunbeam_api.errors import BadInputError, NotFoundError
+
+router = APIRouter(prefix="/results", tags=["results"])
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 1_000_000
+MAX_POINTS = 1_000_000
+
+RefQ = Annotated[Ref | None, Query(description="git ref the results were produced on")]
+EventQ = Annotated[Name | None, Query(description="event name")]
+StageQ = Annotated[Name | None, Query(description="stage name")]
+NameQ = Annotated[Name | None, Query(description="series name")]
+StartQ = Annotated[datetime | None, Query(description="window start (ISO 8601, inclusive)")]
+EndQ = Annotated[datetime | None, Query(description="window end (ISO 8601, inclusive)")]
+MaxPointsQ = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_POINTS, description="downsample to at most this many points (bucket mean)"),
+]
+FormatQ = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+
+
+@router.get("", response_model=store.SeriesPage, summary="List series")
+async def list_results(
+    db: DbDep,
+    ref: RefQ = None,
+    event: EventQ = None,
+    stage: StageQ = None,
+    name: NameQ = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> store.SeriesPage:
+    filters = store.key_filter(ref=ref, event=event, stage=stage, name=name)
+    return await store.list_series(db, filters=filters, limit=limit, offset=offset)
+
+
+@router.get("/distinct/{key}", response_model=list[str], summary="Distinct values of a key")
+async def distinct(
+    db: DbDep,
+    key: Annotated[store.ResultKey, Path(description="ref, event, stage or name")],
+    ref: RefQ = None,
+    event: EventQ = None,
+    stage: StageQ = None,
+    name: NameQ = None,
+) -> list[str]:
+    filters = store.key_filter(ref=ref, event=event, stage=stage, name=name)
+    return await store.distinct_values(db, key, filters)
+
+
+async def _series(
+    db: DbDep,
+    key: dict[str, str],
+    start: datetime | None,
+    end: datetime | None,
+    max_points: int | None,
+    format: str,
+) -> store.SeriesData | Response:
+    if start and end and _aware(start) > _aware(end):
+        raise BadInputError("start must not be after end")
+    data = await store.read_series(db, key, start=start, end=end, max_points=max_points)
+    if data is None:
+        where = "/".join(key[k] for k in store.KEYS)
+        raise NotFoundError(f"no series {where!r}")
+    return _csv(data) if format == "csv" else data
+
+
+def _aware(t: datetime) -> datetime:
+    return store.as_utc(t)
+
+
+def _csv(data: store.SeriesData) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["time", "value"])
+    for t, v in zip(data.t, data.v, strict=True):
+        writer.writerow([t.isoformat(), "" if v is None else repr(v)])
+    meta = data.model_dump(mode="json", exclude={"t", "v"})
+    filename = "_".join(store.safe_filename(data.model_dump()[k]) for k in store.KEYS) + ".csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={
+            # Units and provenance travel in a header so the CSV body stays plain two columns.
+            "X-Sunbeam-Units": json.dumps(data.units),
+            "X-Sunbeam-Series": json.dumps(meta),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
+
+
+_SERIES_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/csv": {}}, "description": "the series (JSON, or CSV with format=csv)"},
+    404: {"description": "no such series"},
+}
+
+
+@router.get(
+    "/series",
+    response_model=store.SeriesData,
+    responses=_SERIES_RESPONSES,
+    summary="One series' data (addressed by query parameters)",
+)
+async def series_by_query(
+    db: DbDep,
+    ref: Annotated[Ref, Query()],
+    event: Annotated[Name, Query()],
+    stage: Annotated[Name, Query()],
+    name: Annotated[Name, Query()],
+    start: StartQ = None,
+    end: EndQ = None,
+    max_points: MaxPointsQ = None,
+    format: FormatQ = "json",
+) -> store.SeriesData | Response:
+    key = {"ref": ref, "event": event, "stage": stage, "name": name}
+    return await _series(db, key, start, end, max_points, format)
+
+
+@router.get(
+    "/{ref:path}/{event}/{stage}/{name}",
+    response_model=store.SeriesData,
+    responses=_SERIES_RESPONSES,
+    summary="One series' data (ref may contain '/')",
+)
+async def series_by_path(
+    db: DbDep,
+    ref: Annotated[Ref, Path()],
+    event: Annotated[Name, Path()],
+    stage: Annotated[Name, Path()],
+    name: Annotated[Name, Path()],
+    start: StartQ = None,
+    end: EndQ = None,
+    max_points: MaxPointsQ = None,
+    format: FormatQ = "json",
+) -> store.SeriesData | Response:
+    key = {"ref": ref, "event": event, "stage": stage, "name": name}
+    return await _series(db, key, start, end, max_points, format)

@@ -1,0 +1,212 @@
+"""Flow runs of the pipeline: create them (on demand or as prewarms), read what the agent recorded.
+
+Prefect is the source of truth for runs. The agent writes its findings as flow run labels
+(docs/contracts.md); every run the API creates is tagged `sunbeam-ref:<REF>` so runs can be
+filtered by ref on the server.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterId,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+    LogFilter,
+    LogFilterFlowRunId,
+    Operator,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort, LogSort
+from pydantic import BaseModel
+
+from sunbeam_api.deployments import FLOW_NAME, MAIN_REF, REF_TAG_PREFIX, main_deployment_id
+
+PREWARM_TAG = "sunbeam-prewarm"
+FUTURE_MARGIN = timedelta(minutes=5)
+
+
+class RunSummary(BaseModel):
+    id: UUID
+    name: str
+    state: str | None
+    state_name: str | None
+    ref: str | None
+    commit: str | None
+    env_key: str | None
+    cache_hit: bool | None
+    built: bool | None
+    healed: bool | None
+    sync_seconds: float | None
+    timings: dict[str, float]
+    prewarm: bool
+    tags: list[str]
+    parameters: dict[str, Any]
+    deployment_id: UUID | None
+    created: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+
+
+class LogLine(BaseModel):
+    timestamp: datetime
+    level: int
+    name: str
+    message: str
+
+
+def _bool(value: object) -> bool | None:
+    return {"true": True, "false": False}.get(str(value).lower()) if value is not None else None
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value) if value is not None else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _timings(value: object) -> dict[str, float]:
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): f for k, v in parsed.items() if (f := _float(v)) is not None}
+
+
+def _ref_tags_filter(ref: str) -> FlowRunFilterTags:
+    if ref == MAIN_REF:
+        # run-sunbeam/main carries no ref tag (its tags would land on every on-demand run made
+        # from it), so its scheduled runs are the pipeline's only untagged runs.
+        return FlowRunFilterTags(
+            operator=Operator.or_, all_=[f"{REF_TAG_PREFIX}{ref}"], is_null_=True
+        )
+    return FlowRunFilterTags(all_=[f"{REF_TAG_PREFIX}{ref}"])
+
+
+def _run_ref(run: FlowRun, labels: dict[str, Any]) -> str | None:
+    if isinstance(labels.get("sunbeam.ref"), str):
+        return labels["sunbeam.ref"]
+    ref = (run.job_variables or {}).get("ref")
+    if isinstance(ref, str):
+        return ref
+    tagged = [t[len(REF_TAG_PREFIX) :] for t in run.tags if t.startswith(REF_TAG_PREFIX)]
+    if not run.tags and run.deployment_id is not None:
+        return MAIN_REF  # a scheduled run of run-sunbeam/main (see _ref_tags_filter)
+    return tagged[0] if len(tagged) == 1 else None
+
+
+def summarize(run: FlowRun) -> RunSummary:
+    labels = dict(run.labels or {})
+    return RunSummary(
+        id=run.id,
+        name=run.name,
+        state=run.state_type.value if run.state_type else None,
+        state_name=run.state_name,
+        ref=_run_ref(run, labels),
+        commit=labels.get("sunbeam.commit"),
+        env_key=labels.get("sunbeam.env_key"),
+        cache_hit=_bool(labels.get("sunbeam.cache_hit")),
+        built=_bool(labels.get("sunbeam.built")),
+        healed=_bool(labels.get("sunbeam.healed")),
+        sync_seconds=_float(labels.get("sunbeam.sync_seconds")),
+        timings=_timings(labels.get("sunbeam.timings")),
+        prewarm=PREWARM_TAG in run.tags,
+        tags=list(run.tags),
+        parameters=run.parameters or {},
+        deployment_id=run.deployment_id,
+        created=run.created,
+        start_time=run.start_time,
+        end_time=run.end_time,
+    )
+
+
+async def create_pipeline_run(
+    client: PrefectClient, ref: str, parameters: dict[str, Any]
+) -> FlowRun:
+    """A flow run of run-sunbeam/main on `ref`; the agent syncs that ref's env before running."""
+    deployment_id = await main_deployment_id(client)
+    return await client.create_flow_run_from_deployment(
+        deployment_id,
+        parameters=parameters,
+        job_variables={"ref": ref},
+        tags=[f"{REF_TAG_PREFIX}{ref}"],
+    )
+
+
+async def create_prewarm_run(client: PrefectClient, commit: str, pushed_ref: str) -> FlowRun:
+    """A sync-only run that prepares `commit`'s environment ahead of any real run.
+
+    Keyed by commit: a redelivered webhook or the same commit pushed to two branches reuses the run.
+    """
+    deployment_id = await main_deployment_id(client)
+    return await client.create_flow_run_from_deployment(
+        deployment_id,
+        job_variables={"ref": commit, "sync_only": True},
+        tags=[PREWARM_TAG, f"{REF_TAG_PREFIX}{commit}"],
+        idempotency_key=f"sunbeam-prewarm:{commit}",
+        name=f"prewarm-{commit[:12]}",
+        labels={"sunbeam.pushed_ref": pushed_ref},
+    )
+
+
+async def list_runs(
+    client: PrefectClient,
+    *,
+    ref: str | None,
+    state: StateType | None,
+    limit: int,
+    offset: int,
+    include_future: bool = False,
+) -> list[RunSummary]:
+    # Prefect's scheduler keeps up to ~100 future nightly runs; unless asked for, they would bury
+    # the runs people are looking for.
+    horizon = None if include_future else datetime.now(UTC) + FUTURE_MARGIN
+    run_filter = FlowRunFilter(
+        tags=_ref_tags_filter(ref) if ref else None,
+        expected_start_time=FlowRunFilterExpectedStartTime(before_=horizon) if horizon else None,
+        state={"type": FlowRunFilterStateType(any_=[state])} if state else None,
+    )
+    runs = await client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+        flow_run_filter=run_filter,
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=limit,
+        offset=offset,
+    )
+    return [summarize(r) for r in runs]
+
+
+async def read_run(client: PrefectClient, run_id: UUID) -> RunSummary | None:
+    runs = await client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
+        limit=1,
+    )
+    return summarize(runs[0]) if runs else None
+
+
+async def read_run_logs(
+    client: PrefectClient, run_id: UUID, *, limit: int, offset: int
+) -> list[LogLine]:
+    logs = await client.read_logs(
+        LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+        limit=limit,
+        offset=offset,
+        sort=LogSort.TIMESTAMP_ASC,
+    )
+    return [
+        LogLine(timestamp=log.timestamp, level=log.level, name=log.name, message=log.message)
+        for log in logs
+    ]
