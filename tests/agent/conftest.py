@@ -23,12 +23,12 @@ from prefect.client.schemas.objects import FlowRun
 from tests.agent import flow_source
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
-from tests.support.prefect_server import PrefectServer, start_prefect_server
+from tests.support.prefect_server import PrefectServer
 from tests.support.wheelhouse import build_wheelhouse
 from tests.support.wheels import build_wheel
 
 BIN = Path(sys.executable).parent
-POOL = "sunbeam-tests"
+POOL = "agent-tests"
 PREFECT_PIN = "prefect==3.9.1"
 
 
@@ -196,9 +196,11 @@ def write_main(repo: ProjectRepo, wheelhouse: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, prefect_server: PrefectServer
+) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("agent")
-    server = start_prefect_server(tmp / "prefect")
+    server = prefect_server  # the session's shared server
     agent: Agent | None = None
     try:
         repo = ProjectRepo(tmp / "repo")
@@ -214,7 +216,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterato
     finally:
         if agent is not None:
             agent.stop()
-        server.stop()
 
 
 @pytest.fixture(scope="session")

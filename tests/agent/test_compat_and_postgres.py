@@ -15,7 +15,11 @@ from prefect.client.orchestration import SyncPrefectClient
 
 from tests.agent.conftest import Agent, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
-from tests.support.prefect_server import make_postgres_database, start_prefect_server
+from tests.support.prefect_server import (
+    PrefectServer,
+    make_postgres_database,
+    start_prefect_server,
+)
 
 OLD_PREFECT = "3.6.29"
 # What prefect 3.6.29 needs that the platform venv (prefect 3.9) has at other versions.
@@ -87,14 +91,14 @@ def test_a_lock_with_an_older_prefect_still_runs(
 
 
 @pytest.fixture(scope="module")
-def postgres_server(stack: Stack) -> Iterator[SyncPrefectClient]:
+def postgres_server(stack: Stack) -> Iterator[tuple[PrefectServer, SyncPrefectClient]]:
     url = make_postgres_database("sunbeam_agent_tests")
     if url is None:
         pytest.skip("no local PostgreSQL")
     server = start_prefect_server(stack.tmp / "prefect-pg", database_url=url)
     try:
         with SyncPrefectClient(server.api_url) as client:
-            yield server, client  # type: ignore[misc]
+            yield server, client
     finally:
         server.stop()
 
@@ -102,20 +106,20 @@ def postgres_server(stack: Stack) -> Iterator[SyncPrefectClient]:
 def test_agent_on_a_postgres_backed_server(
     stack: Stack,
     main_run: MainRun,
-    postgres_server,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    postgres_server: tuple[PrefectServer, SyncPrefectClient],
+    tmp_path: Path,
 ) -> None:
     server, client = postgres_server
     # Same cache as the SQLite stack: main's env is already there, so this is a hit.
     env = worker_env(server, stack.cache_dir, stack.uv_cache)
-    env["SUNBEAM_WORK_POOL"] = "pg-pool"
+    env["SUNBEAM_WORK_POOL"] = "agent-pg-pool"
     agent = Agent(env, tmp_path / "agent-pg.log").start()
     try:
         flow_id = client.create_flow_from_name("hello")
         deployment = client.create_deployment(
             flow_id=flow_id,
             name="main-pg",
-            work_pool_name="pg-pool",
+            work_pool_name="agent-pg-pool",
             entrypoint="flows/hello.py:hello",
             job_variables={"repo_url": stack.repo.url, "ref": "main", "project_dir": "pipeline"},
         )

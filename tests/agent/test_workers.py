@@ -22,7 +22,7 @@ from tests.support.ports import free_port
 
 
 def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path: Path) -> None:
-    pool = "shared-cache"
+    pool = "agent-shared-cache"
     # The CLI path: the entry point makes `--type sunbeam` known to `prefect work-pool create`.
     subprocess.run(
         [str(BIN / "prefect"), "work-pool", "create", pool, "--type", "sunbeam"],
@@ -121,19 +121,19 @@ def test_entrypoint_keeps_an_existing_pool_template_unless_asked(stack: Stack) -
     template = SunbeamWorker.get_default_base_job_template()
     template["variables"]["properties"]["ref"]["default"] = "release"
     stack.client.create_work_pool(
-        WorkPoolCreate(name="kept-pool", type="sunbeam", base_job_template=template)
+        WorkPoolCreate(name="agent-kept-pool", type="sunbeam", base_job_template=template)
     )
     with temporary_settings({PREFECT_API_URL: stack.server.api_url}):
-        assert asyncio.run(ensure_work_pool("kept-pool", overwrite=False)) == "kept"
-        kept = stack.client.read_work_pool("kept-pool").base_job_template
+        assert asyncio.run(ensure_work_pool("agent-kept-pool", overwrite=False)) == "kept"
+        kept = stack.client.read_work_pool("agent-kept-pool").base_job_template
         assert kept["variables"]["properties"]["ref"]["default"] == "release"
 
-        assert asyncio.run(ensure_work_pool("kept-pool", overwrite=True)) == "updated"
-        replaced = stack.client.read_work_pool("kept-pool").base_job_template
+        assert asyncio.run(ensure_work_pool("agent-kept-pool", overwrite=True)) == "updated"
+        replaced = stack.client.read_work_pool("agent-kept-pool").base_job_template
         assert replaced["variables"]["properties"]["ref"]["default"] == "main"
 
-        assert asyncio.run(ensure_work_pool("new-pool", overwrite=False)) == "created"
-        created = stack.client.read_work_pool("new-pool")
+        assert asyncio.run(ensure_work_pool("agent-new-pool", overwrite=False)) == "created"
+        created = stack.client.read_work_pool("agent-new-pool")
         assert created.type == "sunbeam"
         assert created.base_job_template["variables"]["properties"]["repo_url"]["title"]
 
