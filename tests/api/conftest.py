@@ -23,7 +23,7 @@ from sunbeam_api.main import create_app
 from sunbeam_api.settings import Settings
 from tests.api.seed import seed_series
 from tests.support.ports import free_port
-from tests.support.prefect_server import PrefectServer, start_prefect_server
+from tests.support.prefect_server import PrefectServer
 
 API_KEY = "test-api-key-0123456789"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -89,13 +89,9 @@ def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mongo]:
 
 
 @pytest.fixture(scope="session")
-def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    server = start_prefect_server(tmp_path_factory.mktemp("prefect"))
-    try:
-        asyncio.run(_create_pool(server.api_url))
-        yield server
-    finally:
-        server.stop()
+def prefect(prefect_server: PrefectServer) -> PrefectServer:
+    asyncio.run(_create_pool(prefect_server.api_url))
+    return prefect_server
 
 
 async def _create_pool(api_url: str) -> None:

@@ -1,0 +1,59 @@
+"""How a prepared ref becomes a flow-run process: its environment and its entrypoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sunbeam_sync import PrepareResult
+
+
+class FlowEnvError(Exception):
+    """The prepared env cannot run a Prefect flow; the message says what to fix."""
+
+
+def prefect_version(env_dir: Path) -> str | None:
+    """The `prefect` version installed in a virtualenv, read from its metadata (no subprocess)."""
+    for dist_info in env_dir.glob("lib/python*/site-packages/prefect-*.dist-info"):
+        return dist_info.name.removeprefix("prefect-").removesuffix(".dist-info")
+    return None
+
+
+def flow_environment(result: PrepareResult, base: Mapping[str, str]) -> dict[str, str]:
+    """Variables the flow process gets on top of the worker's, for a prepared ref."""
+    env_dir = Path(result.env)
+    if prefect_version(env_dir) is None:
+        raise FlowEnvError(
+            f"The lock of {result.ref} ({result.commit[:12]}) does not install prefect: "
+            "add prefect to the pipeline's dependencies, run `uv lock` and push"
+        )
+    bin_dir = str(Path(result.python).parent)
+    return {
+        "VIRTUAL_ENV": str(env_dir),
+        "PATH": os.pathsep.join(p for p in (bin_dir, base.get("PATH", "")) if p),
+        # Only the project's own code; never the worker's PYTHONPATH.
+        "PYTHONPATH": os.pathsep.join(str(p) for p in result.pythonpath),
+        "SUNBEAM_REPO": result.repo,
+        "SUNBEAM_REF": result.ref,
+        "SUNBEAM_COMMIT": result.commit,
+        "SUNBEAM_ENV_KEY": result.env_key,
+    }
+
+
+def flow_entrypoint(entrypoint: str | None, result: PrepareResult) -> str:
+    """The deployment's entrypoint, with a file path made absolute inside the project dir.
+
+    `path/to/flow.py:func` is relative to the project dir (`result.checkout` is the project
+    folder inside the commit's checkout); `package.module.func` is imported through
+    PYTHONPATH and left alone.
+    """
+    if not entrypoint:
+        raise FlowEnvError("The deployment has no entrypoint")
+    path, sep, name = entrypoint.rpartition(":")
+    if not sep or not path.endswith(".py"):
+        return entrypoint
+    file = Path(path)
+    if not file.is_absolute():
+        file = Path(result.checkout) / file
+    return f"{file.resolve()}:{name}"

@@ -1,0 +1,250 @@
+"""Agent benchmark: how long until a flow runs, side by side, in one run on one machine.
+
+Variants (same server, same flow, same 1 s worker poll interval, runs interleaved):
+  stock-git-clone   Prefect's process worker, `git_clone` pull step, deps from the worker's venv
+  stock-auto-uv     the same with PREFECT_RUNNER_AUTO_INSTALL_DEPENDENCIES=true (uv run per run)
+  sunbeam-hit       our worker, the ref's env already built (cache hit)
+  sunbeam-new-lock  our worker, a lock never seen before (new env), uv's cache warm
+
+Measures flow-run created → Running (start_time) and created → end (end_time) from the API,
+median of N runs each, plus our sync's own time on a hit. Installs come from a local wheelhouse
+(the platform venv repacked) so that only the workers' strategies differ.
+
+    uv run python benchmarks/bench_agent.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prefect.client.orchestration import SyncPrefectClient  # noqa: E402
+from prefect.client.schemas.objects import FlowRun  # noqa: E402
+
+from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
+from tests.support.prefect_server import PrefectServer, start_prefect_server  # noqa: E402
+from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
+
+BIN = Path(sys.executable).parent
+QUERY_SECONDS = "1"
+FLOW = """
+import sys
+from prefect import flow, get_run_logger
+
+
+@flow(name="bench")
+def bench():
+    get_run_logger().info("running on %s", sys.executable)
+"""
+
+
+@dataclass
+class Variant:
+    name: str
+    deployment: UUID
+    job_variables: Callable[[int], dict[str, object] | None] = lambda i: None
+    running: list[float] = field(default_factory=list)
+    completed: list[float] = field(default_factory=list)
+    sync_seconds: list[float] = field(default_factory=list)
+
+
+def start_worker(server: PrefectServer, pool: str, kind: str, extra: dict[str, str], log: Path):
+    env = server.env()
+    env.update(PREFECT_WORKER_QUERY_SECONDS=QUERY_SECONDS, **extra)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    subprocess.run(
+        [str(BIN / "prefect"), "work-pool", "create", pool, "--type", kind],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", kind],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def run_once(client: SyncPrefectClient, variant: Variant, i: int, timeout: float = 300) -> FlowRun:
+    run = client.create_flow_run_from_deployment(
+        variant.deployment, job_variables=variant.job_variables(i)
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        run = client.read_flow_run(run.id)
+        if run.state is not None and run.state.is_final():
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{variant.name}: run {run.id} stuck in {run.state_name}")
+        time.sleep(0.1)
+    if not run.state.is_completed():
+        raise RuntimeError(f"{variant.name}: run ended {run.state.name}: {run.state.message}")
+    return run
+
+
+def median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
+    print(f"work folder {tmp}", flush=True)
+    wheelhouse = build_wheelhouse(tmp / "wheelhouse")
+    repo = ProjectRepo(tmp / "repo", project_dir=".")
+    files = {"pyproject.toml": pyproject("bench", ["prefect==3.9.1"]), "flows/bench.py": FLOW}
+    repo.push_branch("main", files, lock_from=(wheelhouse,))
+    for i in range(args.runs + 1):  # one lock per new-lock run, plus a warm-up
+        files = {"pyproject.toml": pyproject(f"bench-new-{i}", ["prefect==3.9.1"])}
+        repo.push_branch(f"new-{i}", files, lock_from=(wheelhouse,))
+
+    server = start_prefect_server(tmp / "prefect")
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        uv_cache = tmp / "uv-cache"
+        common = {"UV_CACHE_DIR": str(uv_cache)}
+        workers.append(start_worker(server, "stock", "process", common, tmp / "stock.log"))
+        auto = {**common, "PREFECT_RUNNER_AUTO_INSTALL_DEPENDENCIES": "true", "UV_FROZEN": "1"}
+        workers.append(start_worker(server, "stock-auto", "process", auto, tmp / "auto.log"))
+        ours = {**common, "SUNBEAM_CACHE_DIR": str(tmp / "sunbeam-cache")}
+        workers.append(start_worker(server, "sunbeam", "sunbeam", ours, tmp / "sunbeam.log"))
+
+        with SyncPrefectClient(server.api_url) as client:
+            flow_id = client.create_flow_from_name("bench")
+            clone = [
+                {"prefect.deployments.steps.git_clone": {"repository": repo.url, "branch": "main"}}
+            ]
+
+            def deploy(name: str, pool: str, **kw: object) -> UUID:
+                return client.create_deployment(
+                    flow_id=flow_id,
+                    name=name,
+                    work_pool_name=pool,
+                    entrypoint="flows/bench.py:bench",
+                    **kw,  # type: ignore[arg-type]
+                )
+
+            ours_vars = {"repo_url": repo.url, "ref": "main", "project_dir": "."}
+            variants = [
+                Variant("stock-git-clone", deploy("stock", "stock", pull_steps=clone)),
+                Variant("stock-auto-uv", deploy("auto", "stock-auto", pull_steps=clone)),
+                Variant("sunbeam-hit", deploy("hit", "sunbeam", job_variables=ours_vars)),
+            ]
+            new_lock = Variant(
+                "sunbeam-new-lock", variants[2].deployment, lambda i: {"ref": f"new-{i + 1}"}
+            )
+            variants.append(new_lock)
+
+            print("warming up (first run of each variant, not measured)", flush=True)
+            for v in variants[:3]:
+                run_once(client, v, -1)
+            run_once(client, Variant("warm", variants[2].deployment, lambda i: {"ref": "new-0"}), 0)
+            time.sleep(5)  # let the background bytecode compile of the warm-up envs settle
+
+            for i in range(args.runs):
+                for v in variants:
+                    run = run_once(client, v, i)
+                    v.running.append((run.start_time - run.created).total_seconds())
+                    v.completed.append((run.end_time - run.created).total_seconds())
+                    seconds = (run.labels or {}).get("sunbeam.sync_seconds")
+                    if seconds is not None:
+                        v.sync_seconds.append(float(seconds))
+                    print(
+                        f"  {v.name:17s} run {i + 1}: running {v.running[-1]:6.2f}s "
+                        f"completed {v.completed[-1]:6.2f}s",
+                        flush=True,
+                    )
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        server.stop()
+
+    results = {
+        v.name: {
+            "created_to_running_median_s": median(v.running),
+            "created_to_completed_median_s": median(v.completed),
+            "sync_seconds_median_s": median(v.sync_seconds),
+            "created_to_running_s": v.running,
+            "created_to_completed_s": v.completed,
+        }
+        for v in variants
+    }
+    by = {v.name: v for v in variants}
+    hit = statistics.median(by["sunbeam-hit"].running)
+    ratios = {
+        "stock_git_clone_over_sunbeam_hit": round(
+            statistics.median(by["stock-git-clone"].running) / hit, 2
+        ),
+        "stock_auto_uv_over_sunbeam_hit": round(
+            statistics.median(by["stock-auto-uv"].running) / hit, 2
+        ),
+        "stock_auto_uv_over_sunbeam_new_lock": round(
+            statistics.median(by["stock-auto-uv"].running)
+            / statistics.median(by["sunbeam-new-lock"].running),
+            2,
+        ),
+    }
+    report = {
+        "benchmark": "bench_agent",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "runs": args.runs,
+        "worker_query_seconds": float(QUERY_SECONDS),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0],
+        },
+        "results": results,
+        "ratios_created_to_running": ratios,
+        "targets": {
+            "sunbeam_hit_beats_stock": ratios["stock_git_clone_over_sunbeam_hit"] > 1,
+            "sunbeam_hit_2x_faster_than_auto_uv": ratios["stock_auto_uv_over_sunbeam_hit"] >= 2,
+            "sync_on_hit_at_most_0_3s": (median(by["sunbeam-hit"].sync_seconds) or 99) <= 0.3,
+        },
+    }
+    print()
+    print(f"{'variant':18s} {'created→Running':>16s} {'created→Completed':>18s} {'sync':>7s}")
+    for name, r in results.items():
+        sync = r["sync_seconds_median_s"]
+        print(
+            f"{name:18s} {r['created_to_running_median_s']:>15.2f}s "
+            f"{r['created_to_completed_median_s']:>17.2f}s "
+            f"{'' if sync is None else f'{sync:.2f}s':>7s}"
+        )
+    print("ratios (created→Running):", json.dumps(ratios))
+    print("targets:", json.dumps(report["targets"]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench_agent-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Flow hooks run in the ref's env; cancelling stops a sync promptly or a running flow."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from uuid import UUID
+
+from prefect.states import Cancelling
+
+from tests.agent.conftest import PREFECT_PIN, Stack
+from tests.support.pipeline_repo import pyproject
+from tests.support.pyindex import LocalIndex
+from tests.support.wheels import build_wheel
+
+
+def _wait_for_file(path: Path, timeout: float = 30) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.2)
+    return json.loads(path.read_text())
+
+
+def _wait_for_state(stack: Stack, run_id: UUID, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while stack.client.read_flow_run(run_id).state_name != name:
+        assert time.monotonic() < deadline, f"run never reached {name}"
+        time.sleep(0.2)
+
+
+def test_on_crashed_hook_runs_in_the_refs_env(
+    stack: Stack, main_deployment: UUID, tmp_path: Path
+) -> None:
+    out = tmp_path / "crash.json"
+    run = stack.run(main_deployment, {"out": str(out), "crash": True})
+    assert run.state is not None and run.state.is_crashed(), run.state
+    hook = _wait_for_file(Path(f"{out}.crashed"))
+    info = json.loads(out.read_text())
+    assert hook["python"] == info["python"]  # the flow's env, not the worker's interpreter
+    assert hook["python"].startswith(str(stack.cache_dir))
+    assert hook["commit"] == info["SUNBEAM_COMMIT"]
+    stack.wait_for_log(run.id, "Hook 'on_crashed' finished running successfully")
+
+
+def test_on_failure_hook_runs(stack: Stack, main_deployment: UUID, tmp_path: Path) -> None:
+    out = tmp_path / "fail.json"
+    run = stack.run(main_deployment, {"out": str(out), "fail": True})
+    assert run.state is not None and run.state.is_failed(), run.state
+    assert _wait_for_file(Path(f"{out}.failure"))["python"].startswith(str(stack.cache_dir))
+
+
+def test_cancel_running_flow_runs_on_cancellation_hook(
+    stack: Stack, main_deployment: UUID, tmp_path: Path
+) -> None:
+    out = tmp_path / "cancel.json"
+    run = stack.submit(main_deployment, {"out": str(out), "sleep": 60})
+    _wait_for_file(out)  # the flow is running
+    stack.client.set_flow_run_state(run.id, Cancelling(), force=True)
+    final = stack.wait(run.id, timeout=60)
+    assert final.state is not None and final.state.is_cancelled(), final.state
+    hook = _wait_for_file(Path(f"{out}.cancellation"))
+    assert hook["python"].startswith(str(stack.cache_dir))
+
+
+def test_cancel_during_slow_sync_stops_it_promptly(
+    stack: Stack, main_deployment: UUID, tmp_path: Path
+) -> None:
+    index = LocalIndex(tmp_path / "index").start()
+    try:
+        index.add(build_wheel(tmp_path / "wheels", "sunbeam-slow", "1.0"))
+        files = {"pyproject.toml": pyproject("demo-slow", [PREFECT_PIN, "sunbeam-slow"])}
+        stack.repo.push_branch("slow", files, lock_from=(stack.wheelhouse,), index=index.url)
+        index.delay = 120  # every download of the locked wheel now stalls
+
+        run = stack.submit(main_deployment, job_variables={"ref": "slow"})
+        stack.wait_for_log(run.id, "building", timeout=90)  # the sync reached uv
+        time.sleep(1)
+        started = time.monotonic()
+        stack.client.set_flow_run_state(run.id, Cancelling(), force=True)
+        final = stack.wait(run.id, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        index.stop()
+    assert final.state is not None and final.state.is_cancelled(), final.state
+    assert elapsed < 10, f"cancellation took {elapsed:.1f}s"
+    # The flow never started, and no half-built env is left behind.
+    assert all(s.name != "Running" for s in stack.client.read_flow_run_states(run.id))
+    leftovers = [p.name for p in (stack.cache_dir / "envs").iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers == []
+    stack.wait_for_log(run.id, "cancelled while syncing")
