@@ -114,3 +114,32 @@ def test_bad_cli_usage_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and "--ref" in res.stderr
     res = run_cli("gc", "--max-bytes", "lots", "--cache-dir", str(tmp_path))
     assert res.returncode == 2 and "not a size" in res.stderr
+
+
+def test_lock_without_a_required_package_fails_before_building(
+    project: Project, tmp_path: Path
+) -> None:
+    res = run_cli(
+        "prepare",
+        project.repo.url,
+        "--ref",
+        "main",
+        "--require",
+        "Pre_fect",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
+    assert res.returncode == 2
+    assert "does not include Pre_fect" in res.stderr and "uv lock" in res.stderr
+    assert not list((tmp_path / "c" / "envs").iterdir())  # nothing was built
+    ok = run_cli(
+        "prepare",
+        project.repo.url,
+        "--ref",
+        "main",
+        "--require",
+        "alpha",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
+    assert ok.returncode == 0, ok.stderr

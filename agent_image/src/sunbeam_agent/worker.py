@@ -164,6 +164,7 @@ class SunbeamWorker(ProcessWorker):
                 repo=configuration.repo_url,
                 ref=configuration.ref,
                 project_dir=configuration.project_dir,
+                required=["prefect"],
             )
             settings = (
                 SyncSettings(cache_dir=configuration.cache_dir)

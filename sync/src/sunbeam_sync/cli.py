@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--python", help="interpreter path or version; default $SUNBEAM_PYTHON / uv's")
     p.add_argument("--group", action="append", default=[], help="dependency group to install")
     p.add_argument("--extra", action="append", default=[], help="extra to install")
+    p.add_argument(
+        "--require", action="append", default=[], help="fail unless the lock includes PACKAGE"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
 
     p = sub.add_parser("list", help="environments in the cache")
@@ -122,6 +125,7 @@ def _run(args: argparse.Namespace, cancel: threading.Event) -> int:
             python=args.python,
             groups=args.group,
             extras=args.extra,
+            required=args.require,
         )
         with prepare(request, settings=settings, cancel=cancel) as prepared:
             r = prepared.result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import tomllib
@@ -33,6 +34,9 @@ class PrepareRequest(BaseModel):
     python: str | None = None
     groups: list[str] = Field(default_factory=list)
     extras: list[str] = Field(default_factory=list)
+    # Packages the caller cannot work without (the agent needs `prefect`): checked in the lock
+    # before anything is built, so a lock that can never run costs no build.
+    required: list[str] = Field(default_factory=list)
 
 
 class PrepareResult(BaseModel):
@@ -114,6 +118,7 @@ def prepare(
         root = mirror.checkout(commit)
         project = (root / project_dir).resolve()
         lock_bytes = _read_project(project, project_dir, commit, ref)
+        _check_required(lock_bytes, request.required, f"{project_dir!r} at {ref} ({commit[:12]})")
         timings["checkout"] = _lap(clock)
 
         clock = time.monotonic()
@@ -281,6 +286,25 @@ def _read_project(project: Path, project_dir: str, commit: str, ref: str) -> byt
     if not lock.is_file():
         raise LockfileError(f"no uv.lock in {where}: run `uv lock` there and commit uv.lock")
     return lock.read_bytes()
+
+
+_LOCKED_NAME = re.compile(rb'^name = "([^"]+)"$', re.MULTILINE)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _check_required(lock_bytes: bytes, required: list[str], where: str) -> None:
+    if not required:
+        return
+    locked = {_normalize(m.decode()) for m in _LOCKED_NAME.findall(lock_bytes)}
+    missing = [name for name in required if _normalize(name) not in locked]
+    if missing:
+        raise LockfileError(
+            f"uv.lock in {where} does not include {', '.join(missing)}: add it to the "
+            "project's dependencies, run `uv lock` and commit uv.lock"
+        )
 
 
 def _parse_lock(lock: Path) -> None:
