@@ -4,7 +4,7 @@ import httpx
 import pymongo
 
 from tests.support.mongo import mongo_server
-from tests.support.prefect_server import start_prefect_server
+from tests.support.prefect_server import PrefectServer
 
 
 def test_mongo_wire_server_roundtrip(tmp_path: Path) -> None:
@@ -14,9 +14,5 @@ def test_mongo_wire_server_roundtrip(tmp_path: Path) -> None:
         assert client.db.c.find_one({"x": 1})["x"] == 1
 
 
-def test_prefect_server_starts(tmp_path: Path) -> None:
-    server = start_prefect_server(tmp_path / "prefect")
-    try:
-        assert httpx.get(f"{server.api_url}/health").json() is True
-    finally:
-        server.stop()
+def test_prefect_server_answers(prefect_server: PrefectServer) -> None:
+    assert httpx.get(f"{prefect_server.api_url}/health").json() is True
