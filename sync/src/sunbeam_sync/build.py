@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sunbeam_sync import proc
+from sunbeam_sync.bytecode import seed_from_siblings
 from sunbeam_sync.envkey import EnvKey
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
 from sunbeam_sync.fsutil import make_read_only
@@ -112,6 +113,10 @@ class Builder:
                 raise UvError(f"uv venv did not create {tmp}/pyvenv.cfg")
             self._sync(tmp, req)
             manifest = self._manifest(tmp, req, time.monotonic() - started)
+            if req.link_mode is LinkMode.HARDLINK:
+                seeded = seed_from_siblings(tmp, manifest.site_packages, self._compiled_siblings())
+                if seeded:
+                    self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
             records = check_records(tmp, manifest)
             if records.modified:
                 # Hardlinks share inodes with uv's cache: a cache entry changed after install.
@@ -126,7 +131,11 @@ class Builder:
             make_read_only(tmp)
             manifest.build_seconds = round(time.monotonic() - started, 3)
             manifest.write(tmp)
+            compiled = self.layout.state / f"{req.key.key}.compiled"
+            compiled.unlink(missing_ok=True)
             os.rename(tmp, final)  # the publish: atomic on one filesystem
+            if self.settings.bytecode is Bytecode.BUILD:
+                compiled.touch()
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -136,6 +145,13 @@ class Builder:
             f"{req.link_mode.value} links) in {manifest.build_seconds:.2f}s",
         )
         return manifest
+
+    def _compiled_siblings(self) -> list[Path]:
+        """Published envs whose bytecode compilation finished, most recent first."""
+        done = sorted(
+            self.layout.state.glob("*.compiled"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        return [self.layout.env(p.stem) for p in done if self.layout.env(p.stem).is_dir()]
 
     def _sync(self, target: Path, req: BuildRequest) -> None:
         cmd = [
@@ -226,17 +242,17 @@ class Builder:
         return result
 
 
-def compile_in_background(env: Path, lease: FileLock, log: SyncLog) -> None:
-    """Compile .pyc files after publishing, so no run waits for it.
+def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path) -> None:
+    """Compile .pyc files after publishing, so no run waits for it; touch `done` when finished.
 
     The child inherits our shared lease's open file, so eviction waits for it too.
     Python writes .pyc files atomically, so runs starting meanwhile never see half a file.
     """
     site = _site_packages(env)
-    cmd = ["nice", "-n", "10", str(env / "bin" / "python"), "-m", "compileall", "-q", "-j", "0"]
+    script = 'nice -n 10 "$1" -m compileall -q -j 0 "$2" >/dev/null 2>&1; touch "$3"'
     try:
         subprocess.Popen(
-            [*cmd, str(site)],
+            ["sh", "-c", script, "sh", str(env / "bin" / "python"), str(site), str(done)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

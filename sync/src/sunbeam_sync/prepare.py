@@ -188,7 +188,7 @@ def prepare(
                     _PUBLISHED[key.key] = env.stat().st_ino
                     built = True
             if built and settings.bytecode is Bytecode.BACKGROUND:
-                compile_in_background(env, use, log)
+                compile_in_background(env, use, log, done=layout.state / f"{key.key}.compiled")
         timings["build"] = _lap(clock)
 
         record_use(layout, key.key, repo=repo, ref=ref, commit=commit)

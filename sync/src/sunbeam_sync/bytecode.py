@@ -1,0 +1,68 @@
+"""Bytecode for a new environment, borrowed from its siblings where the source is the same file.
+
+Envs built with hardlinks share each unchanged package's source files (same inode) with every
+sibling env built from the same uv cache entry. A sibling's compiled `.pyc` for such a file is
+therefore valid here too (Python checks the source's mtime and size, which are the inode's), so
+a new lock that adds one package starts with warm bytecode for everything else, instead of every
+first run paying seconds of compilation (images often set PYTHONDONTWRITEBYTECODE=1).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sunbeam_sync.manifest import Manifest
+
+_SIBLINGS = 1
+
+
+def seed_from_siblings(env: Path, site_rel: str, candidates: list[Path]) -> int:
+    """Hardlink `.pyc` files from the first suitable candidate env; return how many were linked."""
+    site = env / site_rel
+    siblings = [p for p in candidates if _hardlinked(p, site_rel)][:_SIBLINGS]
+    linked = 0
+    for sibling in siblings:
+        linked += _seed_one(site, sibling / site_rel)
+    return linked
+
+
+def _hardlinked(env: Path, site_rel: str) -> bool:
+    manifest = Manifest.read(env)
+    return (
+        manifest is not None
+        and manifest.link_mode == "hardlink"
+        and (manifest.site_packages == site_rel)
+    )
+
+
+def _seed_one(site: Path, sibling_site: Path) -> int:
+    linked = 0
+    prefix = str(sibling_site) + os.sep
+    for dirpath, _dirs, files in os.walk(sibling_site):
+        if not dirpath.endswith("__pycache__"):
+            continue
+        rel_cache = dirpath[len(prefix) :]
+        rel_src = os.path.dirname(rel_cache)
+        own_cache = os.path.join(site, rel_cache)
+        for name in files:
+            if not name.endswith(".pyc"):
+                continue
+            module = name.split(".", 1)[0]
+            try:
+                mine = os.stat(os.path.join(site, rel_src, module + ".py"))
+                theirs = os.stat(os.path.join(sibling_site, rel_src, module + ".py"))
+            except OSError:
+                continue
+            if mine.st_ino != theirs.st_ino or mine.st_dev != theirs.st_dev:
+                continue  # a different file (other version, or copied): its bytecode is not ours
+            target = os.path.join(own_cache, name)
+            try:
+                os.makedirs(own_cache, exist_ok=True)
+                os.link(os.path.join(dirpath, name), target)
+                linked += 1
+            except FileExistsError:
+                continue
+            except OSError:
+                return linked  # another filesystem or no permission: nothing more to gain here
+    return linked
