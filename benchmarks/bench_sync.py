@@ -68,7 +68,10 @@ def relock_variant(repo: Path, n: int) -> None:
 
 def wait_for_bytecode() -> None:
     # Background .pyc compilation would steal CPU from the next measurement.
-    while subprocess.run(["pgrep", "-f", "python.* -m compileall"], capture_output=True).returncode == 0:
+    while (
+        subprocess.run(["pgrep", "-f", "python.* -m compileall"], capture_output=True).returncode
+        == 0
+    ):
         time.sleep(0.2)
 
 
