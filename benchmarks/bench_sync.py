@@ -66,6 +66,21 @@ def relock_variant(repo: Path, n: int) -> None:
     sh("git", "commit", "-qam", f"variant {n}", cwd=repo)
 
 
+def cli_prepare(repo: Path, cache: Path) -> list[str]:
+    return [
+        SUNBEAM_SYNC,
+        "-q",
+        "prepare",
+        str(repo),
+        "--ref",
+        "main",
+        "--project-dir",
+        "pipeline",
+        "--cache-dir",
+        str(cache),
+    ]
+
+
 def wait_for_bytecode() -> None:
     # Background .pyc compilation would steal CPU from the next measurement.
     while (
@@ -116,18 +131,7 @@ def main() -> int:
     cli = []
     for _ in range(args.repeat):
         start = time.perf_counter()
-        sh(
-            SUNBEAM_SYNC,
-            "-q",
-            "prepare",
-            str(repo),
-            "--ref",
-            "main",
-            "--project-dir",
-            "pipeline",
-            "--cache-dir",
-            str(work / "c-cold"),
-        )
+        sh(*cli_prepare(repo, work / "c-cold"))
         cli.append(time.perf_counter() - start)
     rows["cache hit, sunbeam-sync CLI (median)"] = statistics.median(cli)
 
@@ -166,33 +170,11 @@ def main() -> int:
 
     relock_variant(repo, 2)
     start = time.perf_counter()
-    sh(
-        SUNBEAM_SYNC,
-        "-q",
-        "prepare",
-        str(repo),
-        "--ref",
-        "main",
-        "--project-dir",
-        "pipeline",
-        "--cache-dir",
-        str(work / "c-proc1"),
-    )
+    sh(*cli_prepare(repo, work / "c-proc1"))
     rows["1 prepare, new key, CLI process"] = time.perf_counter() - start
     wait_for_bytecode()
     relock_variant(repo, 3)
-    cmd = [
-        SUNBEAM_SYNC,
-        "-q",
-        "prepare",
-        str(repo),
-        "--ref",
-        "main",
-        "--project-dir",
-        "pipeline",
-        "--cache-dir",
-        str(work / "c-proc8"),
-    ]
+    cmd = cli_prepare(repo, work / "c-proc8")
     start = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(8)]
     assert all(p.wait() == 0 for p in procs)
