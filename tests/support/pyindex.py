@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import html
-import threading
 import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.support.ports import free_port
+from tests.support.ports import free_port, serve_in_background, shut_down
 
 
 class LocalIndex:
@@ -60,15 +59,9 @@ class LocalIndex:
                     time.sleep(index.delay)
                 super().do_GET()
 
-        self._server = ThreadingHTTPServer(
-            ("127.0.0.1", self.port), partial(Handler, directory=str(self.root))
-        )
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_in_background(self.port, partial(Handler, directory=str(self.root)))
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut_down(self._server)
+        self._server = None
