@@ -94,12 +94,19 @@ def test_scheduled_run_goes_through_the_sync(stack: Stack) -> None:
         schedule=IntervalSchedule(interval=timedelta(hours=1), anchor_date=first), active=True
     )
     deployment_id = stack.deployment("scheduled", schedules=[schedule])
-    # What the server's scheduler service does on its next loop, without waiting for it.
-    httpx.post(
-        f"{stack.server.api_url}/deployments/{deployment_id}/schedule",
-        json={"min_runs": 1, "max_runs": 1},
-        timeout=30,
-    ).raise_for_status()
+    # What the server's scheduler service does on its next loop, without waiting for it. The
+    # scheduler may hold SQLite's write lock at that moment; the server then answers 503, which
+    # Prefect's own client retries too.
+    for attempt in range(10):
+        response = httpx.post(
+            f"{stack.server.api_url}/deployments/{deployment_id}/schedule",
+            json={"min_runs": 1, "max_runs": 1},
+            timeout=30,
+        )
+        if response.status_code != 503:
+            break
+        time.sleep(0.5 * (attempt + 1))
+    response.raise_for_status()
     deadline = time.monotonic() + 120
     while True:
         runs = stack.client.read_flow_runs(
