@@ -35,7 +35,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sunbeam_api.local.runs import run_and_wait  # noqa: E402
+from sunbeam_contracts import labels as label  # noqa: E402
+from sunbeam_stack.flow_runs import run_and_wait  # noqa: E402
 from tests.stack.dockerkit import BASE_IMAGE, build_agent_image, connect, wait_for  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.prefect_server import start_prefect_server  # noqa: E402
@@ -236,8 +237,8 @@ def our_way(stack: dict, clone: Path, branch: str, pkg: str) -> dict:
         "seconds_created_to_running": phases.get("RUNNING"),
         "seconds_to_flow_running": pushed + (report.seconds_to_running or report.seconds_total),
         "seconds_to_completed": pushed + report.seconds_total,
-        "sync_seconds": float(report.labels.get("sunbeam.sync_seconds", "nan")),
-        "built_new_env": report.labels.get("sunbeam.built") == "true",
+        "sync_seconds": float(report.labels.get(label.SYNC_SECONDS, "nan")),
+        "built_new_env": report.built,
         "packages_fetched": packages_fetched(stack["api"], report.run_id),
         "uv_cache_bytes_added": after[2] - before[2],
         "same_container_never_restarted": before[:2] == after[:2],

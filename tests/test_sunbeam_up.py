@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sunbeam_api.local.processes import descendants
-from sunbeam_api.local.runs import run_and_wait
+from sunbeam_stack.flow_runs import run_and_wait
+from sunbeam_stack.processes import descendants
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
 from tests.support.wheelhouse import build_wheelhouse

@@ -12,8 +12,8 @@ import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.responses import DeploymentResponse
 
-from sunbeam_api import cli
 from sunbeam_api.settings import get_settings
+from sunbeam_stack import cli
 from tests.api.conftest import POOL
 from tests.support.prefect_server import PrefectServer
 
