@@ -14,7 +14,7 @@ from prefect.client.schemas.responses import DeploymentResponse
 
 from sunbeam_api.settings import get_settings
 from sunbeam_stack import cli
-from tests.api.conftest import POOL
+from tests.support.api_stack import POOL
 from tests.support.prefect_server import PrefectServer
 
 SUNBEAM = str(Path(sys.executable).with_name("sunbeam"))
