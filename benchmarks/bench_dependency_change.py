@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sunbeam_contracts import labels as label  # noqa: E402
+from sunbeam_contracts.naming import FLOW_NAME, ref_slug  # noqa: E402
 from sunbeam_stack.flow_runs import run_and_wait  # noqa: E402
 from tests.stack.dockerkit import BASE_IMAGE, build_agent_image, connect, wait_for  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
@@ -132,7 +133,7 @@ def original_way(client: docker.DockerClient, work: Path, repo: str, branch: str
     ctx.mkdir(exist_ok=True)
     (ctx / "Dockerfile").write_text(BRANCH_DOCKERFILE % {"uv": UV_VERSION})
     module = pkg.replace("-", "_")
-    tag = f"run-sunbeam:{re.sub(r'[^A-Za-z0-9_.-]', '-', branch)}"
+    tag = f"{FLOW_NAME}:{ref_slug(branch)}"
     start = time.monotonic()
     build = subprocess.run(
         [
