@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sunbeam_contracts import labels as label  # noqa: E402
+from sunbeam_contracts import run_labels  # noqa: E402
 from sunbeam_contracts.naming import FLOW_NAME, ref_slug  # noqa: E402
 from sunbeam_stack.flow_runs import run_and_wait  # noqa: E402
 from tests.stack.dockerkit import BASE_IMAGE, build_agent_image, connect, wait_for  # noqa: E402
@@ -238,7 +238,7 @@ def our_way(stack: dict, clone: Path, branch: str, pkg: str) -> dict:
         "seconds_created_to_running": phases.get("RUNNING"),
         "seconds_to_flow_running": pushed + (report.seconds_to_running or report.seconds_total),
         "seconds_to_completed": pushed + report.seconds_total,
-        "sync_seconds": float(report.labels.get(label.SYNC_SECONDS, "nan")),
+        "sync_seconds": float(report.labels.get(run_labels.SYNC_SECONDS, "nan")),
         "built_new_env": report.built,
         "packages_fetched": packages_fetched(stack["api"], report.run_id),
         "uv_cache_bytes_added": after[2] - before[2],

@@ -9,7 +9,7 @@ import sys
 PROBE = """
 import sys
 import sunbeam_api.main, sunbeam_api.routers.runs, sunbeam_api.deployments
-import sunbeam_contracts.labels, sunbeam_contracts.naming, sunbeam_contracts.refs, sunbeam_contracts.tags
+import sunbeam_contracts.run_labels, sunbeam_contracts.naming, sunbeam_contracts.ref_rules, sunbeam_contracts.tags
 print(sorted(m for m in ("sunbeam_sync", "git", "sunbeam_stack", "sunbeam_agent") if m in sys.modules))
 """
 
@@ -22,7 +22,7 @@ def test_the_api_does_not_import_the_sync_core_or_git() -> None:
 def test_contracts_import_nothing_outside_the_standard_library() -> None:
     probe = (
         "import sys; before = set(sys.modules); "
-        "import sunbeam_contracts.labels, sunbeam_contracts.naming, sunbeam_contracts.refs, "
+        "import sunbeam_contracts.run_labels, sunbeam_contracts.naming, sunbeam_contracts.ref_rules, "
         "sunbeam_contracts.tags; "
         "print(sorted({m.split('.')[0] for m in set(sys.modules) - before} "
         "- set(sys.stdlib_module_names) - {'sunbeam_contracts'}))"

@@ -15,7 +15,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 
-from sunbeam_contracts import labels as label
+from sunbeam_contracts import run_labels
 from tests.support import agent_flow as flow_source
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
@@ -181,4 +181,4 @@ class MainRun:
 
 
 def labels(run: FlowRun) -> dict[str, str]:
-    return {k: str(v) for k, v in (run.labels or {}).items() if k.startswith(label.PREFIX)}
+    return {k: str(v) for k, v in (run.labels or {}).items() if k.startswith(run_labels.PREFIX)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from sunbeam_contracts import labels as label
+from sunbeam_contracts import run_labels
 from sunbeam_sync import PrepareResult
 
 
@@ -20,14 +20,14 @@ def timings(result: PrepareResult) -> dict[str, float]:
 def sync_labels(result: PrepareResult, sync_seconds: float) -> dict[str, str]:
     """Flow-run labels (all string values) describing the code and env a run used."""
     return {
-        label.REF: result.ref,
-        label.COMMIT: result.commit,
-        label.ENV_KEY: result.env_key,
-        label.CACHE_HIT: label.flag(result.cache_hit),
-        label.BUILT: label.flag(result.built),
-        label.HEALED: label.flag(result.healed),
-        label.SYNC_SECONDS: f"{sync_seconds:.3f}",
-        label.TIMINGS: json.dumps(timings(result), sort_keys=True),
+        run_labels.REF: result.ref,
+        run_labels.COMMIT: result.commit,
+        run_labels.ENV_KEY: result.env_key,
+        run_labels.CACHE_HIT: run_labels.flag(result.cache_hit),
+        run_labels.BUILT: run_labels.flag(result.built),
+        run_labels.HEALED: run_labels.flag(result.healed),
+        run_labels.SYNC_SECONDS: f"{sync_seconds:.3f}",
+        run_labels.TIMINGS: json.dumps(timings(result), sort_keys=True),
     }
 
 

@@ -30,7 +30,7 @@ from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from pydantic import BaseModel
 
 from sunbeam_api.deployments import main_deployment_id
-from sunbeam_contracts import labels as label
+from sunbeam_contracts import run_labels
 from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF
 from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag, tagged_refs
 
@@ -69,7 +69,7 @@ class LogLine(BaseModel):
 def _bool(value: object) -> bool | None:
     if value is None:
         return None
-    return {label.TRUE: True, label.FALSE: False}.get(str(value).lower())
+    return {run_labels.TRUE: True, run_labels.FALSE: False}.get(str(value).lower())
 
 
 def _float(value: object) -> float | None:
@@ -98,8 +98,8 @@ def _ref_tags_filter(ref: str) -> FlowRunFilterTags:
 
 
 def _run_ref(run: FlowRun, labels: dict[str, Any]) -> str | None:
-    if isinstance(labels.get(label.REF), str):
-        return labels[label.REF]
+    if isinstance(labels.get(run_labels.REF), str):
+        return labels[run_labels.REF]
     ref = (run.job_variables or {}).get("ref")
     if isinstance(ref, str):
         return ref
@@ -117,13 +117,13 @@ def summarize(run: FlowRun) -> RunSummary:
         state=run.state_type.value if run.state_type else None,
         state_name=run.state_name,
         ref=_run_ref(run, labels),
-        commit=labels.get(label.COMMIT),
-        env_key=labels.get(label.ENV_KEY),
-        cache_hit=_bool(labels.get(label.CACHE_HIT)),
-        built=_bool(labels.get(label.BUILT)),
-        healed=_bool(labels.get(label.HEALED)),
-        sync_seconds=_float(labels.get(label.SYNC_SECONDS)),
-        timings=_timings(labels.get(label.TIMINGS)),
+        commit=labels.get(run_labels.COMMIT),
+        env_key=labels.get(run_labels.ENV_KEY),
+        cache_hit=_bool(labels.get(run_labels.CACHE_HIT)),
+        built=_bool(labels.get(run_labels.BUILT)),
+        healed=_bool(labels.get(run_labels.HEALED)),
+        sync_seconds=_float(labels.get(run_labels.SYNC_SECONDS)),
+        timings=_timings(labels.get(run_labels.TIMINGS)),
         prewarm=PREWARM_TAG in run.tags,
         tags=list(run.tags),
         parameters=run.parameters or {},
@@ -159,7 +159,7 @@ async def create_prewarm_run(client: PrefectClient, commit: str, pushed_ref: str
         tags=[PREWARM_TAG, ref_tag(commit)],
         idempotency_key=prewarm_idempotency_key(commit),
         name=f"prewarm-{commit[:12]}",
-        labels={label.PUSHED_REF: pushed_ref},
+        labels={run_labels.PUSHED_REF: pushed_ref},
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sunbeam_api.errors import BadInputError
-from sunbeam_contracts import refs as ref_rules
+from sunbeam_contracts import ref_rules
 
 
 def validate_ref(ref: object) -> str:

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sunbeam_contracts import labels as label
+from sunbeam_contracts import run_labels
 from sunbeam_contracts.naming import MAIN_FULL_NAME
 from sunbeam_stack.flow_runs import RunReport, run_and_wait
 from sunbeam_stack.local_stack import LocalStack, Say
@@ -62,7 +62,7 @@ def _describe(report: RunReport) -> str:
     to_running = report.seconds_to_running or 0.0
     return (
         f"{report.state} in {report.seconds_total:.1f}s (running after {to_running:.1f}s; "
-        f"env {report.labels.get(label.ENV_KEY, '?')[:12]} {how}, "
+        f"env {report.labels.get(run_labels.ENV_KEY, '?')[:12]} {how}, "
         f"sync {report.sync_seconds}s)"
     )
 

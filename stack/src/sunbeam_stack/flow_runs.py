@@ -12,7 +12,7 @@ from typing import Any
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import StateType
 
-from sunbeam_contracts import labels as label
+from sunbeam_contracts import run_labels
 from sunbeam_stack.processes import StackError
 
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
@@ -29,11 +29,11 @@ class RunReport:
 
     @property
     def sync_seconds(self) -> str:
-        return self.labels.get(label.SYNC_SECONDS, "?")
+        return self.labels.get(run_labels.SYNC_SECONDS, "?")
 
     @property
     def built(self) -> bool:
-        return self.labels.get(label.BUILT) == label.TRUE
+        return self.labels.get(run_labels.BUILT) == run_labels.TRUE
 
 
 def run_and_wait(
@@ -58,7 +58,7 @@ def run_and_wait(
             if time.monotonic() - started > timeout:
                 raise StackError(f"flow run {run.id} did not finish within {timeout:.0f}s")
             time.sleep(0.3)
-    labels = {k: str(v) for k, v in (run.labels or {}).items() if k.startswith(label.PREFIX)}
+    labels = {k: str(v) for k, v in (run.labels or {}).items() if k.startswith(run_labels.PREFIX)}
     return RunReport(
         run_id=str(run.id),
         state=run.state_type.value if run.state_type else "UNKNOWN",

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sunbeam_contracts import refs as ref_rules
-from sunbeam_contracts.refs import FULL_SHA, HEX_SHA, MAX_REF_LENGTH
+from sunbeam_contracts import ref_rules
+from sunbeam_contracts.ref_rules import FULL_SHA, HEX_SHA, MAX_REF_LENGTH
 from sunbeam_sync.errors import BadInputError
 
 __all__ = ["FULL_SHA", "HEX_SHA", "MAX_REF_LENGTH", "validate_ref", "validate_repo"]
@@ -19,7 +19,7 @@ _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
 def validate_ref(ref: object) -> str:
     """Return `ref` if it is a valid git ref name or hex SHA, else raise BadInputError.
 
-    The rules live in `sunbeam_contracts.refs`, shared with the API.
+    The rules live in `sunbeam_contracts.ref_rules`, shared with the API.
     """
     try:
         return ref_rules.validate_ref(ref)
