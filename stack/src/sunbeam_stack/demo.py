@@ -37,6 +37,15 @@ def scratch_remote(checkout: Path, scratch: Path) -> Path:
     scratch.mkdir(parents=True)
     bare = scratch / "pipeline.git"
     _git("clone", "-q", "--bare", str(checkout), str(bare), cwd=scratch)
+    # A clone made from a branch other than main has no local main: the demo runs main, so it
+    # stands for what is checked out.
+    if (
+        subprocess.run(
+            ["git", "rev-parse", "-q", "--verify", "refs/heads/main"], cwd=bare, capture_output=True
+        ).returncode
+        != 0
+    ):
+        _git("branch", "main", _git("rev-parse", "HEAD", cwd=checkout), cwd=bare)
     return bare
 
 
