@@ -12,7 +12,7 @@ import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import LogCreate
 from prefect.client.schemas.objects import FlowRun
-from prefect.states import Scheduled
+from prefect.states import Failed, Scheduled
 
 from tests.support.prefect_server import PrefectServer
 
@@ -182,3 +182,63 @@ def test_future_scheduled_runs_are_listed_only_on_request(
     assert future not in [r["id"] for r in api.get("/runs", params={"limit": 200}).json()]
     params = {"include_future": "true", "state": "SCHEDULED", "ref": "main", "limit": 200}
     assert future in [r["id"] for r in api.get("/runs", params=params).json()]
+
+
+@pytest.mark.usefixtures("main_deployment")
+def test_get_run_says_why_it_failed(
+    api: httpx.Client, auth: dict[str, str], prefect: PrefectServer
+) -> None:
+    run_id = api.post("/runs", json={"ref": "feature/broken"}, headers=auth).json()["id"]
+    assert api.get(f"/runs/{run_id}").json()["state_message"] is None
+    why = "Sync failed: uv.lock of feature/broken is out of date; run `uv lock` and push"
+
+    async def fail_like_the_agent() -> None:
+        async with PrefectClient(api=prefect.api_url) as client:
+            await client.set_flow_run_state(UUID(run_id), Failed(message=why), force=True)
+
+    asyncio.run(fail_like_the_agent())
+    run = api.get(f"/runs/{run_id}").json()
+    assert run["state"] == "FAILED" and run["state_message"] == why
+    listed = {r["id"]: r for r in api.get("/runs", params={"ref": "feature/broken"}).json()}
+    assert listed[run_id]["state_message"] == why
+
+
+@pytest.mark.usefixtures("main_deployment")
+def test_long_logs_are_read_whole_and_paged_to_the_end(
+    api: httpx.Client, auth: dict[str, str], prefect: PrefectServer
+) -> None:
+    run_id = api.post("/runs", json={"ref": "feature/chatty"}, headers=auth).json()["id"]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def log_310_lines() -> None:
+        async with PrefectClient(api=prefect.api_url) as client:
+            await client.create_logs(
+                [
+                    LogCreate(
+                        name="sunbeam.agent",
+                        level=20,
+                        message=f"line {i:03d}",
+                        timestamp=start + timedelta(milliseconds=i),
+                        flow_run_id=UUID(run_id),
+                    )
+                    for i in range(310)
+                ]
+            )
+
+    asyncio.run(log_310_lines())
+    expected = [f"line {i:03d}" for i in range(310)]
+    whole = api.get(f"/runs/{run_id}/logs")
+    assert [x["message"] for x in whole.json()] == expected
+    assert "x-next-offset" not in whole.headers
+
+    # Paging by the documented header reaches the last line, each line exactly once.
+    seen: list[str] = []
+    params = {"limit": 120, "offset": 0}
+    while True:
+        page = api.get(f"/runs/{run_id}/logs", params=params)
+        seen += [x["message"] for x in page.json()]
+        if "x-next-offset" not in page.headers:
+            break
+        params["offset"] = int(page.headers["x-next-offset"])
+    assert seen == expected
+    assert api.get(f"/runs/{run_id}/logs", params={"limit": 10_001}).status_code == 422
