@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,12 +25,18 @@ from sunbeam_api.deployments import ensure_pipeline_deployment
 from sunbeam_api.main import create_app
 from sunbeam_api.settings import Settings
 from tests.api.seed import seed_series
+from tests.support.gitrepo import PipelineRepo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer
 
 API_KEY = "test-api-key-0123456789"
 WEBHOOK_SECRET = "test-webhook-secret"
-REPO_URL = "file:///srv/git/sunbeam-pipeline.git"
+# A real repository: commissioning checks the ref against it (git ls-remote). Fixed per session
+# so that settings and the fixtures that register deployments can name it before it is made.
+REPO_ROOT = Path(tempfile.gettempdir()) / f"sunbeam-api-tests-{os.getpid()}"
+REPO_URL = (REPO_ROOT / "remote.git").as_uri()
+BRANCHES = ["main", "feature/solar", "fix/a.b", "fix-a.b", "release/keep", "release/purge"]
+TAGS = ["v1.2.0"]
 POOL = "sunbeam-test"
 DB = "sunbeam_test"
 
@@ -76,6 +85,20 @@ class Mongo:
 
     def client(self) -> pymongo.MongoClient:
         return pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pipeline_repo() -> Iterator[PipelineRepo]:
+    repo = PipelineRepo(REPO_ROOT)
+    repo.write("pipeline/README.md", "the pipeline\n")
+    for branch in BRANCHES:
+        repo.commit(f"work on {branch}", branch=branch)
+    for tag in TAGS:
+        repo.tag(tag)
+    try:
+        yield repo
+    finally:
+        shutil.rmtree(REPO_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 FastAPI reads and parses a JSON body before it runs a route's dependencies, so an API-key check
 in a dependency comes after a 100 MB body is already in memory. This ASGI middleware runs first:
-mutations without the right key get 401 (503 when no key is configured) from the headers alone;
+routes that need the API key get 401 without it (503 when no key is configured) from the headers alone;
 a declared `Content-Length` over the limit gets 413 at once, and a body streamed without a length
 is counted as it arrives and cut off with 413 as soon as it passes the limit.
 """
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sunbeam_api.auth import check_api_key
+from sunbeam_api.dependencies import require_api_key
 from sunbeam_api.errors import SunbeamApiError
 from sunbeam_api.settings import Settings
 
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Authenticated by their own signature instead of the API key (POST /hooks/github).
+# Webhooks are authenticated by their signature (POST /hooks/github) and may be larger.
 SIGNED_PREFIX = "/hooks/"
 WEBHOOK_MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
@@ -30,9 +31,21 @@ def _too_large(limit: int) -> str:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, router: Router) -> None:
         self.app = app
         self.settings = settings
+        self.router = router
+        self._keyed: list[BaseRoute] | None = None
+
+    def needs_key(self, scope: Scope) -> bool:
+        """True when the request goes to a route that depends on the API key check."""
+        if self._keyed is None:  # routes are complete once the app serves its first request
+            self._keyed = [
+                route
+                for route in self.router.routes
+                if any(d.dependency is require_api_key for d in getattr(route, "dependencies", ()))
+            ]
+        return any(route.matches(scope)[0] is Match.FULL for route in self._keyed)
 
     def body_limit(self, path: str) -> int:
         return WEBHOOK_MAX_BODY if path.startswith(SIGNED_PREFIX) else self.settings.max_body_bytes
@@ -41,11 +54,11 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path, method = scope.get("path", ""), scope.get("method", "GET")
+        path = scope.get("path", "")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         limit = self.body_limit(path)
         try:
-            if method not in READ_METHODS and not path.startswith(SIGNED_PREFIX):
+            if self.needs_key(scope):
                 check_api_key(self.settings.api_key, headers.get("authorization"))
             _check_length(headers.get("content-length"), limit)
         except SunbeamApiError as exc:

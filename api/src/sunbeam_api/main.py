@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     install_handlers(app)
     # Outermost: refuses unauthenticated and oversized requests before any body is read.
-    app.add_middleware(RequestGuard, settings=app.state.settings)
+    app.add_middleware(RequestGuard, settings=app.state.settings, router=app.router)
     for module in (health, results, runs, pipelines, hooks):
         app.include_router(module.router)
     return app

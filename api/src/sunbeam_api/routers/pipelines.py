@@ -11,6 +11,7 @@ from sunbeam_api import deployments
 from sunbeam_api import results as store
 from sunbeam_api.dependencies import AuthDep, DbDep, PrefectDep, Ref, SettingsDep
 from sunbeam_api.errors import BadInputError, DisabledError, NotFoundError
+from sunbeam_api.remote_refs import resolve_remote_ref
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
@@ -53,6 +54,14 @@ async def commission(
     if not settings.pipeline_repo:
         raise DisabledError(
             "commissioning is disabled: set SUNBEAM_PIPELINE_REPO to the pipeline repository URL"
+        )
+    commit = await resolve_remote_ref(
+        settings.pipeline_repo, body.ref, timeout=settings.backend_timeout_s * 3
+    )
+    if commit is None:
+        raise BadInputError(
+            f"ref {body.ref!r} is neither a branch nor a tag of the pipeline repository: "
+            "push it first, or check the spelling"
         )
     await deployments.ensure_pipeline_deployment(
         client,
