@@ -45,8 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Sunbeam API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings or get_settings()
     install_handlers(app)
-    # Outermost: refuses unauthenticated and oversized requests before any body is read.
-    app.add_middleware(RequestGuard, settings=app.state.settings, router=app.router)
+    # Refuses unauthenticated and oversized requests before their body is read.
+    app.add_middleware(RequestGuard, settings=app.state.settings)
     for module in (health, results, runs, pipelines, hooks):
         app.include_router(module.router)
     return app
