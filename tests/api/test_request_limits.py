@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import pytest
 
 from tests.api.conftest import API_KEY, LiveServer
@@ -80,3 +81,46 @@ def test_webhook_refuses_oversized_payloads_before_reading(
     signed = "X-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=" + "0" * 64 + "\r\n"
     status, body = _exchange(live_api, _post("/hooks/github", length, signed))
     assert status == 413 and "larger than" in body
+
+
+def _on_demand_runs(api: httpx.Client) -> set[str]:
+    runs = api.get("/runs", params={"limit": 200}).json()
+    return {r["id"] for r in runs if any(t.startswith("sunbeam-ref:") for t in r["tags"])}
+
+
+@pytest.mark.usefixtures("main_deployment")
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        (b'{"ref": "main"}', "text/plain", 415, "Content-Type: application/json"),
+        (b'{"ref": "main"}', "application/x-www-form-urlencoded", 415, "as JSON"),
+        (b"[" * 50_000 + b"]" * 50_000, "application/json", 400, "not valid JSON"),
+        (
+            b'{"ref": "main", "parameters": {"n": 1' + b"0" * 5000 + b"}}",
+            "application/json",
+            400,
+            "not valid",
+        ),
+        (b'{"ref": "main"}', None, 415, "not no Content-Type"),
+        (b'\xff\xfe{"ref": "main"}', "application/json", 400, "not valid JSON"),
+        (b'{"ref": "main", "parameters": {"x": NaN}}', "application/json", 422, "finite"),
+        (b'{"ref": "main", "parameters": {"x": -Infinity}}', "application/json", 422, "finite"),
+        (b'{"ref": "main", "parameters": {"x": 1e999}}', "application/json", 422, "finite"),
+        (b'{"ref": "main"', "application/json", 422, "JSON decode error"),
+    ],
+)
+def test_careless_bodies_get_one_clear_line(
+    api: httpx.Client,
+    auth: dict[str, str],
+    body: bytes,
+    content_type: str | None,
+    status: int,
+    says: str,
+) -> None:
+    before = _on_demand_runs(api)
+    headers = auth | ({"Content-Type": content_type} if content_type else {})
+    r = api.post("/runs", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert says in detail and "\n" not in detail and "Traceback" not in r.text
+    assert _on_demand_runs(api) == before

@@ -17,6 +17,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeo
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("sunbeam_api")
+FASTAPI_PARSE_ERROR = "There was an error parsing the body"
 
 
 class SunbeamApiError(Exception):
@@ -129,7 +130,12 @@ def _plain(errors: object) -> object:
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    detail = str(exc.detail)
+    if exc.status_code == 400 and exc.__cause__ is not None and detail == FASTAPI_PARSE_ERROR:
+        # FastAPI hides why (nesting too deep, a 5,000-digit number, bytes that are not UTF-8).
+        cause = str(exc.__cause__).splitlines()[0][:120] if str(exc.__cause__) else ""
+        detail = f"the request body is not valid JSON: {type(exc.__cause__).__name__} {cause}"
+    return _error(exc.status_code, detail.strip(), getattr(exc, "headers", None))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

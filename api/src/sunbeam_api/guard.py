@@ -40,13 +40,17 @@ def _needs_key(scope: Scope) -> bool:
     return any(d.dependency is require_api_key for d in getattr(route, "dependencies", ()))
 
 
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 class _GuardedBody:
     """The app's `receive`, refusing the request on its first call and counting bytes after."""
 
     def __init__(self, scope: Scope, receive: Receive, settings: Settings) -> None:
         self.scope, self.receive, self.settings = scope, receive, settings
-        path = scope.get("path", "")
-        self.limit = WEBHOOK_MAX_BODY if path.startswith(SIGNED_PREFIX) else settings.max_body_bytes
+        self.signed = scope.get("path", "").startswith(SIGNED_PREFIX)
+        self.limit = WEBHOOK_MAX_BODY if self.signed else settings.max_body_bytes
         self.seen: int | None = None  # None until the first read
 
     async def __call__(self) -> Message:
@@ -70,6 +74,15 @@ class _GuardedBody:
             except SunbeamApiError as exc:
                 # HTTPException: FastAPI passes it on from body reading; the app answers it as JSON.
                 raise HTTPException(exc.status_code, exc.message, exc.headers) from None
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        has_body = (
+            headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers
+        )
+        if not self.signed and has_body and not _is_json(media_type):
+            shown = repr(media_type[:60]) if media_type else "no Content-Type"
+            raise HTTPException(
+                415, f"send the body as JSON (Content-Type: application/json), not {shown}"
+            )
         declared = headers.get("content-length", "")
         # The HTTP server (h11) has already refused a Content-Length that is not a number.
         if declared.strip().isdigit() and int(declared) > self.limit:

@@ -17,7 +17,9 @@ router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
 
 class CommissionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ref": "main", "cron": "0 2 * * *"}]}
+    )
 
     ref: Ref
     cron: str | None = Field(

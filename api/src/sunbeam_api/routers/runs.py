@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 from uuid import UUID
@@ -52,6 +53,9 @@ def _reject_operators(value: object, depth: int = 0) -> None:
     elif isinstance(value, list):
         for item in value:
             _reject_operators(item, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or Infinity; Python's parser accepts them, Prefect would store garbage.
+        raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
 
 
 class RunCreated(BaseModel):
