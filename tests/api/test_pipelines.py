@@ -10,8 +10,9 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 
-from tests.api.conftest import API_KEY, DB, POOL, REPO_URL, Mongo, make_settings, served
 from tests.api.seed import seed_series
+from tests.support.api_stack import API_KEY, DB, POOL, REPO_URL, make_settings, served
+from tests.support.mongo import Mongo
 from tests.support.prefect_server import PrefectServer
 
 

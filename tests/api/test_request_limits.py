@@ -11,7 +11,7 @@ import socket
 import httpx
 import pytest
 
-from tests.api.conftest import API_KEY, LiveServer
+from tests.support.api_stack import API_KEY, LiveServer
 
 HUGE = 100 * 1024 * 1024
 AUTH = f"Authorization: Bearer {API_KEY}\r\n"

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from prefect.client.schemas.objects import StateType
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sunbeam_api import runs as prefect_runs
+from sunbeam_api import prefect_runs
 from sunbeam_api.dependencies import AuthDep, PrefectDep, Ref
 from sunbeam_api.errors import NotFoundError
 
