@@ -11,8 +11,12 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import LogCreate
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Failed, Scheduled
+from prefect.utilities.callables import parameter_schema
 
+from sunbeam_api.deployments import ensure_pipeline_deployment
+from tests.support.api_stack import POOL, REPO_URL
 from tests.support.prefect_server import PrefectServer
 
 
@@ -233,3 +237,47 @@ def test_long_logs_are_read_whole_and_paged_to_the_end(
         params["offset"] = int(page.headers["x-next-offset"])
     assert seen == expected
     assert api.get(f"/runs/{run_id}/logs", params={"limit": 10_001}).status_code == 422
+
+
+def _pipeline_signature(events: list[str] | None = None, stages: list[str] | None = None) -> None:
+    """The pipeline flow's signature (pipeline/src/sunbeam_pipeline/flow.py: run_sunbeam).
+
+    events: event names from sunbeam.toml (default: all configured events).
+    stages: stage names to run (default: all); their upstream stages run too.
+    """
+
+
+def test_a_deployment_with_the_flow_schema_refuses_typod_parameters(
+    api: httpx.Client, auth: dict[str, str], prefect: PrefectServer, main_deployment: str
+) -> None:
+    schema = parameter_schema(_pipeline_signature).model_dump(mode="json")
+
+    async def deploy(with_schema: dict | None) -> None:
+        async with PrefectClient(api=prefect.api_url) as client:
+            await ensure_pipeline_deployment(
+                client, repo_url=REPO_URL, ref="main", work_pool=POOL, parameter_schema=with_schema
+            )
+
+    asyncio.run(deploy(schema))
+    try:
+        r = api.post("/runs", json={"ref": "main", "parameters": {"evnts": ["E1"]}}, headers=auth)
+        assert r.status_code == 422, r.text
+        assert "evnts" in r.json()["detail"] and "\n" not in r.json()["detail"]
+        r = api.post("/runs", json={"ref": "main", "parameters": {"events": "E1"}}, headers=auth)
+        assert r.status_code == 422 and "events" in r.json()["detail"], r.text
+        ok = {"ref": "feature/x", "parameters": {"events": ["E1"], "stages": None}}
+        assert api.post("/runs", json=ok, headers=auth).status_code == 202
+
+        async def through_prefect() -> int:
+            async with PrefectClient(api=prefect.api_url) as client:
+                try:
+                    await client.create_flow_run_from_deployment(
+                        UUID(main_deployment), parameters={"stage": ["power"]}
+                    )
+                except PrefectHTTPStatusError as exc:
+                    return exc.response.status_code
+                return 201
+
+        assert asyncio.run(through_prefect()) == 409  # Prefect refuses it the same way
+    finally:
+        asyncio.run(deploy(None))

@@ -93,7 +93,10 @@ async def _prefect_status(_: Request, exc: Exception) -> JSONResponse:
         return _error(503, f"Prefect answered {code}; try again later")
     if code in (409, 422):
         # The caller's request conflicts with Prefect's state or schema: pass Prefect's reason on.
-        return _error(code, f"Prefect refused the request: {_prefect_detail(exc.response)}")
+        detail = _prefect_detail(exc.response)
+        if "Validation failed" in detail:
+            code = 422  # Prefect answers 409 when parameters break the deployment's schema
+        return _error(code, f"Prefect refused the request: {detail}")
     return _error(502, f"Prefect refused the request ({code})")
 
 
