@@ -43,11 +43,12 @@ def prepare(
             commit = _resolve(mirror, request.ref, log)
         with timings("checkout"):
             lease.hold(layout.checkout_lock(mirror.rid, commit).acquire(**wait))  # type: ignore[arg-type]
-            project = (mirror.checkout(commit) / request.project_dir).resolve()
-            lock = read_project(
-                project, f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
-            )
+            where = f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
+            lock = read_project(mirror.checkout(commit), request.project_dir, where)
             lock.require(request.required)
+            if not settings.allow_external_sources:
+                lock.check_sources()
+            project = lock.project
         with timings("verify"):
             interpreter = find_interpreter(request.python or settings.python, project)
             key = env_key(lock.raw, interpreter, request.groups, request.extras)
