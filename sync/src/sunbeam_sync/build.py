@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sunbeam_sync import proc
 from sunbeam_sync.atomic import atomic_directory
+from sunbeam_sync.baseline import interpreter_identity, site_files, write_hashes
 from sunbeam_sync.bytecode import seed_from_siblings
 from sunbeam_sync.envkey import EnvKey
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
@@ -29,6 +30,8 @@ from sunbeam_sync.verify import check_records
 
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
 _HASH = re.compile(r"Hash mismatch for `([^`]+)`")
+Expect = dict[str, str] | None  # site-relative path → sha256 the env must match
+
 # A build whose hardlinked files turn out modified cleans those uv cache entries and tries again.
 _BUILD_ATTEMPTS = 2
 
@@ -89,8 +92,20 @@ class Builder:
         raise LockfileError(f"uv.lock check failed: {_last_error(result.lines)}")
 
     # ----------------------------------------------------------------- build
-    def build(self, req: BuildRequest) -> Manifest:
-        """Check the lock, build the env of `req.key` and publish it under its final name."""
+    def build(
+        self, req: BuildRequest, *, clean: Sequence[str] = (), expect: Expect = None
+    ) -> Manifest:
+        """Check the lock, build the env of `req.key` and publish it under its final name.
+
+        Healing passes `clean`: distributions to drop from uv's cache first (their files there
+        were damaged through a hardlink), and `expect`: the hashes the env had when first built;
+        a rebuild whose files still differ is not published.
+        """
+        if clean:
+            self.log.warning(
+                "heal", f"removing {', '.join(clean)} from uv's cache before rebuilding"
+            )
+            self._uv(["cache", "clean", *clean], failure="could not clean the uv cache")
         cache_home = self.uv_cache if self.uv_cache.exists() else self.layout.root
         if not same_filesystem(cache_home, self.layout.envs):
             self.log.warning(
@@ -104,7 +119,7 @@ class Builder:
                     manifest = self._install(tmp, req, started)
                     if attempt < _BUILD_ATTEMPTS:
                         self._drop_modified_cache_entries(tmp, manifest)
-                    self._seal(tmp, req, manifest, started)
+                    self._seal(tmp, req, manifest, started, expect)
                 break
             except _Rebuild:
                 continue
@@ -137,12 +152,32 @@ class Builder:
                 self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
         return manifest
 
-    def _seal(self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float) -> None:
-        """Last checks and the manifest, just before the publish."""
+    def _seal(
+        self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float, expect: Expect
+    ) -> None:
+        """Last checks, the baseline and the manifest, just before the publish."""
         records = check_records(tmp, manifest)
         if records.problems:
             raise UvError(f"the new environment is incomplete: {records.problems[0]}")
-        make_read_only(tmp)
+        site = tmp / manifest.site_packages
+        manifest.pyvenv_cfg = (tmp / "pyvenv.cfg").read_text()
+        manifest.interpreter, manifest.interpreter_stat = interpreter_identity(tmp)
+        manifest.unowned = {
+            rel: os.lstat(p).st_size for rel, p in site_files(site) if rel not in records.owned
+        }
+        hashes = write_hashes(tmp, site)
+        if expect is not None:
+            still = sorted(
+                rel for rel, digest in expect.items() if hashes.get(rel, digest) != digest
+            )
+            if still:
+                raise UvError(
+                    f"the rebuilt environment still differs from what was first built "
+                    f"({', '.join(still[:3])}): not publishing it; uv's cache may be damaged, "
+                    "run `uv cache clean` and retry"
+                )
+        background = self.settings.bytecode is Bytecode.BACKGROUND
+        make_read_only(tmp, writable_pycache=background)
         manifest.build_seconds = round(time.monotonic() - started, 3)
         manifest.write(tmp)
         compiled = self.layout.state / f"{req.key.key}.compiled"

@@ -201,7 +201,7 @@ class Mirror:
         ) as tmp:
             self._extract_commit(commit, tmp)
             (tmp / CHECKOUT_MARKER).write_text(commit + "\n")
-            make_read_only(tmp)
+            make_read_only(tmp, folders=False)
         return final
 
     def _extract_commit(self, commit: str, dest: Path) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from sunbeam_sync.atomic import TMP_PREFIX
-from sunbeam_sync.fsutil import disk_usage, remove_tree
+from sunbeam_sync.fsutil import disk_usage, make_deletable, remove_tree
 from sunbeam_sync.layout import BAD_PREFIX, CacheLayout
 from sunbeam_sync.locks import FileLock
 from sunbeam_sync.settings import SyncSettings
-from sunbeam_sync.usage import damage_marker, read_usage
+from sunbeam_sync.usage import damage_marker, read_usage, write_damage
 from sunbeam_sync.verify import verify_env
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -49,6 +49,7 @@ class GcReport(BaseModel):
     dry_run: bool
     removed: list[Removed] = Field(default_factory=list)
     kept_in_use: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)  # could not be deleted (permissions)
     bytes_reclaimed: int = 0
     bytes_remaining: int = 0
 
@@ -98,7 +99,7 @@ def verify_all(settings: SyncSettings, *, deep: bool = False) -> list[VerifyRepo
     for key in _env_keys(layout):
         damage = verify_env(layout.env(key), key, deep=deep)
         if damage is not None:
-            damage_marker(layout, key).write_text(str(damage))
+            write_damage(layout, key, str(damage), damage.modified)
         report.append(
             VerifyReport(key=key, ok=damage is None, reason=str(damage) if damage else None)
         )
@@ -127,15 +128,21 @@ class _Collector:
         self.report = GcReport(dry_run=dry_run)
 
     def drop(self, kind: str, path: Path, name: str) -> None:
+        if not self.dry_run:
+            make_deletable(path)  # an unreadable folder inside is neither measured nor deleted
         size = disk_usage(path)[0]
         if not self.dry_run:
             # Rename first so a half-deleted folder never sits under a name anyone trusts.
-            doomed = path.with_name(f"{TMP_PREFIX}gc-{path.name}-{os.getpid()}-00000000")
-            try:
-                path.rename(doomed)
-            except OSError:
-                doomed = path
-            remove_tree(doomed)
+            doomed = path
+            if not path.name.startswith(f"{TMP_PREFIX}gc-"):
+                doomed = path.with_name(f"{TMP_PREFIX}gc-{path.name}-{os.getpid()}-00000000")
+                try:
+                    path.rename(doomed)
+                except OSError:
+                    doomed = path
+            if not remove_tree(doomed):
+                self.report.failed.append(name)  # its bytes were not freed: not counted
+                return
         self.report.removed.append(Removed(kind=kind, name=name, bytes=size))
         self.report.bytes_reclaimed += size
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import re
 import signal
@@ -18,6 +20,21 @@ from sunbeam_sync.errors import Cancelled
 from sunbeam_sync.logs import SyncLog
 
 _LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
+_PR_SET_PDEATHSIG = 1
+# Resolved once, here: after fork only this already-loaded function is called (no dlopen).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def die_with_parent(parent: int) -> None:
+    """preexec_fn: the child gets SIGKILL when the thread that started it dies (even by kill -9).
+
+    Our children run in their own session (so a cancel can stop their whole tree), which also
+    means a signal to our process group never reaches them: without this, a killed sync leaves
+    `uv sync` writing into a folder the next builder deletes.
+    """
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent (pid `parent`) died before prctl took effect
+        os._exit(1)
 
 
 @dataclass
@@ -56,6 +73,7 @@ def run(
         env=env,
         cwd=str(cwd) if cwd else None,
         start_new_session=True,
+        preexec_fn=functools.partial(die_with_parent, os.getpid()),
     )
     return supervise(child, log=log, tag=tag, cancel=cancel, quiet=quiet)
 
