@@ -6,7 +6,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PathDistribution
 from pathlib import Path
@@ -15,6 +15,7 @@ from sunbeam_sync import proc
 from sunbeam_sync.atomic import atomic_directory
 from sunbeam_sync.baseline import interpreter_identity, site_files, write_hashes
 from sunbeam_sync.bytecode import seed_from_siblings
+from sunbeam_sync.envdiff import closest, describe
 from sunbeam_sync.envkey import EnvKey
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
 from sunbeam_sync.fsutil import make_read_only
@@ -123,6 +124,8 @@ class Builder:
                 break
             except _Rebuild:
                 continue
+        published = (p for p in self.layout.envs.iterdir() if not p.name.startswith("."))
+        self.log.info("build", describe(manifest, closest(manifest, published)))
         self.log.info(
             "build",
             f"published {req.key.key[:12]} ({len(manifest.distributions)} packages, "
@@ -216,7 +219,7 @@ class Builder:
     def _sync(self, target: Path, req: BuildRequest) -> None:
         cmd = self._sync_command(req)
         result = retry(
-            lambda: self._uv(cmd, UV_PROJECT_ENVIRONMENT=str(target)),
+            lambda: self._uv(cmd, hide=_is_package_line, UV_PROJECT_ENVIRONMENT=str(target)),
             again=lambda r: r.returncode != 0 and is_transient(r.output),
             attempts=self.settings.uv_retries,
             backoff=self.settings.retry_backoff,
@@ -259,7 +262,13 @@ class Builder:
         )
 
     def _uv(
-        self, args: list[str], *, failure: str | None = None, quiet: bool = False, **env: str
+        self,
+        args: list[str],
+        *,
+        failure: str | None = None,
+        quiet: bool = False,
+        hide: Callable[[str], bool] | None = None,
+        **env: str,
     ) -> proc.ProcResult:
         result = proc.run(
             [uv_bin(), *args],
@@ -268,6 +277,7 @@ class Builder:
             env=uv_environment(self.uv_cache, **env),
             cancel=self.cancel,
             quiet=quiet,
+            hide=hide,
         )
         if failure and result.returncode != 0:
             raise UvError(f"{failure}: {_last_error(result.lines)}")
@@ -279,6 +289,11 @@ def site_packages(env: Path) -> Path:
     if not found:
         raise UvError(f"no site-packages folder in {env}")
     return found[0]
+
+
+def _is_package_line(line: str) -> bool:
+    # uv's " + pkg==1.0" per installed package: summarised by `envdiff` instead.
+    return line.startswith((" + ", " - ", " ~ ")) or line[:2] in {"+ ", "- ", "~ "}
 
 
 def _distribution(dist_info: Path) -> Distribution:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -60,8 +60,11 @@ def run(
     cwd: Path | None = None,
     cancel: threading.Event | None = None,
     quiet: bool = False,
+    hide: Callable[[str], bool] | None = None,
 ) -> ProcResult:
     """Run `cmd`, logging each output line as `[tag] line` (unless quiet); raise Cancelled on cancel.
+
+    Lines for which `hide` is true are kept in the result but not logged.
 
     The child gets its own session so a cancel (or our own death) takes its whole tree down.
     """
@@ -75,14 +78,17 @@ def run(
         start_new_session=True,
         preexec_fn=functools.partial(die_with_parent, os.getpid()),
     )
-    return supervise(child, log=log, tag=tag, cancel=cancel, quiet=quiet)
+    return supervise(child, log=log, tag=tag, cancel=cancel, quiet=quiet, hide=hide)
 
 
 class _Lines:
     """The redacted output lines of a child, kept (the last `keep`) and logged as they come."""
 
-    def __init__(self, log: SyncLog, tag: str, quiet: bool, keep: int = 2000) -> None:
-        self.log, self.tag, self.quiet = log, tag, quiet
+    def __init__(
+        self, log: SyncLog, tag: str, quiet: bool, hide: Callable[[str], bool] | None = None
+    ) -> None:
+        self.log, self.tag, self.quiet, self.hide = log, tag, quiet, hide
+        keep = 2000
         self.lines: deque[str] = deque(maxlen=keep)
         self._guard = threading.Lock()
 
@@ -102,7 +108,7 @@ class _Lines:
             return
         with self._guard:
             self.lines.append(line)
-        if not self.quiet:
+        if not self.quiet and not (self.hide and self.hide(line)):
             self.log.logger.info("[%s] %s", self.tag, line)
 
 
@@ -119,9 +125,10 @@ def supervise(
     cancel: threading.Event | None = None,
     quiet: bool = False,
     sink: IO[bytes] | None = None,
+    hide: Callable[[str], bool] | None = None,
 ) -> ProcResult:
     """Wait for a started child: log its output (stdout into `sink` if given), kill it on cancel."""
-    lines = _Lines(log, tag, quiet)
+    lines = _Lines(log, tag, quiet, hide)
     readers = []
     if child.stdout is not None:
         target = (lambda: _copy(child.stdout, sink)) if sink else (lambda: lines.pump(child.stdout))  # type: ignore[arg-type]

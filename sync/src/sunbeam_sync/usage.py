@@ -34,12 +34,15 @@ def record_use(layout: CacheLayout, key: str, *, repo: str, ref: str, commit: st
         refs[ref] = now
         commits: dict[str, float] = data.get("commits", {})
         commits[commit] = now
+        heads: dict[str, str] = data.get("heads", {})
+        heads[ref] = commit  # the newest commit this ref was used at (gc keeps its checkout)
         data.update(
             repo=repo,
             last_used=now,
             uses=int(data.get("uses", 0)) + 1,
             refs=dict(sorted(refs.items(), key=lambda kv: kv[1])[-_KEEP:]),
             commits=dict(sorted(commits.items(), key=lambda kv: kv[1])[-_KEEP:]),
+            heads={r: heads[r] for r in refs if r in heads},
         )
         atomic_write(_path(layout, key), json.dumps(data, indent=1))
 
