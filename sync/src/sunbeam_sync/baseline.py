@@ -46,8 +46,39 @@ def sha256(path: str) -> str:
     return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
 
 
-def write_hashes(env: Path, site: Path) -> dict[str, str]:
-    hashes = {rel: sha256(path) for rel, path in site_files(site)}
+class InodeHashes:
+    """sha256 per file identity (device, inode, size, mtime), shared by every build of a cache.
+
+    Hardlinked envs share their files' inodes with uv's cache, so an env built from a warm cache
+    hashes almost nothing new: what a sibling build hashed is looked up, not read again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.known: dict[str, str] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.added = 0
+
+    def sha256(self, path: str) -> str:
+        st = os.stat(path)
+        ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        digest = self.known.get(ident)
+        if digest is None:
+            digest = self.known[ident] = sha256(path)
+            self.added += 1
+        return digest
+
+    def save(self) -> None:
+        if self.added:
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.known, separators=(",", ":")))
+            os.replace(tmp, self.path)
+
+
+def write_hashes(env: Path, site: Path, known: InodeHashes) -> dict[str, str]:
+    hashes = {rel: known.sha256(path) for rel, path in site_files(site)}
     (env / HASHES).write_text(json.dumps(hashes, separators=(",", ":"), sort_keys=True))
     return hashes
 

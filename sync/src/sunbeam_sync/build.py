@@ -7,13 +7,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PathDistribution
 from pathlib import Path
 
 from sunbeam_sync import proc
 from sunbeam_sync.atomic import atomic_directory
-from sunbeam_sync.baseline import interpreter_identity, site_files, write_hashes
+from sunbeam_sync.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
 from sunbeam_sync.bytecode import seed_from_siblings
 from sunbeam_sync.envdiff import closest, describe
 from sunbeam_sync.envkey import EnvKey
@@ -26,10 +27,15 @@ from sunbeam_sync.logs import SyncLog
 from sunbeam_sync.manifest import Distribution, Manifest
 from sunbeam_sync.retry import is_transient, retry
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
+from sunbeam_sync.timing import Timings
 from sunbeam_sync.uvtool import uv_bin, uv_environment, uv_version
 from sunbeam_sync.verify import check_records
 
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
+_BROKEN_ENTRY = re.compile(
+    r"Failed to install: \S+ \(([A-Za-z0-9._-]+)==[^)]*\)\s*\n\s*cause: The wheel is invalid: "
+    r"Metadata field"
+)
 _HASH = re.compile(r"Hash mismatch for `([^`]+)`")
 Expect = dict[str, str] | None  # site-relative path → sha256 the env must match
 
@@ -66,6 +72,7 @@ class Builder:
         self.log = log
         self.cancel = cancel
         self.uv_cache = Path(os.environ.get("UV_CACHE_DIR") or layout.uv_cache)
+        self.phases = Timings()
 
     # ---------------------------------------------------------------- checks
     def check_lock(self, project: Path) -> None:
@@ -112,18 +119,17 @@ class Builder:
             self.log.warning(
                 "build", "uv's cache is on another filesystem: every install is a full copy"
             )
-        self.check_lock(req.project)
-        started = time.monotonic()
-        for attempt in range(1, _BUILD_ATTEMPTS + 1):
+        self.phases = Timings()
+        # `uv lock --check` runs beside the install (both only read the lock); nothing is
+        # published unless it passed, and its verdict wins over an install error.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            check = pool.submit(self._timed_check, req.project)
             try:
-                with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
-                    manifest = self._install(tmp, req, started)
-                    if attempt < _BUILD_ATTEMPTS:
-                        self._drop_modified_cache_entries(tmp, manifest)
-                    self._seal(tmp, req, manifest, started, expect)
-                break
-            except _Rebuild:
-                continue
+                manifest = self._attempts(req, expect, check)
+            except Exception:
+                if check.exception() is not None:
+                    raise check.exception() from None  # type: ignore[misc]
+                raise
         published = (p for p in self.layout.envs.iterdir() if not p.name.startswith("."))
         self.log.info("build", describe(manifest, closest(manifest, published)))
         self.log.info(
@@ -132,6 +138,25 @@ class Builder:
             f"{req.link_mode.value} links) in {manifest.build_seconds:.2f}s",
         )
         return manifest
+
+    def _timed_check(self, project: Path) -> None:
+        with self.phases("uv lock --check (beside the install)"):
+            self.check_lock(project)
+
+    def _attempts(self, req: BuildRequest, expect: Expect, check: Future[None]) -> Manifest:
+        started = time.monotonic()
+        for attempt in range(1, _BUILD_ATTEMPTS + 1):
+            try:
+                with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
+                    manifest = self._install(tmp, req, started)
+                    if attempt < _BUILD_ATTEMPTS:
+                        self._drop_modified_cache_entries(tmp, manifest)
+                    check.result()
+                    self._seal(tmp, req, manifest, started, expect)
+                return manifest
+            except _Rebuild:
+                continue
+        raise AssertionError("unreachable")
 
     def _drop_modified_cache_entries(self, tmp: Path, manifest: Manifest) -> None:
         modified = sorted(check_records(tmp, manifest).modified)
@@ -144,13 +169,17 @@ class Builder:
 
     def _install(self, tmp: Path, req: BuildRequest, started: float) -> Manifest:
         venv = ["venv", "--relocatable", "--no-project", "--python", req.interpreter.path, str(tmp)]
-        self._uv(venv, failure="could not create the virtualenv")
+        with self.phases("uv venv"):
+            self._uv(venv, failure="could not create the virtualenv")
         if not (tmp / "pyvenv.cfg").is_file():  # never point uv sync at a non-venv folder
             raise UvError(f"uv venv did not create {tmp}/pyvenv.cfg")
-        self._sync(tmp, req)
+        with self.phases("uv sync"):
+            self._sync(tmp, req)
         manifest = self._manifest(tmp, req, time.monotonic() - started)
         if req.link_mode is LinkMode.HARDLINK:
-            seeded = seed_from_siblings(tmp, manifest.site_packages, self._compiled_siblings())
+            with self.phases("bytecode from siblings"):
+                siblings = self._compiled_siblings()
+                seeded = seed_from_siblings(tmp, manifest.site_packages, siblings)
             if seeded:
                 self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
         return manifest
@@ -159,6 +188,19 @@ class Builder:
         self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float, expect: Expect
     ) -> None:
         """Last checks, the baseline and the manifest, just before the publish."""
+        with self.phases("checks and baseline"):
+            self._baseline(tmp, manifest, expect)
+        # The manifest goes in before the folders lose their write bits.
+        manifest.build_seconds = round(time.monotonic() - started, 3)
+        manifest.build_phases = self.phases.seconds
+        manifest.write(tmp)
+        make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
+        compiled = self.layout.state / f"{req.key.key}.compiled"
+        compiled.unlink(missing_ok=True)
+        if self.settings.bytecode is Bytecode.BUILD:
+            compiled.touch()
+
+    def _baseline(self, tmp: Path, manifest: Manifest, expect: Expect) -> None:
         records = check_records(tmp, manifest)
         if records.problems:
             raise UvError(f"the new environment is incomplete: {records.problems[0]}")
@@ -168,7 +210,10 @@ class Builder:
         manifest.unowned = {
             rel: os.lstat(p).st_size for rel, p in site_files(site) if rel not in records.owned
         }
-        hashes = write_hashes(tmp, site)
+        # Copies and clones are new inodes; hardlinked files reuse what earlier builds hashed.
+        known = InodeHashes(self.layout.state / "file-hashes.json")
+        hashes = write_hashes(tmp, site, known)
+        known.save()
         if expect is not None:
             still = sorted(
                 rel for rel, digest in expect.items() if hashes.get(rel, digest) != digest
@@ -179,14 +224,6 @@ class Builder:
                     f"({', '.join(still[:3])}): not publishing it; uv's cache may be damaged, "
                     "run `uv cache clean` and retry"
                 )
-        background = self.settings.bytecode is Bytecode.BACKGROUND
-        make_read_only(tmp, writable_pycache=background)
-        manifest.build_seconds = round(time.monotonic() - started, 3)
-        manifest.write(tmp)
-        compiled = self.layout.state / f"{req.key.key}.compiled"
-        compiled.unlink(missing_ok=True)
-        if self.settings.bytecode is Bytecode.BUILD:
-            compiled.touch()
 
     def _compiled_siblings(self) -> list[Path]:
         """Published envs whose bytecode compilation finished, most recent first."""
@@ -228,6 +265,16 @@ class Builder:
                 "uv", f"package index unreachable; retry {n} in {delay}s"
             ),
         )
+        if result.returncode != 0 and (broken := _BROKEN_ENTRY.search(result.output)):
+            # uv issue 16841: a crash left a cache entry with an empty METADATA, and every
+            # install of that package fails until the entry is cleaned. Clean it, retry once.
+            name = broken.group(1)
+            self.log.warning(
+                "uv",
+                f"uv's cache entry for {name} is broken (empty METADATA); cleaning it, retrying",
+            )
+            self._uv(["cache", "clean", name], failure="could not clean the uv cache")
+            result = self._uv(cmd, hide=_is_package_line, UV_PROJECT_ENVIRONMENT=str(target))
         if result.returncode == 0:
             return
         if not is_transient(result.output):
