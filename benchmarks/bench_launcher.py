@@ -57,12 +57,16 @@ def main() -> int:
         env.update(SUNBEAM_CACHE_DIR=str(tmp / "cache"), UV_CACHE_DIR=str(tmp / "uv-cache"))
         subprocess.run(
             [str(BIN / "sunbeam-pool"), "create", "bench", "--type", "process"],
-            env=env, check=True, capture_output=True,
+            env=env,
+            check=True,
+            capture_output=True,
         )
         with SyncPrefectClient(server.api_url) as client:
             flow_id = client.create_flow_from_name("bench-launcher")
             deployment = client.create_deployment(
-                flow_id=flow_id, name="bench", work_pool_name="bench",
+                flow_id=flow_id,
+                name="bench",
+                work_pool_name="bench",
                 entrypoint="flows/bench.py:bench",
                 job_variables={"repo_url": repo.url, "ref": "main", "sync_only": True},
             )
@@ -70,7 +74,9 @@ def main() -> int:
             def launcher() -> float:
                 run = client.create_flow_run_from_deployment(deployment)
                 client.set_flow_run_state(run.id, Pending(), force=True)
-                seconds = timed([str(BIN / "sunbeam-run")], {**env, "PREFECT__FLOW_RUN_ID": str(run.id)})
+                seconds = timed(
+                    [str(BIN / "sunbeam-run")], {**env, "PREFECT__FLOW_RUN_ID": str(run.id)}
+                )
                 state = client.read_flow_run(run.id).state
                 assert state is not None and state.is_completed(), state
                 return seconds

@@ -90,6 +90,7 @@ def test_stock_worker_failure_is_one_line(stack: Stack, stock_deployment: UUID) 
     assert run.state is not None and run.state.is_failed(), run.state
     message = run.state.message or ""
     assert "does-not-exist" in message and "\n" not in message, message
+    assert "sunbeam-ref:does-not-exist" in run.tags  # the run list shows what was asked for
 
 
 def test_cancel_during_sync_under_the_stock_worker(
@@ -117,3 +118,21 @@ def test_cancel_during_sync_under_the_stock_worker(
     assert all(s.name != "Running" for s in stack.client.read_flow_run_states(run.id))
     leftovers = [p.name for p in (stack.cache_dir / "envs").iterdir() if p.name.startswith(".tmp-")]
     assert leftovers == []
+
+
+def test_a_ref_tag_from_the_run_form_picks_the_ref(
+    stack: Stack, stock_deployment: UUID, main_deployment: UUID, tmp_path: Path
+) -> None:
+    """The dashboard's Custom run form has a Tags field: `sunbeam-ref:REF` runs REF."""
+    files = {"pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN, "sunbeam-extra"])}
+    sha = stack.repo.push_branch("tagged", files, lock_from=(stack.wheelhouse,))
+    for deployment in (stock_deployment, main_deployment):  # stock worker and ours alike
+        out = tmp_path / f"tagged-{deployment}.json"
+        run = stack.client.create_flow_run_from_deployment(
+            deployment, parameters={"out": str(out)}, tags=["sunbeam-ref:tagged"]
+        )
+        final = stack.wait(run.id, timeout=180)
+        assert final.state is not None and final.state.is_completed(), final.state
+        assert json.loads(out.read_text())["extra"] == "1.0"
+        assert labels(final)["sunbeam.commit"] == sha
+        assert "sunbeam-ref:tagged" in final.tags and final.name.startswith("tagged@")

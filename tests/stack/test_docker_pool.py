@@ -133,6 +133,7 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
     gitconfig.write_text(f"[safe]\n\tdirectory = {repo.remote}\n")
     root.chmod(0o755)
 
+    image = docker_client.images.get(agent_image).tags[0]  # a name: the worker parses it
     tag = secrets.token_hex(3)
     pool_name, volume = f"docker-pool-{tag}", f"sunbeam-docker-pool-cache-{tag}"
     docker_client.volumes.create(volume)
@@ -147,7 +148,7 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
             "--type",
             "docker",
             "--image",
-            agent_image,
+            image,
             "--volume",
             f"{volume}:/cache",
             "--repo-url",
@@ -187,7 +188,7 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
             )
             yield DockerPool(
                 docker_client,
-                agent_image,
+                image,
                 prefect_server,
                 client,
                 repo,

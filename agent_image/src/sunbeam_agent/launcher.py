@@ -137,6 +137,15 @@ class Launch:
         except PrefectAPIError as exc:  # provenance is best effort; never fail the run over it
             self.logger.warning("Could not record the sync on the flow run: %s", exc)
 
+    def tag_ref(self, config: RunConfig) -> None:
+        """A run that never got a commit still shows which ref it asked for."""
+        from sunbeam_agent.run_names import ref_tags
+
+        try:
+            self.api.update_flow_run(self.flow_run_id, tags=ref_tags(config.tags, config.ref))
+        except PrefectAPIError as exc:
+            self.logger.warning("Could not tag the flow run with its ref: %s", exc)
+
     def launch(self, config: RunConfig) -> int:
         from sunbeam_sync import Cancelled, SunbeamSyncError
 
@@ -146,6 +155,7 @@ class Launch:
         except Cancelled:
             return self.stopped()
         except SunbeamSyncError as exc:
+            self.tag_ref(config)
             return self.fail(str(exc))
         self.cancel.set()  # the sync is done: stop watching
         self.record(config, prepared, time.monotonic() - started)

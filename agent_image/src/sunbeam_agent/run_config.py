@@ -20,6 +20,9 @@ ENV_PREFIX = "SUNBEAM_RUN_"
 DEFAULTS: dict[str, Any] = {"ref": "main", "project_dir": ".", "sync_only": False}
 
 
+REF_TAG_PREFIX = "sunbeam-ref:"
+
+
 class RunConfigError(Exception):
     """The run's configuration is unusable; the message says what to set."""
 
@@ -70,6 +73,16 @@ def _flag(value: Any) -> bool:
     return bool(value)
 
 
+def _tagged_ref(flow_run: dict[str, Any], deployment: dict[str, Any]) -> str | None:
+    own = set(flow_run.get("tags") or []) - set(deployment.get("tags") or [])
+    refs = sorted(t.removeprefix(REF_TAG_PREFIX) for t in own if t.startswith(REF_TAG_PREFIX))
+    if len(refs) > 1:
+        raise RunConfigError(
+            f"The run has several ref tags ({', '.join(refs)}): keep one sunbeam-ref: tag"
+        )
+    return refs[0] if refs and refs[0] else None
+
+
 def resolve(
     api: PrefectREST, flow_run: dict[str, Any], environ: Mapping[str, str] = os.environ
 ) -> RunConfig:
@@ -83,6 +96,11 @@ def resolve(
         values.update(deployment.get("job_variables") or {})
         values.update(flow_run.get("job_variables") or {})
     values.update(from_env)
+    # The dashboard's run form has a Tags field: a run created with `sunbeam-ref:REF` runs REF
+    # (unless the run's own job variables name a ref). Deployment tags are the deployment's.
+    tagged = _tagged_ref(flow_run, deployment)
+    if tagged is not None and "ref" not in (flow_run.get("job_variables") or {}):
+        values["ref"] = tagged
     repo_url = values.get("repo_url")
     if not repo_url:
         raise RunConfigError(

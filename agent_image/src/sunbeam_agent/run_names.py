@@ -19,3 +19,8 @@ def run_name(name: str, ref: str, commit: str) -> str:
 def run_tags(tags: list[str], ref: str, commit: str) -> list[str]:
     kept = [t for t in tags if not t.startswith((REF_TAG_PREFIX, COMMIT_TAG_PREFIX))]
     return [*kept, f"{REF_TAG_PREFIX}{ref}", f"{COMMIT_TAG_PREFIX}{commit[:SHORT_COMMIT]}"]
+
+
+def ref_tags(tags: list[str], ref: str) -> list[str]:
+    kept = [t for t in tags if not t.startswith(REF_TAG_PREFIX)]
+    return [*kept, f"{REF_TAG_PREFIX}{ref}"]
