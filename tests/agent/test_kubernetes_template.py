@@ -102,7 +102,9 @@ def _differences(got: Any, want: Any, path: str = "") -> list[str]:
         ]
     if isinstance(want, list) and isinstance(got, list) and len(got) == len(want):
         return [
-            d for i, (g, w) in enumerate(zip(got, want)) for d in _differences(g, w, f"{path}[{i}]")
+            d
+            for i, (g, w) in enumerate(zip(got, want, strict=True))
+            for d in _differences(g, w, f"{path}[{i}]")
         ]
     return [] if got == want else [f"{path}: {got!r} != {want!r}"]
 
