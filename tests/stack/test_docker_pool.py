@@ -56,12 +56,9 @@ class DockerPool:
     worker_log: Path
 
     def push_branch_adding(self, branch: str, package: str) -> None:
-        self.repo.branch(branch)
-        self.repo.write_project(
-            {"pyproject.toml": pyproject(["prefect", package], self.wheelhouse)}
-        )
-        self.repo.lock(self.wheelhouse)
-        self.repo.commit(f"add {package}")
+        """Push a branch off main whose lock adds `package`; the work clone goes back to main."""
+        files = {"pyproject.toml": pyproject(["prefect", package], self.wheelhouse)}
+        self.repo.push_branch(branch, files, lock_from=(self.wheelhouse,))
 
     def submit(self, ref: str, module: str = "") -> tuple[FlowRun, Path]:
         out = self.shared / f"out-{secrets.token_hex(4)}.json"
