@@ -14,7 +14,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from prefect.states import Cancelling
+from prefect.states import Cancelled, Cancelling
 
 from tests.agent.conftest import BIN, PREFECT_PIN, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
@@ -136,3 +136,33 @@ def test_a_ref_tag_from_the_run_form_picks_the_ref(
         assert json.loads(out.read_text())["extra"] == "1.0"
         assert labels(final)["sunbeam.commit"] == sha
         assert "sunbeam-ref:tagged" in final.tags and final.name.startswith("tagged@")
+
+
+def test_stop_signal_mid_sync_hands_the_run_back(
+    stack: Stack, stock_deployment: UUID, tmp_path: Path
+) -> None:
+    """SIGTERM that is no cancel (a worker or container stopping): the run is scheduled again."""
+    index = LocalIndex(tmp_path / "index").start()
+    try:
+        index.add(build_wheel(tmp_path / "wheels", "sunbeam-slow-back", "1.0"))
+        files = {"pyproject.toml": pyproject("demo-slow-back", [PREFECT_PIN, "sunbeam-slow-back"])}
+        stack.repo.push_branch("slow-back", files, lock_from=(stack.wheelhouse,), index=index.url)
+        index.delay = 120
+        run = stack.submit(stock_deployment, job_variables={"ref": "slow-back"})
+        stack.wait_for_log(run.id, "building", timeout=120)
+        pid = int((stack.client.read_flow_run(run.id).infrastructure_pid or "0").rsplit(":")[-1])
+        assert pid > 0
+        os.kill(pid, signal.SIGTERM)  # sunbeam-run itself, as `docker stop` would
+        deadline = time.monotonic() + 30
+        while True:
+            states = [s for s in stack.client.read_flow_run_states(run.id) if s.name == "Scheduled"]
+            if any("scheduled again" in (s.message or "") for s in states):
+                break
+            assert time.monotonic() < deadline, stack.logs(run.id)[-10:]
+            time.sleep(0.3)
+        # Picked up again, it would sync again: end it (a launcher syncing it sees this and stops).
+        stack.client.set_flow_run_state(run.id, Cancelled(), force=True)
+        final = stack.wait(run.id, timeout=90)
+    finally:
+        index.stop()
+    assert final.state is not None and final.state.is_cancelled(), final.state
