@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+from prefect.logging import get_logger
 from prefect.states import Cancelling
 from prefect.workers.process import (
     ProcessJobConfiguration,
@@ -151,7 +152,7 @@ class SunbeamWorker(ProcessWorker):
         claims = [t for t in self._sunbeam_claims.values() if now - t < CLAIM_SECONDS]
         if not self._sunbeam_active and not claims and not self._sunbeam_stop_sent:
             self._sunbeam_stop_sent = True
-            self._logger.info("Drained: no flow runs left; stopping")
+            get_logger("prefect.workers.sunbeam").info("Drained: no flow runs left; stopping")
             # Prefect's own interrupt path stops the worker cleanly once it is idle.
             os.kill(os.getpid(), signal.SIGINT)
         return []
