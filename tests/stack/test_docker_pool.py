@@ -90,14 +90,16 @@ class DockerPool:
         )
         return out.decode()
 
-    def container_of(self, run: FlowRun) -> Any:
+    def running_container(self) -> Any:
+        """The one flow-run container running now (one run in flight), found by its volume."""
+
         def found() -> Any:
             listed = self.docker.containers.list(
-                filters={"label": f"prefect.io/flow-run-id={run.id}"}
+                filters={"volume": self.volume, "status": "running"}
             )
-            return listed[0] if listed else None
+            return listed[0] if len(listed) == 1 else None
 
-        return wait_for(f"the container of run {run.id}", found, 60)
+        return wait_for("the flow run's container", found, 60)
 
 
 def _labels(run: FlowRun) -> dict[str, str]:
@@ -257,7 +259,7 @@ def test_container_killed_mid_sync_heals_on_the_next_run(pool: DockerPool) -> No
     started.unlink(missing_ok=True)
     run, _ = pool.submit("feature-slow", module="probe_slow")
     wait_for("the sync to reach the package build", started.exists, RUN_TIMEOUT)
-    pool.container_of(run).kill()  # SIGKILL: sunbeam-run and uv die mid-build
+    pool.running_container().kill()  # SIGKILL: sunbeam-run and uv die mid-build
     killed = pool.wait(run, timeout=120)
     assert killed.state is not None and not killed.state.is_completed()
 
