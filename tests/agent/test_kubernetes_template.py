@@ -11,7 +11,7 @@ from typing import Any
 from prefect.client.orchestration import get_client
 from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
 
-from tests.agent.conftest import BIN, Stack
+from tests.support.agent_stack import BIN, Stack
 
 POOL = "k8s-template-tests"
 

@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 from prefect.states import Cancelled, Cancelling
 
-from tests.agent.conftest import BIN, PREFECT_PIN, MainRun, Stack, labels, worker_env
+from tests.support.agent_stack import BIN, PREFECT_PIN, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.pyindex import LocalIndex
 from tests.support.wheels import build_wheel

@@ -33,7 +33,7 @@ from sunbeam_agent.run_log import run_logger
 if TYPE_CHECKING:
     import logging
 
-    from sunbeam_sync import PreparedEnv
+    from sunbeam_sync import EnvLease
 
 CANCEL_POLL_SECONDS = float(os.environ.get("SUNBEAM_CANCEL_POLL_SECONDS", "1.0"))
 HANDED_BACK = "The worker stopped while syncing; the run is scheduled again"
@@ -108,7 +108,7 @@ class Launch:
                 self.cancel.set()
 
     # ----------------------------------------------------------------------- steps
-    def prepare(self, config: RunConfig) -> PreparedEnv:
+    def prepare(self, config: RunConfig) -> EnvLease:
         from sunbeam_sync import PrepareRequest, SyncSettings, prepare
 
         request = PrepareRequest(
@@ -121,7 +121,7 @@ class Launch:
         threading.Thread(target=self.watch, name="sunbeam-run-cancel", daemon=True).start()
         return prepare(request, settings=settings, logger=self.logger, cancel=self.cancel)
 
-    def record(self, config: RunConfig, prepared: PreparedEnv, seconds: float) -> None:
+    def record(self, config: RunConfig, prepared: EnvLease, seconds: float) -> None:
         from sunbeam_agent.records import sync_labels, sync_summary
         from sunbeam_agent.run_names import run_name, run_tags
 
@@ -174,7 +174,7 @@ class Launch:
             return 0
         return self.exec_engine(config, prepared)
 
-    def exec_engine(self, config: RunConfig, prepared: PreparedEnv) -> int:
+    def exec_engine(self, config: RunConfig, prepared: EnvLease) -> int:
         from sunbeam_agent.flow_env import (
             FlowEnvError,
             flow_entrypoint,
@@ -227,7 +227,7 @@ def _write_record(path: str | None, result: Any, entrypoint: str, env: dict[str,
     Path(path).write_text(json.dumps(record), encoding="utf-8")
 
 
-def _keep_leases_across_exec(prepared: PreparedEnv) -> None:
+def _keep_leases_across_exec(prepared: EnvLease) -> None:
     # The env's shared leases are flocks on open files: inherited across exec they keep gc away
     # until the flow itself exits. (The sync opens them close-on-exec; sync/ owns the attribute.)
     for lease in getattr(prepared, "_leases", []):

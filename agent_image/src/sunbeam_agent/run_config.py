@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sunbeam_agent.prefect_rest import PrefectREST
+from sunbeam_contracts.tags import tagged_refs
 
 VARIABLES = ("repo_url", "ref", "project_dir", "cache_dir", "sync_only")
 ENV_PREFIX = "SUNBEAM_RUN_"
 DEFAULTS: dict[str, Any] = {"ref": "main", "project_dir": ".", "sync_only": False}
-
-
-REF_TAG_PREFIX = "sunbeam-ref:"
 
 
 class RunConfigError(Exception):
@@ -75,7 +73,7 @@ def _flag(value: Any) -> bool:
 
 def _tagged_ref(flow_run: dict[str, Any], deployment: dict[str, Any]) -> str | None:
     own = set(flow_run.get("tags") or []) - set(deployment.get("tags") or [])
-    refs = sorted(t.removeprefix(REF_TAG_PREFIX) for t in own if t.startswith(REF_TAG_PREFIX))
+    refs = sorted(tagged_refs(sorted(own)))
     if len(refs) > 1:
         raise RunConfigError(
             f"The run has several ref tags ({', '.join(refs)}): keep one sunbeam-ref: tag"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-REF_TAG_PREFIX = "sunbeam-ref:"
+from sunbeam_contracts.tags import REF_TAG_PREFIX, ref_tag
+
 COMMIT_TAG_PREFIX = "sunbeam-commit:"
 SHORT_COMMIT = 8
 _OURS = re.compile(rf"^\S+@[0-9a-f]{{{SHORT_COMMIT}}} \((?P<name>.*)\)$")
@@ -18,9 +19,9 @@ def run_name(name: str, ref: str, commit: str) -> str:
 
 def run_tags(tags: list[str], ref: str, commit: str) -> list[str]:
     kept = [t for t in tags if not t.startswith((REF_TAG_PREFIX, COMMIT_TAG_PREFIX))]
-    return [*kept, f"{REF_TAG_PREFIX}{ref}", f"{COMMIT_TAG_PREFIX}{commit[:SHORT_COMMIT]}"]
+    return [*kept, ref_tag(ref), f"{COMMIT_TAG_PREFIX}{commit[:SHORT_COMMIT]}"]
 
 
 def ref_tags(tags: list[str], ref: str) -> list[str]:
     kept = [t for t in tags if not t.startswith(REF_TAG_PREFIX)]
-    return [*kept, f"{REF_TAG_PREFIX}{ref}"]
+    return [*kept, ref_tag(ref)]
