@@ -1,6 +1,10 @@
 """Agent benchmark: how long until a flow runs, side by side, in one run on one machine.
 
 Variants (same server, same flow, same 1 s worker poll interval, runs interleaved):
+  prefect-floor     Prefect's floor: the stock process worker, flow code already on disk (the
+                    deployment's path), no pull step, deps in the worker's venv
+  stock-sunbeam-run the stock process worker, pool from `sunbeam-pool create --type process`:
+                    `sunbeam-run` on a hit
   stock-git-clone   Prefect's process worker, `git_clone` pull step, deps from the worker's venv
   stock-auto-uv     the same with PREFECT_RUNNER_AUTO_INSTALL_DEPENDENCIES=true (uv run per run)
   sunbeam-hit       our worker, the ref's env already built (cache hit)
@@ -63,12 +67,19 @@ class Variant:
     sync_seconds: list[float] = field(default_factory=list)
 
 
-def start_worker(server: PrefectServer, pool: str, kind: str, extra: dict[str, str], log: Path):
+def start_worker(
+    server: PrefectServer,
+    pool: str,
+    kind: str,
+    extra: dict[str, str],
+    log: Path,
+    create: list[str] | None = None,
+):
     env = server.env()
     env.update(PREFECT_WORKER_QUERY_SECONDS=QUERY_SECONDS, **extra)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     subprocess.run(
-        [str(BIN / "prefect"), "work-pool", "create", pool, "--type", kind],
+        create or [str(BIN / "prefect"), "work-pool", "create", pool, "--type", kind],
         env=env,
         check=True,
         capture_output=True,
@@ -120,6 +131,10 @@ def main() -> int:
         files = {"pyproject.toml": pyproject(f"bench-new-{i}", ["prefect==3.9.1"])}
         repo.push_branch(f"new-{i}", files, lock_from=(wheelhouse,))
 
+    floor_code = tmp / "floor-code"  # the flow alone, already on disk (no .git to copy)
+    (floor_code / "flows").mkdir(parents=True)
+    (floor_code / "flows" / "bench.py").write_text(FLOW)
+
     server = start_prefect_server(tmp / "prefect")
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -130,6 +145,17 @@ def main() -> int:
         workers.append(start_worker(server, "stock-auto", "process", auto, tmp / "auto.log"))
         ours = {**common, "SUNBEAM_CACHE_DIR": str(tmp / "sunbeam-cache")}
         workers.append(start_worker(server, "sunbeam", "sunbeam", ours, tmp / "sunbeam.log"))
+        workers.append(start_worker(server, "floor", "process", common, tmp / "floor.log"))
+        workers.append(
+            start_worker(
+                server,
+                "stock-run",
+                "process",
+                ours,
+                tmp / "stock-run.log",
+                create=[str(BIN / "sunbeam-pool"), "create", "stock-run", "--type", "process"],
+            )
+        )
 
         with SyncPrefectClient(server.api_url) as client:
             flow_id = client.create_flow_from_name("bench")
@@ -148,19 +174,27 @@ def main() -> int:
 
             ours_vars = {"repo_url": repo.url, "ref": "main", "project_dir": "."}
             variants = [
+                Variant("prefect-floor", deploy("floor", "floor", path=str(floor_code))),
+                Variant(
+                    "stock-sunbeam-run", deploy("stock-run", "stock-run", job_variables=ours_vars)
+                ),
                 Variant("stock-git-clone", deploy("stock", "stock", pull_steps=clone)),
                 Variant("stock-auto-uv", deploy("auto", "stock-auto", pull_steps=clone)),
                 Variant("sunbeam-hit", deploy("hit", "sunbeam", job_variables=ours_vars)),
             ]
+            by_name = {v.name: v for v in variants}
             new_lock = Variant(
-                "sunbeam-new-lock", variants[2].deployment, lambda i: {"ref": f"new-{i + 1}"}
+                "sunbeam-new-lock",
+                by_name["sunbeam-hit"].deployment,
+                lambda i: {"ref": f"new-{i + 1}"},
             )
             variants.append(new_lock)
 
             print("warming up (first run of each variant, not measured)", flush=True)
-            for v in variants[:3]:
+            for v in variants:
                 run_once(client, v, -1)
-            run_once(client, Variant("warm", variants[2].deployment, lambda i: {"ref": "new-0"}), 0)
+            warm = Variant("warm", by_name["sunbeam-hit"].deployment, lambda i: {"ref": "new-0"})
+            run_once(client, warm, 0)
             time.sleep(5)  # let the background bytecode compile of the warm-up envs settle
 
             for i in range(args.runs):
@@ -198,7 +232,12 @@ def main() -> int:
     }
     by = {v.name: v for v in variants}
     hit = statistics.median(by["sunbeam-hit"].running)
+    floor = statistics.median(by["prefect-floor"].running)
     ratios = {
+        "sunbeam_hit_over_prefect_floor": round(hit / floor, 2),
+        "stock_sunbeam_run_over_prefect_floor": round(
+            statistics.median(by["stock-sunbeam-run"].running) / floor, 2
+        ),
         "stock_git_clone_over_sunbeam_hit": round(
             statistics.median(by["stock-git-clone"].running) / hit, 2
         ),
@@ -224,6 +263,10 @@ def main() -> int:
         "results": results,
         "ratios_created_to_running": ratios,
         "targets": {
+            "sunbeam_hit_within_1_2x_of_floor": ratios["sunbeam_hit_over_prefect_floor"] <= 1.2,
+            "stock_sunbeam_run_within_1_2x_of_floor": (
+                ratios["stock_sunbeam_run_over_prefect_floor"] <= 1.2
+            ),
             "sunbeam_hit_beats_stock": ratios["stock_git_clone_over_sunbeam_hit"] > 1,
             "sunbeam_hit_2x_faster_than_auto_uv": ratios["stock_auto_uv_over_sunbeam_hit"] >= 2,
             "sync_on_hit_at_most_0_3s": (median(by["sunbeam-hit"].sync_seconds) or 99) <= 0.3,

@@ -60,7 +60,9 @@ def compose_cmd(docker_client) -> list[str]:  # type: ignore[no-untyped-def]
 def agent_image(docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The agent image, built once per session from this checkout on the local base image."""
     try:
-        image = build_agent_image(docker_client, ROOT, tag="sunbeam-agent:test", base=BASE_IMAGE)
+        # Parallel checkouts on one engine set their own tag so their builds never collide.
+        tag = os.environ.get("SUNBEAM_TEST_AGENT_TAG", "sunbeam-agent:test")
+        image = build_agent_image(docker_client, ROOT, tag=tag, base=BASE_IMAGE)
     except DockerUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
     yield image

@@ -55,7 +55,8 @@ def hello(out: str = "", crash: bool = False, fail: bool = False, sleep: float =
         "variant": VARIANT,
         "cwd": os.getcwd(),
         **{k: os.environ.get(k) for k in (
-            "SUNBEAM_REPO", "SUNBEAM_REF", "SUNBEAM_COMMIT", "SUNBEAM_ENV_KEY")},
+            "SUNBEAM_REPO", "SUNBEAM_REF", "SUNBEAM_COMMIT", "SUNBEAM_ENV_KEY",
+            "SUNBEAM_GIT_TOKEN")},
     }
     get_run_logger().info("hello %s", json.dumps(info))
     if out:

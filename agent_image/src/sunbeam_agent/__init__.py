@@ -1,9 +1,18 @@
-"""Sunbeam agent: Prefect worker type `sunbeam`.
+"""Sunbeam agent: Prefect worker type `sunbeam` and the `sunbeam-run` flow-run launcher.
 
-Prefect imports this package through the `prefect.collections` entry point; importing the
-worker module is what registers the `sunbeam` worker type.
+Prefect imports `sunbeam_agent.worker` through the `prefect.collections` entry point; importing
+it is what registers the `sunbeam` worker type. This package itself imports nothing heavy, so
+`sunbeam-run` starts without importing Prefect.
 """
 
-from sunbeam_agent.worker import SunbeamJobConfiguration, SunbeamWorker, SunbeamWorkerVariables
+from typing import Any
 
 __all__ = ["SunbeamJobConfiguration", "SunbeamWorker", "SunbeamWorkerVariables"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from sunbeam_agent import worker
+
+        return getattr(worker, name)
+    raise AttributeError(name)

@@ -18,6 +18,8 @@ from prefect.logging.loggers import flow_run_logger
 from prefect.settings import get_current_settings
 from prefect.utilities.processutils import run_process, sanitize_subprocess_env
 
+from sunbeam_agent.flow_env import without_credentials
+
 _HOOK_PROGRAM = (
     resources.files("sunbeam_agent").joinpath("_hook_main.py").read_text(encoding="utf-8")
 )
@@ -69,7 +71,7 @@ class EnvHookRunner:
                 process = await run_process(
                     command,
                     cwd=self._cwd,
-                    env=sanitize_subprocess_env(env),
+                    env=sanitize_subprocess_env(without_credentials(env)),
                     stream_output=True,
                 )
             except Exception:

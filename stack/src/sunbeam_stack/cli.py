@@ -15,6 +15,7 @@ from typing import Annotated
 import click
 import typer
 
+from sunbeam_agent.pool_cli import app as pool_app
 from sunbeam_stack.options import (
     DEFAULT_API_PORT,
     DEFAULT_MONGO_PORT,
@@ -31,6 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+# `sunbeam pool create NAME --type process|docker|kubernetes` (docs/scale-out.md)
+app.add_typer(pool_app, name="pool")
 
 Repo = Annotated[str | None, typer.Option(help="pipeline repository URL (default: this checkout)")]
 ProjectDir = Annotated[str, typer.Option(help="pipeline folder in the repo")]

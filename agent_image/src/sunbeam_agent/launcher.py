@@ -1,0 +1,279 @@
+"""`sunbeam-run`: the flow-run launcher a Prefect worker runs instead of `python -m prefect.engine`.
+
+Any worker type (process, docker, kubernetes, ours) starts it with the run's id in
+PREFECT__FLOW_RUN_ID. It resolves the run's ref, prepares that commit's env with the sync
+(every line streamed into the run's log), records what it used on the run, and then *replaces
+itself* with the env's interpreter running Prefect's engine from the checkout, so the process
+the worker watches is the flow itself. The env's lease is inherited by the engine and held
+until the flow ends.
+
+Signals while syncing (a cancel from the dashboard, `docker stop`, a pod deleted, the worker
+stopping): the sync stops cleanly (uv killed, its temporary build removed) and the run ends
+Cancelled if it was being cancelled, or goes back to Scheduled for another worker otherwise.
+Failures end the run Failed with a one-line message. Start-up is kept small: Prefect is not
+imported here (the engine imports it in the env), only the sync core and the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sunbeam_agent.prefect_rest import PrefectAPIError, PrefectREST
+from sunbeam_agent.run_config import RunConfig, RunConfigError, resolve
+from sunbeam_agent.run_log import run_logger
+
+if TYPE_CHECKING:
+    import logging
+
+    from sunbeam_sync import EnvLease
+
+CANCEL_POLL_SECONDS = float(os.environ.get("SUNBEAM_CANCEL_POLL_SECONDS", "1.0"))
+HANDED_BACK = "The worker stopped while syncing; the run is scheduled again"
+
+
+def _say(message: str) -> None:
+    print(f"sunbeam-run: {message}", file=sys.stderr, flush=True)
+
+
+def one_line(message: str) -> str:
+    return " / ".join(part.strip() for part in message.splitlines() if part.strip())[:1000]
+
+
+class Launch:
+    """One flow run's way from "submitted" to its engine process."""
+
+    def __init__(self, api: PrefectREST, flow_run_id: str, logger: logging.Logger) -> None:
+        self.api = api
+        self.flow_run_id = flow_run_id
+        self.logger = logger
+        self.cancel = threading.Event()
+        self.signalled = threading.Event()  # a signal arrived: never start the flow after it
+
+    # ---------------------------------------------------------------------- states
+    def state_type(self) -> str:
+        state = self.api.read_flow_run(self.flow_run_id).get("state") or {}
+        return str(state.get("type") or "")
+
+    def cancelling(self) -> bool:
+        try:
+            return self.state_type() in ("CANCELLING", "CANCELLED")
+        except PrefectAPIError:
+            return False
+
+    def fail(self, message: str) -> int:
+        message = one_line(message)
+        self.logger.error(message)
+        self.api.set_state(self.flow_run_id, "FAILED", message)
+        return 0  # the run's state says it all; a non-zero exit would make Prefect say "Crashed"
+
+    def stopped(self) -> int:
+        """The sync was interrupted: cancelled by the user, or the infrastructure is stopping."""
+        if self.signalled.is_set():
+            self.logger.info("Stop signal received while syncing: the sync stopped cleanly")
+        if self.cancelling():
+            message = "Flow run was cancelled while syncing."
+            self.logger.info(message)
+            self.api.set_state(self.flow_run_id, "CANCELLED", message, force=True)
+            return 0
+        self.logger.warning(HANDED_BACK)
+        now = datetime.now(UTC).isoformat()
+        self.api.request(
+            "POST",
+            f"/flow_runs/{self.flow_run_id}/set_state",
+            {
+                "state": {
+                    "type": "SCHEDULED",
+                    "name": "Scheduled",
+                    "message": HANDED_BACK,
+                    "state_details": {"scheduled_time": now},
+                },
+                "force": True,
+            },
+        )
+        return 0  # non-zero would make a process worker mark the handed-back run Crashed
+
+    def watch(self) -> None:
+        """Stop the sync as soon as the run is asked to cancel (whatever the worker type)."""
+        while not self.cancel.wait(CANCEL_POLL_SECONDS):
+            if self.cancelling():
+                self.logger.info("Cancellation requested: stopping the sync")
+                self.cancel.set()
+
+    # ----------------------------------------------------------------------- steps
+    def prepare(self, config: RunConfig) -> EnvLease:
+        from sunbeam_sync import PrepareRequest, SyncSettings, prepare
+
+        request = PrepareRequest(
+            repo=config.repo_url,
+            ref=config.ref,
+            project_dir=config.project_dir,
+            required=["prefect"],
+        )
+        settings = SyncSettings(cache_dir=config.cache_dir) if config.cache_dir else SyncSettings()
+        threading.Thread(target=self.watch, name="sunbeam-run-cancel", daemon=True).start()
+        return prepare(request, settings=settings, logger=self.logger, cancel=self.cancel)
+
+    def record(self, config: RunConfig, prepared: EnvLease, seconds: float) -> None:
+        from sunbeam_agent.records import sync_labels, sync_summary
+        from sunbeam_agent.run_names import run_name, run_tags
+
+        result = prepared.result
+        self.logger.info(sync_summary(result, seconds))
+        try:
+            self.api.update_labels(self.flow_run_id, sync_labels(result, seconds))
+            self.api.update_flow_run(
+                self.flow_run_id,
+                name=run_name(config.flow_run_name, result.ref, result.commit),
+                tags=run_tags(config.tags, result.ref, result.commit),
+            )
+        except PrefectAPIError as exc:  # provenance is best effort; never fail the run over it
+            self.logger.warning("Could not record the sync on the flow run: %s", exc)
+
+    def tag_ref(self, config: RunConfig) -> None:
+        """A run that never got a commit still shows which ref it asked for."""
+        from sunbeam_agent.run_names import ref_tags
+
+        try:
+            self.api.update_flow_run(self.flow_run_id, tags=ref_tags(config.tags, config.ref))
+        except PrefectAPIError as exc:
+            self.logger.warning("Could not tag the flow run with its ref: %s", exc)
+
+    def launch(self, config: RunConfig) -> int:
+        from sunbeam_sync import Cancelled, SunbeamSyncError
+
+        started = time.monotonic()
+        try:
+            prepared = self.prepare(config)
+        except Cancelled:
+            return self.stopped()
+        except SunbeamSyncError as exc:
+            self.tag_ref(config)
+            return self.fail(str(exc))
+        self.cancel.set()  # the sync is done: stop watching
+        self.record(config, prepared, time.monotonic() - started)
+        if self.signalled.is_set() or self.cancelling():
+            prepared.release()
+            return self.stopped()
+        if config.sync_only:
+            result = prepared.result
+            message = (
+                f"Prewarmed env {result.env_key} for {result.ref} @ {result.commit[:12]}; "
+                "flow not run (sync_only)"
+            )
+            self.logger.info(message)
+            prepared.release()
+            self.api.set_state(self.flow_run_id, "COMPLETED", message)
+            return 0
+        return self.exec_engine(config, prepared)
+
+    def exec_engine(self, config: RunConfig, prepared: EnvLease) -> int:
+        from sunbeam_agent.flow_env import (
+            FlowEnvError,
+            flow_entrypoint,
+            flow_environment,
+            without_credentials,
+        )
+
+        result = prepared.result
+        try:
+            entrypoint = flow_entrypoint(config.entrypoint, result)
+            env = without_credentials(
+                {**os.environ, **flow_environment(result, os.environ)}
+                | {"PREFECT__FLOW_ENTRYPOINT": entrypoint}
+            )
+        except FlowEnvError as exc:
+            prepared.release()
+            return self.fail(str(exc))
+        _write_record(
+            os.environ.get("SUNBEAM_RUN_RECORD"),
+            result,
+            entrypoint,
+            flow_environment(result, os.environ),
+        )
+        self.logger.info(
+            "Starting flow %s with %s (cwd %s)", entrypoint, result.python, result.checkout
+        )
+        _keep_leases_across_exec(prepared)
+        for handler in list(self.logger.handlers):
+            handler.close()
+        os.chdir(result.checkout)
+        try:
+            os.execve(result.python, [result.python, "-m", "prefect.engine"], env)
+        except OSError as exc:
+            return self.fail(f"Could not start the flow with {result.python}: {exc}")
+        return 1  # unreachable: execve does not return
+
+
+def _write_record(path: str | None, result: Any, entrypoint: str, env: dict[str, str]) -> None:
+    """Tell the worker which interpreter and checkout the flow runs in (for its hooks)."""
+    if not path:
+        return
+    record = {
+        "python": result.python,
+        "entrypoint": entrypoint,
+        "checkout": result.checkout,
+        "commit": result.commit,
+        "env_key": result.env_key,
+        "env": env,
+    }
+    Path(path).write_text(json.dumps(record), encoding="utf-8")
+
+
+def _keep_leases_across_exec(prepared: EnvLease) -> None:
+    # The env's shared leases are flocks on open files: inherited across exec they keep gc away
+    # until the flow itself exits. (The sync opens them close-on-exec; sync/ owns the attribute.)
+    for lease in getattr(prepared, "_leases", []):
+        os.set_inheritable(lease.fileno(), True)
+
+
+def main() -> int:
+    flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    if not flow_run_id:
+        _say("PREFECT__FLOW_RUN_ID is not set: sunbeam-run is started by a Prefect worker")
+        return 2
+    try:
+        api = PrefectREST.from_environment()
+    except PrefectAPIError as exc:
+        _say(str(exc))
+        return 2
+    logger, handler = run_logger(api, flow_run_id)
+    launch = Launch(api, flow_run_id, logger)
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        # No logging here: the handler may interrupt a thread holding the log's lock.
+        launch.signalled.set()
+        launch.cancel.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        try:
+            config = resolve(api, api.read_flow_run(flow_run_id))
+        except RunConfigError as exc:
+            return launch.fail(str(exc))
+        return launch.launch(config)
+    except PrefectAPIError as exc:
+        _say(str(exc))
+        return 1
+    except Exception as exc:  # no tracebacks for users; SUNBEAM_DEBUG=1 shows them
+        if os.environ.get("SUNBEAM_DEBUG"):
+            raise
+        try:
+            return launch.fail(f"sunbeam-run internal error: {type(exc).__name__}: {exc}")
+        except PrefectAPIError:
+            _say(f"internal error: {type(exc).__name__}: {exc}")
+            return 1
+    finally:
+        handler.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""What `sunbeam-run` needs to know about its flow run: the job variables and the entrypoint.
+
+Job variables are merged the way Prefect merges them for a worker: the work pool's defaults,
+then the deployment's, then the run's own. `SUNBEAM_RUN_*` environment variables win over all
+of them: a worker that already resolved the configuration (ours does) or a base job template
+may pass them, and then no pool needs to be read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sunbeam_agent.prefect_rest import PrefectREST
+from sunbeam_contracts.tags import tagged_refs
+
+VARIABLES = ("repo_url", "ref", "project_dir", "cache_dir", "sync_only")
+ENV_PREFIX = "SUNBEAM_RUN_"
+DEFAULTS: dict[str, Any] = {"ref": "main", "project_dir": ".", "sync_only": False}
+
+
+class RunConfigError(Exception):
+    """The run's configuration is unusable; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    flow_run_id: str
+    flow_run_name: str
+    tags: list[str]
+    repo_url: str
+    ref: str
+    project_dir: str
+    cache_dir: str | None
+    sync_only: bool
+    entrypoint: str | None
+
+
+def env_name(variable: str) -> str:
+    return ENV_PREFIX + variable.upper()
+
+
+def variables_as_env(values: Mapping[str, Any]) -> dict[str, str]:
+    """The `SUNBEAM_RUN_*` form of resolved job variables (None values left out)."""
+    env = {}
+    for name in VARIABLES:
+        value = values.get(name)
+        if value is None:
+            continue
+        env[env_name(name)] = (
+            ("true" if value else "false") if isinstance(value, bool) else str(value)
+        )
+    return env
+
+
+def _pool_defaults(api: PrefectREST, pool_name: str | None) -> dict[str, Any]:
+    if not pool_name:
+        return {}
+    pool = api.read_work_pool(pool_name)
+    properties = (pool.get("base_job_template") or {}).get("variables", {}).get("properties", {})
+    return {
+        k: v["default"] for k, v in properties.items() if isinstance(v, dict) and "default" in v
+    }
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _tagged_ref(flow_run: dict[str, Any], deployment: dict[str, Any]) -> str | None:
+    own = set(flow_run.get("tags") or []) - set(deployment.get("tags") or [])
+    refs = sorted(tagged_refs(sorted(own)))
+    if len(refs) > 1:
+        raise RunConfigError(
+            f"The run has several ref tags ({', '.join(refs)}): keep one sunbeam-ref: tag"
+        )
+    return refs[0] if refs and refs[0] else None
+
+
+def resolve(
+    api: PrefectREST, flow_run: dict[str, Any], environ: Mapping[str, str] = os.environ
+) -> RunConfig:
+    from_env = {name: environ[env_name(name)] for name in VARIABLES if env_name(name) in environ}
+    deployment = (
+        api.read_deployment(flow_run["deployment_id"]) if flow_run.get("deployment_id") else {}
+    )
+    values: dict[str, Any] = dict(DEFAULTS)
+    if len(from_env) < len(VARIABLES):
+        values.update(_pool_defaults(api, flow_run.get("work_pool_name")))
+        values.update(deployment.get("job_variables") or {})
+        values.update(flow_run.get("job_variables") or {})
+    values.update(from_env)
+    # The dashboard's run form has a Tags field: a run created with `sunbeam-ref:REF` runs REF
+    # (unless the run's own job variables name a ref). Deployment tags are the deployment's.
+    tagged = _tagged_ref(flow_run, deployment)
+    if tagged is not None and "ref" not in (flow_run.get("job_variables") or {}):
+        values["ref"] = tagged
+    repo_url = values.get("repo_url")
+    if not repo_url:
+        raise RunConfigError(
+            "Job variable repo_url is not set: set it on the deployment or the run"
+        )
+    for name in ("ref", "project_dir"):
+        if not isinstance(values.get(name), str) or not values[name]:
+            raise RunConfigError(f"Invalid job variables: {name} must be a non-empty string")
+    return RunConfig(
+        flow_run_id=str(flow_run["id"]),
+        flow_run_name=str(flow_run.get("name") or ""),
+        tags=list(flow_run.get("tags") or []),
+        repo_url=str(repo_url),
+        ref=values["ref"],
+        project_dir=values["project_dir"],
+        cache_dir=str(values["cache_dir"]) if values.get("cache_dir") else None,
+        sync_only=_flag(values.get("sync_only")),
+        entrypoint=deployment.get("entrypoint"),
+    )

@@ -1,0 +1,118 @@
+"""Launcher benchmark: what `sunbeam-run` itself costs per flow run on a cache hit.
+
+Side by side, in one run: a bare interpreter start (`python -c pass`, the floor of any Python
+command), `sunbeam-sync prepare` on a hit (the CLI), and `sunbeam-run` on a hit: start-up, reading
+the run and deployment from the API, the sync (verified hit), recording labels, name and tags,
+and its log lines sent, ending with `sync_only` (everything but the final exec into the engine).
+Median of N runs each, wall time of the process.
+
+    uv run python benchmarks/bench_launcher.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prefect.client.orchestration import SyncPrefectClient  # noqa: E402
+from prefect.states import Pending  # noqa: E402
+
+from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
+from tests.support.prefect_server import start_prefect_server  # noqa: E402
+from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
+
+BIN = Path(sys.executable).parent
+FLOW = "from prefect import flow\n\n\n@flow(name='bench-launcher')\ndef bench():\n    pass\n"
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-launcher-"))
+    wheelhouse = build_wheelhouse(tmp / "wheelhouse")
+    repo = ProjectRepo(tmp / "repo", project_dir=".")
+    files = {"pyproject.toml": pyproject("bench", ["prefect==3.9.1"]), "flows/bench.py": FLOW}
+    repo.push_branch("main", files, lock_from=(wheelhouse,))
+    server = start_prefect_server(tmp / "prefect")
+    try:
+        env = server.env()
+        env.update(SUNBEAM_CACHE_DIR=str(tmp / "cache"), UV_CACHE_DIR=str(tmp / "uv-cache"))
+        subprocess.run(
+            [str(BIN / "sunbeam-pool"), "create", "bench", "--type", "process"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        with SyncPrefectClient(server.api_url) as client:
+            flow_id = client.create_flow_from_name("bench-launcher")
+            deployment = client.create_deployment(
+                flow_id=flow_id,
+                name="bench",
+                work_pool_name="bench",
+                entrypoint="flows/bench.py:bench",
+                job_variables={"repo_url": repo.url, "ref": "main", "sync_only": True},
+            )
+
+            def launcher() -> float:
+                run = client.create_flow_run_from_deployment(deployment)
+                client.set_flow_run_state(run.id, Pending(), force=True)
+                seconds = timed(
+                    [str(BIN / "sunbeam-run")], {**env, "PREFECT__FLOW_RUN_ID": str(run.id)}
+                )
+                state = client.read_flow_run(run.id).state
+                assert state is not None and state.is_completed(), state
+                return seconds
+
+            sync_cli = [str(BIN / "sunbeam-sync"), "-q", "prepare", repo.url, "--ref", "main"]
+            launcher()  # the first run builds the env
+            timed(sync_cli, env)
+            time.sleep(5)  # let the background bytecode compile settle
+            variants = {
+                "python -c pass": lambda: timed([sys.executable, "-c", "pass"], env),
+                "sunbeam-sync prepare (hit)": lambda: timed(sync_cli, env),
+                "sunbeam-run (hit, sync_only)": launcher,
+            }
+            samples: dict[str, list[float]] = {name: [] for name in variants}
+            for _ in range(args.runs):  # interleaved, so load changes hit every variant alike
+                for name, measure in variants.items():
+                    samples[name].append(measure())
+    finally:
+        server.stop()
+    results = {name: round(statistics.median(v), 3) for name, v in samples.items()}
+    report = {
+        "benchmark": "bench_launcher",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "runs": args.runs,
+        "load_avg_1m": os.getloadavg()[0],
+        "median_seconds": results,
+        "targets": {"sunbeam_run_hit_at_most_0_3s": results["sunbeam-run (hit, sync_only)"] <= 0.3},
+    }
+    for name, seconds in results.items():
+        print(f"{name:32s} {seconds:6.3f}s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench_launcher-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
