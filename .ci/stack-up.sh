@@ -15,6 +15,7 @@
 #   SUNBEAM_PIPELINE_REPO       the pipeline's git URL; default: SUNBEAM_STACK_GIT_DIR (default this
 #                               checkout) served read-only by `git daemon` on 127.0.0.1
 #   SUNBEAM_IMAGE, POSTGRES_IMAGE, MONGO_IMAGE, SUNBEAM_STOP_GRACE_PERIOD, SUNBEAM_STOP_TIMEOUT
+#   SUNBEAM_STACK_NO_CACHE=1    build every image from scratch (docker build --no-cache)
 set -euo pipefail
 source "$(dirname "$0")/stack-lib.sh"
 t0=$(date +%s)
@@ -93,6 +94,7 @@ build() {  # TAG CONTEXT [ARGS...]
   local tag=$1 context=$2 tb
   shift 2
   tb=$(date +%s)
+  [ "${SUNBEAM_STACK_NO_CACHE:-}" = 1 ] && set -- --no-cache "$@"
   docker build --network host --quiet --tag "$tag" "$@" "$context" >"$state/build.log" 2>&1 \
     || { tail -n 40 "$state/build.log" >&2; die "building $tag failed (log above)"; }
   say "image $tag ready in $(($(date +%s) - tb)) s"

@@ -128,12 +128,15 @@ class WholeStack:
         return wait_for(f"run {run_id} to end", final, timeout, every=1)
 
     def run_log(self, run_id: str) -> str:
+        lines: list[str] = []
         with self.api() as api:
-            resp = api.get(f"/runs/{run_id}/logs")
-        assert resp.status_code == 200, resp.text
-        body = resp.json()
-        items = body if isinstance(body, list) else body.get("items", body.get("logs", []))
-        return "\n".join(item.get("message", "") for item in items)
+            while True:
+                resp = api.get(f"/runs/{run_id}/logs", params={"offset": len(lines)})
+                assert resp.status_code == 200, resp.text
+                page = [item.get("message", "") for item in resp.json()]
+                lines += page
+                if len(page) < 200:
+                    return "\n".join(lines)
 
     def run(self, ref: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         run_id = self.start_run(ref, parameters)
