@@ -83,6 +83,11 @@ if [ "${chosen[SUNBEAM_PIPELINE_REPO]}" = "$repo_default" ]; then
     git daemon --detach --reuseaddr --informative-errors --listen=127.0.0.1 \
       --port="${chosen[SUNBEAM_STACK_GIT_PORT]}" --pid-file="$pidfile" \
       --base-path="$(dirname "$dir")" --export-all "$dir"
+    # --detach returns before the daemon listens.
+    for _ in $(seq 1 50); do
+      git ls-remote "$repo_default" HEAD >/dev/null 2>&1 && break
+      sleep 0.2
+    done
     git ls-remote "$repo_default" HEAD >/dev/null \
       || die "git daemon does not answer on $repo_default (port taken? set SUNBEAM_STACK_GIT_PORT)"
   fi

@@ -46,6 +46,7 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RUN_TIMEOUT = 300.0
 # A small slice of the real pipeline: one event, one stage and its upstream stages.
 PARAMS = {"events": ["FSGP_2026_Day_3"], "stages": ["power"]}
+SMALL = {"events": ["FSGP_2026_Day_3"], "stages": ["ingress"]}  # for the crowd of six
 
 
 @dataclass
@@ -386,7 +387,7 @@ def test_six_concurrent_runs_of_a_new_lock_build_one_env_on_several_agents(
     # so all six are in flight at once, and the agent that just polled is the last to poll again.
     run_ids: list[str] = []
     for _ in range(6):
-        run_ids.append(stack.start_run("feature-crowd"))
+        run_ids.append(stack.start_run("feature-crowd", SMALL))
         wait_for(
             "an agent to take the run",
             lambda: stack.get_run(run_ids[-1])["state"] != "SCHEDULED",
@@ -462,7 +463,8 @@ def test_an_agent_killed_mid_sync_is_replaced_and_heals(stack: WholeStack) -> No
     restarts = stack.inspect(service)["RestartCount"]
     # SIGKILL to every process of the agent (the worker, uv, the build), as the OOM killer would.
     # (`docker kill` itself counts as a deliberate stop, so no restart policy would bring it back.)
-    stack.compose("exec", "-T", service, "sh", "-c", "kill -s KILL -1", check=False)
+    kill_all = "import os, signal; os.kill(-1, signal.SIGKILL)"
+    stack.compose("exec", "-T", service, "python3", "-c", kill_all, check=False)
     wait_for(
         "the restart policy to replace the agent",
         lambda: stack.inspect(service)["RestartCount"] == restarts + 1,

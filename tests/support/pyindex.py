@@ -61,7 +61,10 @@ class LocalIndex:
             def do_GET(self) -> None:
                 if self.path.startswith("/files/") and index.delay:
                     time.sleep(index.delay)
-                super().do_GET()
+                try:
+                    super().do_GET()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the installer hung up mid-download (it had the file, or gave up)
 
         self._server = serve_in_background(self.port, partial(Handler, directory=str(self.root)))
         return self
