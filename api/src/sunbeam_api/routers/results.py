@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from sunbeam_api import results as store
+from sunbeam_api import store
 from sunbeam_api.dependencies import DbDep, Name, Ref
 from sunbeam_api.errors import BadInputError, NotFoundError
 
