@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import threading
@@ -64,10 +65,9 @@ class LocalIndex:
                 if self.path.startswith("/files/") and index.delay:
                     index.stalling.set()
                     time.sleep(index.delay)
-                try:
+                # The installer may hang up mid-download (it had the file, or gave up).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     super().do_GET()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the installer hung up mid-download (it had the file, or gave up)
 
         self._server = serve_in_background(self.port, partial(Handler, directory=str(self.root)))
         return self
