@@ -102,12 +102,78 @@ def timed_prepare(repo: Path, cache: Path, **settings: object) -> tuple[float, d
     return elapsed, result
 
 
+def hit_check_seconds(env: Path, key: str, repeat: int) -> dict[str, float]:
+    """The hit path's verification of one env: all of it, and without the interpreter start."""
+    from sunbeam_sync.verify import check_records, verify_env
+
+    manifest = json.loads((env / "sunbeam-manifest.json").read_text())
+    full, files_only = [], []
+    for _ in range(max(repeat, 5)):
+        start = time.perf_counter()
+        assert verify_env(env, key) is None
+        full.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert verify_env(env, key, check_prefix=False) is None
+        files_only.append(time.perf_counter() - start)
+    from sunbeam_sync.manifest import Manifest
+
+    files = check_records(env, Manifest.model_validate(manifest)).files
+    return {
+        "files checked": files,
+        "hit check, all (median s)": statistics.median(full),
+        "hit check, files only (median s)": statistics.median(files_only),
+    }
+
+
+def speed(repo: Path, work: Path, repeat: int) -> dict[str, object]:
+    """Issue 11 §6: a new env from a warm uv cache against raw `uv sync` into a fresh venv."""
+    # One sunbeam cache, as an agent has: each round is a new lock (new key) of the same packages.
+    timed_prepare(repo, work / "s-cache", bytecode="off")  # fills uv's cache and the mirror
+    ours, phases = [], []
+    for i in range(repeat):
+        relock_variant(repo, 100 + i)
+        t, res = timed_prepare(repo, work / "s-cache", bytecode="off", link_mode="hardlink")
+        ours.append(t)
+        manifest = json.loads((Path(res["env"]) / "sunbeam-manifest.json").read_text())
+        phases.append({**res["timings"], **manifest.get("build_phases", {})})
+    raw = []
+    for i in range(repeat):
+        venv = work / f"raw-venv-{i}"
+        start = time.perf_counter()
+        sh("uv", "venv", "-q", str(venv))
+        sh(
+            "uv", "sync", "-q", "--frozen", "--no-install-project", "--link-mode", "hardlink",
+            cwd=repo / "pipeline", env={"UV_PROJECT_ENVIRONMENT": str(venv)},
+        )  # fmt: skip
+        raw.append(time.perf_counter() - start)
+    split = {k: statistics.median(p.get(k, 0.0) for p in phases) for k in phases[0]}
+    hit = hit_check_seconds(Path(res["env"]), res["env_key"], repeat)
+    return {
+        "new env, warm uv cache (median s)": statistics.median(ours),
+        "raw uv venv + uv sync, warm uv cache (median s)": statistics.median(raw),
+        "ratio ours / raw, target <= 2": statistics.median(ours) / statistics.median(raw),
+        "phases of our new env (median s)": split,
+        **hit,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--project-dir", default="pipeline")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-pip", action="store_true")
+    ap.add_argument("--only-speed", action="store_true", help="only the issue 11 §6 comparison")
     args = ap.parse_args()
+    if args.only_speed:
+        work = Path(tempfile.mkdtemp(prefix="sunbeam-bench-"))
+        os.environ["UV_CACHE_DIR"] = str(work / "uv-cache")
+        source, repo = make_repo(work, args.project_dir)
+        result = {"lock": source, **speed(repo, work, args.repeat)}
+        print(json.dumps(result, indent=2))
+        out = ROOT / "benchmarks" / "results" / "sync-speed.json"
+        out.write_text(json.dumps(result, indent=2))
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     work = Path(tempfile.mkdtemp(prefix="sunbeam-bench-"))
     uv_cache = work / "uv-cache"

@@ -2,12 +2,20 @@
 
 It starts, registers the pipeline deployment against a local git repository, a requested run of
 `run-sunbeam/main` completes on its agent, and SIGINT (Ctrl-C) stops every child it started.
+Stopping never depends on printing (a dead `| tee`), SIGTERM and SIGHUP stop it too, a stack
+left by a `kill -9`ed `sunbeam up` is stopped by the next one, only the agent sees the git
+token, the embedded MongoDB server is restarted when it dies, and `sunbeam env` exports the
+URLs and the local API key.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
+import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +25,7 @@ from sunbeam_stack.flow_runs import run_and_wait
 from sunbeam_stack.processes import descendants
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, wait_for
+from tests.support.processes import ManagedProcess, http_ok, wait_for
 from tests.support.wheelhouse import build_wheelhouse
 
 pytestmark = pytest.mark.slow
@@ -42,10 +50,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def pipeline_repo(tmp_path: Path) -> ProjectRepo:
-    wheelhouse = build_wheelhouse(tmp_path / "wheelhouse", roots=("prefect",))
-    repo = ProjectRepo(tmp_path / "repo")
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> ProjectRepo:
+    tmp = tmp_path_factory.mktemp("up-repo")
+    wheelhouse = build_wheelhouse(tmp / "wheelhouse", roots=("prefect",))
+    repo = ProjectRepo(tmp / "repo")
     repo.write_project(
         {
             "pyproject.toml": pyproject("fake-pipeline", ["prefect"]),
@@ -58,21 +67,80 @@ def pipeline_repo(tmp_path: Path) -> ProjectRepo:
     return repo
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("up-cache")
+
+
+class Up:
+    """One `sunbeam up` with its own ports and state folder."""
+
+    def __init__(self, tmp: Path, repo: ProjectRepo, cache: Path, state: Path, **env: str) -> None:
+        self.state = state
+        self.prefect_port, self.api_port, self.mongo_port = free_port(), free_port(), free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        for name in ("MONGODB_URI", "SUNBEAM_API_KEY"):
+            self.env.pop(name, None)
+        self.env.update(SUNBEAM_CACHE_DIR=str(cache), **env)
+        self.repo_url = repo.url
+        self.tmp = tmp
+
+    @property
+    def argv(self) -> list[str]:
+        argv = [SUNBEAM, "up", "--repo", self.repo_url, "--state-dir", str(self.state)]
+        argv += ["--prefect-port", str(self.prefect_port), "--api-port", str(self.api_port)]
+        return [*argv, "--mongo-port", str(self.mongo_port), "--pool", "up-test"]
+
+    def same_ports_as(self, other: Up) -> Up:
+        self.prefect_port, self.api_port = other.prefect_port, other.api_port
+        self.mongo_port = other.mongo_port
+        return self
+
+    def start(self, name: str, *, pipe: bool = False) -> ManagedProcess:
+        log = self.tmp / f"{name}.log"
+        return ManagedProcess(f"sunbeam up ({name})", self.argv, self.env, log).start(pipe=pipe)
+
+    @property
+    def own_log(self) -> Path:
+        """What `sunbeam up` writes to its state folder whatever happens to its stdout."""
+        return self.state / "logs" / "up.log"
+
+    def recorded(self) -> dict[str, int]:
+        state = json.loads((self.state / "stack.json").read_text())
+        return {c["name"]: c["pid"] for c in state["children"]}
+
+
+def _wait_own_log(up: Up, proc: ManagedProcess, text: str, timeout: float) -> None:
+    proc.wait_until(
+        lambda: up.own_log.exists() and text in up.own_log.read_text(errors="replace"),
+        f"{text!r} in {up.own_log}",
+        timeout,
+    )
+
+
+def _stop_leftovers(proc: ManagedProcess, extra: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    # A failed assertion must not leave servers behind: stop `up`, then anything it started.
+    leftovers = descendants(proc.pid) | set(extra)
+    proc.stop(timeout=60, signum=signal.SIGINT, group=False)
+    for pid in leftovers:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _environ(pid: int) -> str:
+    return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+
+
 def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
-    tmp_path: Path, pipeline_repo: ProjectRepo
+    tmp_path: Path, pipeline_repo: ProjectRepo, cache_dir: Path
 ) -> None:
-    prefect_port = free_port()
-    log = tmp_path / "up.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.pop("MONGODB_URI", None)
-    env["SUNBEAM_CACHE_DIR"] = str(tmp_path / "cache")
-    argv = [SUNBEAM, "up", "--repo", pipeline_repo.url, "--state-dir", str(tmp_path / "state")]
-    argv += ["--prefect-port", str(prefect_port), "--api-port", str(free_port())]
-    argv += ["--mongo-port", str(free_port()), "--pool", "up-test"]
-    up = ManagedProcess("sunbeam up", argv, env, log).start()
+    token = f"tok-{secrets.token_hex(8)}"
+    up = Up(tmp_path, pipeline_repo, cache_dir, tmp_path / "state", SUNBEAM_GIT_TOKEN=token)
+    proc = up.start("up")
+    kids: set[int] = set()
     try:
-        up.wait_for_line("Press Ctrl-C", timeout=240)
-        kids = descendants(up.pid)
+        proc.wait_for_line("Press Ctrl-C", timeout=240)
+        kids = descendants(proc.pid)
         assert len(kids) >= 4, kids  # server, mongo, agent, api (and their helpers)
         logs = tmp_path / "state" / "logs"
         assert {p.name for p in logs.iterdir()} >= {
@@ -83,20 +151,114 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
         }
 
         report = run_and_wait(
-            f"http://127.0.0.1:{prefect_port}/api", "run-sunbeam/main", timeout=240
+            f"http://127.0.0.1:{up.prefect_port}/api", "run-sunbeam/main", timeout=240
         )
         assert report.state == "COMPLETED", (report, (logs / "agent.log").read_text()[-3000:])
         assert report.labels["sunbeam.ref"] == "main"
 
-        kids |= descendants(up.pid)
-        up.send(signal.SIGINT)
-        assert up.wait(timeout=120) == 0, up.tail(2000)
+        _check_only_the_agent_has_the_token(up, token)
+        _check_env_and_api_key(up, proc)
+        _check_mongo_is_restarted(up, proc)
+
+        kids |= descendants(proc.pid)
+        proc.send(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, proc.tail(2000)
         wait_for(lambda: not any(alive(k) for k in kids), "every child exiting", timeout=10)
-        assert "stopped" in up.tail()
+        assert "stopped" in proc.tail()
+        assert not (up.state / "stack.json").exists()
     finally:
-        # A failed assertion must not leave servers behind: stop `up`, then anything it started.
-        leftovers = descendants(up.pid)
-        up.stop(timeout=60, signum=signal.SIGINT, group=False)
-        for pid in leftovers:
+        _stop_leftovers(proc, kids)
+
+
+def _check_only_the_agent_has_the_token(up: Up, token: str) -> None:
+    """Issue 11: under `sunbeam up` only the agent's environment holds SUNBEAM_GIT_TOKEN."""
+    children = up.recorded()
+    assert set(children) == {"prefect-server", "mongodb", "agent", "api"}
+    holders = {name for name, pid in children.items() if token in _environ(pid)}
+    assert holders == {"agent"}
+
+
+def _check_env_and_api_key(up: Up, proc: ManagedProcess) -> None:
+    """Issue 10.2/10.4: a local key (0600, never printed); `sunbeam env` exports URLs and key."""
+    key_file = up.state / "api-key"
+    key = key_file.read_text().strip()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert str(key_file) in proc.tail(10**6) and key not in proc.tail(10**6)
+    script = (
+        f'eval "$("{SUNBEAM}" env --state-dir "{up.state}")" && "{sys.executable}" -c '
+        '"import os, httpx; '
+        "h = {'Authorization': 'Bearer ' + os.environ['SUNBEAM_API_KEY']}; "
+        "r = httpx.post(os.environ['SUNBEAM_API_URL'] + '/runs', json={'ref': 'main'}, headers=h); "
+        "print(r.status_code, httpx.get(os.environ['PREFECT_API_URL'] + '/health').status_code)\""
+    )
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["202", "200"], done.stderr
+
+
+def _check_mongo_is_restarted(up: Up, proc: ManagedProcess) -> None:
+    """Issue 11: the embedded MongoDB server dies; it comes back, the rest keeps running."""
+    before = up.recorded()
+    os.kill(before["mongodb"], signal.SIGKILL)
+    proc.wait_for_line("MongoDB server restarted", timeout=90)
+    after = up.recorded()
+    assert after["mongodb"] != before["mongodb"]
+    assert {k: v for k, v in after.items() if k != "mongodb"} == {
+        k: v for k, v in before.items() if k != "mongodb"
+    }
+    assert proc.running()
+    wait_for(lambda: http_ok(f"http://127.0.0.1:{up.api_port}/health"), "API healthy", 60)
+
+
+def test_kill_9_leftovers_are_stopped_and_sigterm_stops_all_with_a_dead_pipe(
+    tmp_path: Path, pipeline_repo: ProjectRepo, cache_dir: Path
+) -> None:
+    state = tmp_path / "state"
+    first = Up(tmp_path, pipeline_repo, cache_dir, state)
+    killed = first.start("first")
+    old: set[int] = set()
+    second_proc: ManagedProcess | None = None
+    try:
+        killed.wait_for_line("Press Ctrl-C", timeout=240)
+        old = descendants(killed.pid)
+        killed.send(signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert any(alive(p) for p in old), "the children did not outlive `sunbeam up`"
+
+        second = Up(tmp_path, pipeline_repo, cache_dir, state).same_ports_as(first)
+        second_proc = second.start("second", pipe=True)
+        second_proc.wait_for_line("stopped the stack left behind", timeout=120)
+        assert not [p for p in old if alive(p)], "the killed stack's children still run"
+        second_proc.wait_for_line("Press Ctrl-C", timeout=240)
+        # The documented ports were free again (TIME-WAIT does not count): none moved.
+        assert "is taken by" not in second_proc.tail(10**6)
+
+        kids = descendants(second_proc.pid)
+        second_proc.cut_pipe()  # the `| tee` died
+        second_proc.send(signal.SIGTERM)
+        assert second_proc.wait(timeout=120) == 0
+        wait_for(lambda: not any(alive(k) for k in kids), "every child exiting", timeout=10)
+        _wait_own_log(second, second_proc, "stopped\n", timeout=1)
+    finally:
+        for pid in old:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        if second_proc is not None:
+            _stop_leftovers(second_proc)
+
+
+def test_sighup_during_start_up_with_a_dead_pipe_stops_what_started(
+    tmp_path: Path, pipeline_repo: ProjectRepo, cache_dir: Path
+) -> None:
+    up = Up(tmp_path, pipeline_repo, cache_dir, tmp_path / "state")
+    proc = up.start("up", pipe=True)
+    try:
+        proc.wait_for_line("✓ Prefect server", timeout=180)
+        kids = descendants(proc.pid)
+        assert kids
+        proc.cut_pipe()
+        proc.send(signal.SIGHUP)
+        assert proc.wait(timeout=120) == 130
+        wait_for(lambda: not any(alive(k) for k in kids), "every child exiting", timeout=10)
+        _wait_own_log(up, proc, "interrupted", timeout=1)
+    finally:
+        _stop_leftovers(proc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Iterator
 
 import httpx
@@ -15,16 +16,34 @@ from tests.api.seed import seed_series
 from tests.support.api_stack import (
     API_KEY,
     BASE_JOB_TEMPLATE,
+    BRANCHES,
     DB,
     POOL,
+    REPO_ROOT,
     SEEDED,
+    TAGS,
     LiveServer,
     ensure_main,
     make_settings,
 )
+from tests.support.gitrepo import PipelineRepo
 from tests.support.mongo import Mongo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pipeline_repo() -> Iterator[PipelineRepo]:
+    repo = PipelineRepo(REPO_ROOT)
+    repo.write("pipeline/README.md", "the pipeline\n")
+    for branch in BRANCHES:
+        repo.commit(f"work on {branch}", branch=branch)
+    for tag in TAGS:
+        repo.tag(tag)
+    try:
+        yield repo
+    finally:
+        shutil.rmtree(REPO_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

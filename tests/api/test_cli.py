@@ -47,13 +47,33 @@ def test_deploy_registers_a_ref_deployment(
 
 
 @pytest.fixture
-def cli_env(prefect: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cli_env(
+    prefect: PrefectServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)  # outside any git checkout unless a test makes one
     monkeypatch.setenv("PREFECT_API_URL", prefect.api_url)
     monkeypatch.setenv("SUNBEAM_WORK_POOL", POOL)
     monkeypatch.delenv("SUNBEAM_PIPELINE_REPO", raising=False)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_deploy_defaults_repo_to_this_checkout(
+    prefect: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10.10: like `sunbeam up`, `sunbeam deploy` uses the checkout it runs in."""
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    monkeypatch.chdir(checkout / ".")
+    assert cli.main(["deploy", "--ref", "feature/here"]) == 0
+
+    async def read() -> DeploymentResponse:
+        async with PrefectClient(api=prefect.api_url) as client:
+            return await client.read_deployment_by_name("run-sunbeam/ref-feature-here")
+
+    assert asyncio.run(read()).job_variables["repo_url"] == checkout.resolve().as_uri()
 
 
 @pytest.mark.usefixtures("cli_env")

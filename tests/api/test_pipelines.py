@@ -11,7 +11,7 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 
 from tests.api.seed import seed_series
-from tests.support.api_stack import DB, POOL, REPO_URL
+from tests.support.api_stack import API_KEY, DB, POOL, REPO_URL, make_settings, served
 from tests.support.mongo import Mongo
 from tests.support.prefect_server import PrefectServer
 
@@ -128,3 +128,33 @@ def test_mutations_refused_without_or_with_wrong_key(api: httpx.Client) -> None:
     assert api.post("/pipelines", json={"ref": "x"}, headers=bad).status_code == 401
     assert api.delete("/pipelines/x", headers=bad).status_code == 401
     assert api.get("/pipelines").status_code == 200  # reads are open
+
+
+@pytest.mark.parametrize("ref", ["does-not-exist", "feature/typo", "refs/heads/nope"])
+def test_commissioning_an_unknown_ref_is_a_422_naming_it(
+    api: httpx.Client, auth: dict[str, str], prefect: PrefectServer, ref: str
+) -> None:
+    r = api.post("/pipelines", json={"ref": ref}, headers=auth)
+    assert r.status_code == 422, r.text
+    assert repr(ref) in r.json()["detail"] and "push it first" in r.json()["detail"]
+    assert ref not in [p["ref"] for p in api.get("/pipelines").json()]
+    assert _deployment(prefect, f"ref-{ref.replace('/', '-')}") is None
+
+
+@pytest.mark.parametrize("ref", ["v1.2.0", "refs/heads/release/keep", "0123456789abcdef"])
+def test_tags_full_names_and_shas_can_be_commissioned(
+    api: httpx.Client, auth: dict[str, str], ref: str
+) -> None:
+    r = api.post("/pipelines", json={"ref": ref}, headers=auth)
+    assert r.status_code == 201, r.text
+    assert api.delete(f"/pipelines/{ref}", headers=auth).status_code == 200
+
+
+def test_unreachable_repository_is_a_clear_503(mongo: Mongo, prefect: PrefectServer) -> None:
+    settings = make_settings(mongo, prefect, pipeline_repo=f"{REPO_URL}-missing")
+    with served(settings) as client:
+        r = client.post(
+            "/pipelines", json={"ref": "main"}, headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+    assert r.status_code == 503, r.text
+    assert "SUNBEAM_PIPELINE_REPO" in r.json()["detail"] and "Traceback" not in r.text

@@ -11,8 +11,12 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import LogCreate
-from prefect.states import Scheduled
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.states import Failed, Scheduled
+from prefect.utilities.callables import parameter_schema
 
+from sunbeam_api.deployments import ensure_pipeline_deployment
+from tests.support.api_stack import POOL, REPO_URL
 from tests.support.prefect_server import PrefectServer
 
 
@@ -173,3 +177,107 @@ def test_future_scheduled_runs_are_listed_only_on_request(
     assert future not in [r["id"] for r in api.get("/runs", params={"limit": 200}).json()]
     params = {"include_future": "true", "state": "SCHEDULED", "ref": "main", "limit": 200}
     assert future in [r["id"] for r in api.get("/runs", params=params).json()]
+
+
+@pytest.mark.usefixtures("main_deployment")
+def test_get_run_says_why_it_failed(
+    api: httpx.Client, auth: dict[str, str], prefect: PrefectServer
+) -> None:
+    run_id = api.post("/runs", json={"ref": "feature/broken"}, headers=auth).json()["id"]
+    assert api.get(f"/runs/{run_id}").json()["state_message"] is None
+    why = "Sync failed: uv.lock of feature/broken is out of date; run `uv lock` and push"
+
+    async def fail_like_the_agent() -> None:
+        async with PrefectClient(api=prefect.api_url) as client:
+            await client.set_flow_run_state(UUID(run_id), Failed(message=why), force=True)
+
+    asyncio.run(fail_like_the_agent())
+    run = api.get(f"/runs/{run_id}").json()
+    assert run["state"] == "FAILED" and run["state_message"] == why
+    listed = {r["id"]: r for r in api.get("/runs", params={"ref": "feature/broken"}).json()}
+    assert listed[run_id]["state_message"] == why
+
+
+@pytest.mark.usefixtures("main_deployment")
+def test_long_logs_are_read_whole_and_paged_to_the_end(
+    api: httpx.Client, auth: dict[str, str], prefect: PrefectServer
+) -> None:
+    run_id = api.post("/runs", json={"ref": "feature/chatty"}, headers=auth).json()["id"]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def log_310_lines() -> None:
+        async with PrefectClient(api=prefect.api_url) as client:
+            await client.create_logs(
+                [
+                    LogCreate(
+                        name="sunbeam.agent",
+                        level=20,
+                        message=f"line {i:03d}",
+                        timestamp=start + timedelta(milliseconds=i),
+                        flow_run_id=UUID(run_id),
+                    )
+                    for i in range(310)
+                ]
+            )
+
+    asyncio.run(log_310_lines())
+    expected = [f"line {i:03d}" for i in range(310)]
+    whole = api.get(f"/runs/{run_id}/logs")
+    assert [x["message"] for x in whole.json()] == expected
+    assert "x-next-offset" not in whole.headers
+
+    # Paging by the documented header reaches the last line, each line exactly once.
+    seen: list[str] = []
+    params = {"limit": 120, "offset": 0}
+    while True:
+        page = api.get(f"/runs/{run_id}/logs", params=params)
+        seen += [x["message"] for x in page.json()]
+        if "x-next-offset" not in page.headers:
+            break
+        params["offset"] = int(page.headers["x-next-offset"])
+    assert seen == expected
+    assert api.get(f"/runs/{run_id}/logs", params={"limit": 10_001}).status_code == 422
+
+
+def _pipeline_signature(events: list[str] | None = None, stages: list[str] | None = None) -> None:
+    """The pipeline flow's signature (pipeline/src/sunbeam_pipeline/flow.py: run_sunbeam).
+
+    events: event names from sunbeam.toml (default: all configured events).
+    stages: stage names to run (default: all); their upstream stages run too.
+    """
+
+
+def test_a_deployment_with_the_flow_schema_refuses_typod_parameters(
+    api: httpx.Client, auth: dict[str, str], prefect: PrefectServer, main_deployment: str
+) -> None:
+    schema = parameter_schema(_pipeline_signature).model_dump(mode="json")
+
+    async def deploy(with_schema: dict | None) -> None:
+        async with PrefectClient(api=prefect.api_url) as client:
+            await ensure_pipeline_deployment(
+                client, repo_url=REPO_URL, ref="main", work_pool=POOL, parameter_schema=with_schema
+            )
+
+    asyncio.run(deploy(schema))
+    try:
+        r = api.post("/runs", json={"ref": "main", "parameters": {"evnts": ["E1"]}}, headers=auth)
+        assert r.status_code == 422, r.text
+        assert "evnts" in r.json()["detail"] and "\n" not in r.json()["detail"]
+        r = api.post("/runs", json={"ref": "main", "parameters": {"events": "E1"}}, headers=auth)
+        assert r.status_code == 422 and "events" in r.json()["detail"], r.text
+        ok = {"ref": "feature/x", "parameters": {"events": ["E1"], "stages": None}}
+        assert api.post("/runs", json=ok, headers=auth).status_code == 202
+
+        async def through_prefect() -> int:
+            async with PrefectClient(api=prefect.api_url) as client:
+                try:
+                    await client.create_flow_run_from_deployment(
+                        UUID(main_deployment), parameters={"stage": ["power"]}
+                    )
+                except PrefectHTTPStatusError as exc:
+                    return exc.response.status_code
+                return 201
+
+        assert asyncio.run(through_prefect()) == 409  # Prefect refuses it the same way
+    finally:
+        asyncio.run(deploy(None))

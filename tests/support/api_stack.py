@@ -4,10 +4,13 @@ server (fixtures in tests/api/conftest.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -22,7 +25,12 @@ from tests.support.prefect_server import PrefectServer
 
 API_KEY = "test-api-key-0123456789"
 WEBHOOK_SECRET = "test-webhook-secret"
-REPO_URL = "file:///srv/git/sunbeam-pipeline.git"
+# A real repository: commissioning checks the ref against it (git ls-remote). Fixed per session
+# so that settings and the fixtures that register deployments can name it before it is made.
+REPO_ROOT = Path(tempfile.gettempdir()) / f"sunbeam-api-tests-{os.getpid()}"
+REPO_URL = (REPO_ROOT / "remote.git").as_uri()
+BRANCHES = ["main", "feature/solar", "fix/a.b", "fix-a.b", "release/keep", "release/purge"]
+TAGS = ["v1.2.0"]
 POOL = "sunbeam-test"
 DB = "sunbeam_test"
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -47,19 +49,46 @@ class ManagedProcess:
     env: Mapping[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _reader: threading.Thread | None = field(default=None, init=False)
+    _cut: threading.Event = field(default_factory=threading.Event, init=False)
 
-    def start(self) -> ManagedProcess:
+    def start(self, *, pipe: bool = False) -> ManagedProcess:
+        """Start it; with `pipe`, its output goes through a pipe (as into `| tee`) that a
+        thread copies to the log until `cut_pipe()`."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 list(self.argv),
                 env=dict(self.env),
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=subprocess.PIPE if pipe else log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if pipe:
+            self._reader = threading.Thread(target=self._copy_pipe, daemon=True)
+            self._reader.start()
         return self
+
+    def _copy_pipe(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with self.log_path.open("ab") as log:
+            while not self._cut.is_set():
+                if not select.select([fd], [], [], 0.1)[0]:
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return
+                log.write(chunk)
+                log.flush()
+
+    def cut_pipe(self) -> None:
+        """Close the pipe's only reader: from now on every write to stdout fails (EPIPE)."""
+        assert self._reader is not None and self.proc is not None and self.proc.stdout
+        self._cut.set()
+        self._reader.join(timeout=10)
+        self.proc.stdout.close()
 
     @property
     def pid(self) -> int:

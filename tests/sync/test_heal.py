@@ -137,3 +137,29 @@ def test_kill_9_mid_build_leaves_nothing_trusted(project: Project, tmp_path: Pat
         text=True,
     )
     assert out.stdout.strip() == "2.0", out.stderr
+
+
+def test_empty_metadata_in_uv_cache_is_cleaned_and_retried(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uv_cache = tmp_path / "own-uv-cache"
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
+    settings = SyncSettings(cache_dir=tmp_path / "cache", bytecode="off", retry_backoff=0.05)
+    prep(settings, project.repo.url, "main")
+    # A crash mid-unpack leaves a 0-byte METADATA in uv's cache (uv issue 16841).
+    for metadata in uv_cache.rglob("alpha-1.0.dist-info/METADATA"):
+        metadata.chmod(0o644)
+        metadata.write_text("")
+    project.set_deps(["alpha==1.0", "gamma==1.0"])
+    project.repo.commit("a new lock that installs alpha again")
+    res = run_cli(
+        "prepare", project.repo.url, "--ref", "main", "--cache-dir", str(settings.cache_dir),
+        "--json", env={"SUNBEAM_BYTECODE": "off"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "cache entry for alpha is broken" in res.stderr
+    out = subprocess.run(
+        [res.json["python"], "-c", "import alpha; print(alpha.__version__)"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "1.0", out.stderr

@@ -8,6 +8,7 @@ itself is never imported: the agent checks out the ref and finds the entrypoint 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -46,6 +47,12 @@ class PipelineDeployment(BaseModel):
     project_dir: str | None
     created: datetime | None
     updated: datetime | None
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A flow's parameter schema (`prefect.utilities.callables.parameter_schema(flow.fn)`) that
+    also refuses unknown parameter names: Prefect's own leaves additionalProperties open."""
+    return {**schema, "additionalProperties": False}
 
 
 def cron_schedule(cron: str) -> CronSchedule:
@@ -88,6 +95,7 @@ async def ensure_pipeline_deployment(
     work_pool: str,
     project_dir: str = "pipeline",
     cron: str | None = None,
+    parameter_schema: dict[str, Any] | None = None,
 ) -> UUID:
     """Create or update the deployment for `ref` (idempotent: Prefect upserts by name)."""
     name = deployment_name(ref)
@@ -117,6 +125,10 @@ async def ensure_pipeline_deployment(
         schedules=schedules,
         tags=tags,
         description=f"Sunbeam pipeline on ref {ref}",
+        # With the flow's schema Prefect validates parameters when a run is created (422 for a
+        # typo) and the UI shows the fields; without one, nothing is enforced.
+        parameter_openapi_schema=strict_schema(parameter_schema) if parameter_schema else None,
+        enforce_parameter_schema=parameter_schema is not None,
     )
 
 

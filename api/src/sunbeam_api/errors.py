@@ -17,6 +17,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeo
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("sunbeam_api")
+FASTAPI_PARSE_ERROR = "There was an error parsing the body"
 
 
 class SunbeamApiError(Exception):
@@ -92,7 +93,10 @@ async def _prefect_status(_: Request, exc: Exception) -> JSONResponse:
         return _error(503, f"Prefect answered {code}; try again later")
     if code in (409, 422):
         # The caller's request conflicts with Prefect's state or schema: pass Prefect's reason on.
-        return _error(code, f"Prefect refused the request: {_prefect_detail(exc.response)}")
+        detail = _prefect_detail(exc.response)
+        if "Validation failed" in detail:
+            code = 422  # Prefect answers 409 when parameters break the deployment's schema
+        return _error(code, f"Prefect refused the request: {detail}")
     return _error(502, f"Prefect refused the request ({code})")
 
 
@@ -129,7 +133,12 @@ def _plain(errors: object) -> object:
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    detail = str(exc.detail)
+    if exc.status_code == 400 and exc.__cause__ is not None and detail == FASTAPI_PARSE_ERROR:
+        # FastAPI hides why (nesting too deep, a 5,000-digit number, bytes that are not UTF-8).
+        cause = str(exc.__cause__).splitlines()[0][:120] if str(exc.__cause__) else ""
+        detail = f"the request body is not valid JSON: {type(exc.__cause__).__name__} {cause}"
+    return _error(exc.status_code, detail.strip(), getattr(exc, "headers", None))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from sunbeam_api.errors import install_handlers
+from sunbeam_api.guard import RequestGuard
 from sunbeam_api.routers import health, hooks, pipelines, results, runs
 from sunbeam_api.settings import Settings, get_settings
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Sunbeam API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings or get_settings()
     install_handlers(app)
+    # Refuses unauthenticated and oversized requests before their body is read.
+    app.add_middleware(RequestGuard, settings=app.state.settings)
     for module in (health, results, runs, pipelines, hooks):
         app.include_router(module.router)
     return app

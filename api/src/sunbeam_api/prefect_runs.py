@@ -35,6 +35,7 @@ from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF
 from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag, tagged_refs
 
 FUTURE_MARGIN = timedelta(minutes=5)
+PREFECT_PAGE = 200  # the most rows Prefect's server returns per filter request
 
 
 class RunSummary(BaseModel):
@@ -42,6 +43,7 @@ class RunSummary(BaseModel):
     name: str
     state: str | None
     state_name: str | None
+    state_message: str | None  # why a run failed, crashed or was cancelled (Prefect's message)
     ref: str | None
     commit: str | None
     env_key: str | None
@@ -116,6 +118,7 @@ def summarize(run: FlowRun) -> RunSummary:
         name=run.name,
         state=run.state_type.value if run.state_type else None,
         state_name=run.state_name,
+        state_message=(run.state.message or None) if run.state else None,
         ref=_run_ref(run, labels),
         commit=labels.get(run_labels.COMMIT),
         env_key=labels.get(run_labels.ENV_KEY),
@@ -202,13 +205,22 @@ async def read_run(client: PrefectClient, run_id: UUID) -> RunSummary | None:
 async def read_run_logs(
     client: PrefectClient, run_id: UUID, *, limit: int, offset: int
 ) -> list[LogLine]:
-    logs = await client.read_logs(
-        LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
-        limit=limit,
-        offset=offset,
-        sort=LogSort.TIMESTAMP_ASC,
-    )
-    return [
-        LogLine(timestamp=log.timestamp, level=log.level, name=log.name, message=log.message)
-        for log in logs
-    ]
+    """Up to `limit` log lines from `offset` on, oldest first.
+
+    Prefect answers at most PREFECT_PAGE lines per request, so longer reads are paged here:
+    a caller asks once and gets the whole log of an ordinary run.
+    """
+    lines: list[LogLine] = []
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+    while len(lines) < limit:
+        want = min(PREFECT_PAGE, limit - len(lines))
+        page = await client.read_logs(
+            log_filter, limit=want, offset=offset + len(lines), sort=LogSort.TIMESTAMP_ASC
+        )
+        lines += [
+            LogLine(timestamp=log.timestamp, level=log.level, name=log.name, message=log.message)
+            for log in page
+        ]
+        if len(page) < want:
+            break
+    return lines

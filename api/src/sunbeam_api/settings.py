@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         3.0, validation_alias=AliasChoices("SUNBEAM_BACKEND_TIMEOUT", "backend_timeout_s")
     )
 
+    # Request bodies are small JSON documents (a ref and a few parameters); the webhook has its own
+    # limit (GitHub's 25 MB). Anything larger is refused with 413 before it is read.
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("SUNBEAM_MAX_BODY_BYTES", "max_body_bytes"),
+    )
+
     @field_validator("api_key", "github_webhook_secret", "pipeline_repo", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -39,7 +39,8 @@ PrefectPort = Annotated[int, typer.Option(help="Prefect server port")]
 ApiPort = Annotated[int, typer.Option(help="API port")]
 MongoPort = Annotated[int, typer.Option(help="embedded MongoDB port")]
 StateDir = Annotated[
-    Path | None, typer.Option(help="logs, databases and scratch files (default .sunbeam/)")
+    Path | None,
+    typer.Option(help="logs, databases, PIDs, API key (default .sunbeam/; demo: .sunbeam/demo/)"),
 ]
 
 
@@ -57,7 +58,12 @@ def up(
     mongo_port: MongoPort = DEFAULT_MONGO_PORT,
     state_dir: StateDir = None,
 ) -> int:
-    """Run the whole stack locally (no Docker); Ctrl-C stops it."""
+    """Run the whole stack locally (no Docker); Ctrl-C stops it.
+
+    Logs, databases and PIDs go to the state folder (default .sunbeam/). Unless SUNBEAM_API_KEY
+    is set, a local API key is created there (.sunbeam/api-key, mode 0600) and given to the API;
+    `eval "$(uv run sunbeam env)"` exports it with the URLs.
+    """
     from sunbeam_stack.up import run
 
     options = StackOptions(
@@ -80,7 +86,11 @@ def demo(
     ] = "tabulate",
     keep: Annotated[bool, typer.Option(help="keep the stack running afterwards")] = False,
 ) -> int:
-    """Run the stack and show a dependency change reaching a running agent."""
+    """Run the stack and show a dependency change reaching a running agent.
+
+    It runs in its own state folder (default .sunbeam/demo/: its own Prefect database and MongoDB
+    data), so your `sunbeam up` stack, its runs and results are left as they were.
+    """
     from sunbeam_stack.up import run
 
     options = StackOptions(
@@ -90,9 +100,27 @@ def demo(
 
 
 @app.command()
+def env(state_dir: StateDir = None) -> int:
+    """Print the running stack's URLs and API key as shell exports: eval "$(uv run sunbeam env)"."""
+    from sunbeam_stack.checkout import checkout_root, default_state_dir
+    from sunbeam_stack.processes import StackError
+    from sunbeam_stack.shell_env import exports
+
+    try:
+        print(exports((state_dir or default_state_dir(checkout_root())).resolve()))
+    except StackError as exc:
+        print(f"sunbeam env: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+@app.command()
 def deploy(
     repo: Annotated[
-        str | None, typer.Option(help="pipeline repository URL (default $SUNBEAM_PIPELINE_REPO)")
+        str | None,
+        typer.Option(
+            help="pipeline repository URL (default $SUNBEAM_PIPELINE_REPO, else this checkout)"
+        ),
     ] = None,
     pool: Annotated[
         str | None, typer.Option(help="work pool (default $SUNBEAM_WORK_POOL or 'sunbeam')")

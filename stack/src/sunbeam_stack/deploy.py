@@ -13,6 +13,13 @@ from sunbeam_api.errors import BadInputError
 from sunbeam_api.refs import validate_ref
 from sunbeam_api.settings import get_settings
 from sunbeam_contracts.naming import full_deployment_name
+from sunbeam_stack.checkout import find_checkout
+
+
+def _this_checkout() -> str | None:
+    """This checkout's URL, as `sunbeam up` defaults to it."""
+    root = find_checkout()
+    return root.as_uri() if root else None
 
 
 def register(
@@ -20,14 +27,17 @@ def register(
 ) -> str:
     """Register the deployment; returns the line to print. SunbeamApiError on bad input."""
     settings = get_settings()
-    repo = repo or settings.pipeline_repo
+    repo = repo or settings.pipeline_repo or _this_checkout()
     if not repo:
-        raise BadInputError("no repository: pass --repo URL or set SUNBEAM_PIPELINE_REPO")
+        raise BadInputError(
+            "no repository: pass --repo URL or set SUNBEAM_PIPELINE_REPO "
+            "(or run it inside the pipeline's git checkout)"
+        )
     ref = validate_ref(ref)
     if cron is not None:
         deployments.cron_schedule(cron)
 
-    async def register() -> str:
+    async def ensure() -> str:
         async with prefect_client(settings) as client:
             deployment_id = await deployments.ensure_pipeline_deployment(
                 client,
@@ -39,5 +49,5 @@ def register(
             )
         return str(deployment_id)
 
-    deployment_id = asyncio.run(register())
+    deployment_id = asyncio.run(ensure())
     return f"deployed {full_deployment_name(ref)} (ref {ref}, id {deployment_id})"

@@ -13,38 +13,25 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from sunbeam_stack.ports import free_port
 from sunbeam_stack.processes import Child, StackError, wait_until
+from sunbeam_stack.state import Recorded, StackState, me, start_time
 
 Say = Callable[[str], None]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pick_port(wanted: int, name: str, say: Say) -> int:
-    if port_is_free(wanted):
-        return wanted
-    port = free_port()
-    say(f"port {wanted} is busy: {name} uses {port} instead")
-    return port
+# Credentials only the agent uses (the sync's git token): no other service gets them.
+AGENT_ONLY = ("SUNBEAM_GIT_TOKEN",)
+MONGO = "mongodb"
+# Seconds before restarting a crashed embedded MongoDB server: 1, 2, 4, ... at most 30; the count
+# starts again once it has stayed up for a minute.
+RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STABLE_SECONDS = 60.0
 
 
 @dataclass
@@ -58,6 +45,8 @@ class StackConfig:
     mongo_port: int = 27017
     mongodb_uri: str | None = None  # a real MongoDB; None: embedded SecantusDB
     mongo_db: str = "sunbeam"
+    api_key: str | None = None  # given to the API only
+    api_key_file: Path | None = None  # where a key made by `sunbeam up` is stored
     deploy: bool = True
 
     @property
@@ -78,8 +67,12 @@ class StackConfig:
 
 
 def _base_env(config: StackConfig) -> dict[str, str]:
-    # The user's own Prefect profile must not point our children at another server.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    # The user's own Prefect profile must not point our children at another server, and no
+    # service but the agent sees the git token.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k not in AGENT_ONLY
+    }
+    env.pop("SUNBEAM_API_KEY", None)
     env.update(
         PREFECT_HOME=str(config.state_dir / "prefect"),
         PREFECT_API_URL=config.prefect_api,
@@ -109,6 +102,8 @@ class LocalStack:
         self.say = say
         self.children: list[Child] = []
         self.mongodb_uri = config.mongodb_uri or f"mongodb://127.0.0.1:{config.mongo_port}/"
+        self._mongo_restarts = 0
+        self._mongo_restart_at: float | None = None
 
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)
@@ -128,7 +123,22 @@ class LocalStack:
     def _launch(self, child: Child) -> Child:
         self.children.append(child)
         child.start()
+        self.record()
         return child
+
+    def record(self) -> None:
+        """Write PIDs and URLs to `<state>/stack.json` (for the next `up` and `sunbeam env`)."""
+        cfg = self.config
+        children = [
+            Recorded(c.name, c.pid, start_time(c.pid)) for c in self.children if c.pid is not None
+        ]
+        urls = {
+            "PREFECT_API_URL": cfg.prefect_api,
+            "SUNBEAM_API_URL": cfg.api_url,
+            "MONGODB_URI": self.mongodb_uri,
+        }
+        key_file = str(cfg.api_key_file) if cfg.api_key_file else None
+        StackState(me(), children, urls, key_file).write(cfg.state_dir)
 
     def _start_prefect(self) -> None:
         cfg = self.config
@@ -147,6 +157,12 @@ class LocalStack:
         )
         self.say(f"✓ Prefect server (SQLite) up in {secs:.1f}s")
 
+    def _mongo_child(self) -> Child:
+        cfg = self.config
+        argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1"]
+        argv += ["--port", str(cfg.mongo_port), "--storage-path", str(cfg.state_dir / "mongo")]
+        return Child(MONGO, [*argv, "--standalone"], _base_env(cfg), cfg.logs / "mongodb.log")
+
     def _start_mongo(self) -> None:
         cfg = self.config
         if cfg.mongodb_uri:
@@ -157,17 +173,7 @@ class LocalStack:
                 "the embedded MongoDB server (SecantusDB) is not installed: run `uv sync` "
                 "(it is in the dev dependencies) or set MONGODB_URI to a MongoDB server"
             )
-        argv = [
-            sys.executable,
-            "-m",
-            "secantus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(cfg.mongo_port),
-        ]
-        argv += ["--storage-path", str(cfg.state_dir / "mongo"), "--standalone"]
-        mongo = self._launch(Child("mongodb", argv, _base_env(cfg), cfg.logs / "mongodb.log"))
+        mongo = self._launch(self._mongo_child())
         secs = wait_until(
             mongo, "the MongoDB server", lambda: _tcp_open(cfg.mongo_port), 60, self.say
         )
@@ -176,6 +182,7 @@ class LocalStack:
     def _start_agent(self) -> None:
         cfg = self.config
         env = _base_env(cfg)
+        env.update({k: os.environ[k] for k in AGENT_ONLY if k in os.environ})
         env.update(
             MONGODB_URI=self.mongodb_uri,
             PREFECT_WORKER_WEBSERVER_HOST="127.0.0.1",
@@ -199,6 +206,8 @@ class LocalStack:
             SUNBEAM_API_PORT=str(cfg.api_port),
             SUNBEAM_PIPELINE_REPO=cfg.repo_url,
         )
+        if cfg.api_key:
+            env["SUNBEAM_API_KEY"] = cfg.api_key
         argv = [sys.executable, "-m", "sunbeam_api"]
         api = self._launch(Child("api", argv, env, cfg.logs / "api.log"))
         secs = wait_until(api, "the API", lambda: _http_ok(f"{cfg.api_url}/health"), 90, self.say)
@@ -219,15 +228,47 @@ class LocalStack:
 
     # ------------------------------------------------------------------ run / stop
     def check_alive(self) -> None:
-        for child in self.children:
-            if not child.running():
-                raise StackError(
-                    f"{child.name} stopped unexpectedly; its log ends:\n{child.tail()}"
-                )
+        """Raise StackError when a service stopped; the embedded MongoDB is restarted instead."""
+        for child in list(self.children):
+            if child.running():
+                if child.name == MONGO and time.monotonic() - child.started_at > STABLE_SECONDS:
+                    self._mongo_restarts = 0  # it stayed up: the next crash waits 1 s again
+                continue
+            if child.name == MONGO:
+                self._restart_mongo(child)
+                continue
+            raise StackError(f"{child.name} stopped unexpectedly; its log ends:\n{child.tail()}")
+
+    def _restart_mongo(self, dead: Child) -> None:
+        now = time.monotonic()
+        if self._mongo_restart_at is None:
+            delay = RESTART_BACKOFF[min(self._mongo_restarts, len(RESTART_BACKOFF) - 1)]
+            code = dead.proc.returncode if dead.proc else None
+            self.say(f"MongoDB server exited (code {code}); restarting it in {delay:.0f}s")
+            self._mongo_restart_at = now + delay
+            return
+        if now < self._mongo_restart_at:
+            return
+        self._mongo_restart_at = None
+        self._mongo_restarts += 1
+        fresh = self._mongo_child()
+        self.children[self.children.index(dead)] = fresh
+        fresh.start()
+        self.record()
+        port = self.config.mongo_port
+        try:
+            wait_until(fresh, "the MongoDB server", lambda: _tcp_open(port), 60, self.say)
+        except StackError as exc:
+            self.say(f"MongoDB server did not come back: {exc}")
+            return
+        self.say(f"✓ MongoDB server restarted (restart {self._mongo_restarts}, pid {fresh.pid})")
 
     def stop(self) -> None:
-        # Clients first, the server they report to last.
+        # Clients first, the server they report to last. A failure to stop one child (or to say
+        # so) never keeps the others running.
         for child in reversed(self.children):
-            if child.running():
-                self.say(f"stopping {child.name}")
-            child.stop()
+            try:
+                if child.running():
+                    self.say(f"stopping {child.name}")
+            finally:
+                child.stop()

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sunbeam_stack.state import start_time
+
 
 class StackError(Exception):
     """The local stack cannot start or keep running; the message is for the user."""
@@ -24,9 +26,11 @@ class Child:
     log: Path
     stop_timeout: float = 30.0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    started_at: float = field(default=0.0, init=False)  # time.monotonic() at start
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.monotonic()
         with self.log.open("ab") as out:
             # Own session: a terminal's Ctrl-C reaches `sunbeam up` only, which then stops the
             # children in order (API and agent before the server they talk to).
@@ -53,6 +57,7 @@ class Child:
             return ""
 
     def stop(self) -> None:
+        """SIGTERM to the child's group, SIGKILL after `stop_timeout`; never raises, never prints."""
         if not self.running():
             return
         assert self.proc is not None
@@ -64,9 +69,28 @@ class Child:
         except subprocess.TimeoutExpired:
             _killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        for pid in strays:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(strays)
+
+
+def kill_all(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_groups(pids: list[int], timeout: float = 30.0) -> None:
+    """Stop processes that are not our children (a killed `sunbeam up`'s): their groups get
+    SIGTERM, then SIGKILL for whatever is left after `timeout`."""
+    strays: set[int] = set()
+    for pid in pids:
+        strays |= descendants(pid)
+        _killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(start_time(pid) is not None for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        _killpg(pid, signal.SIGKILL)
+    kill_all(strays)
 
 
 def descendants(pid: int) -> set[int]:
@@ -93,7 +117,7 @@ def descendants(pid: int) -> set[int]:
 
 
 def _killpg(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
 
 

@@ -6,14 +6,17 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PathDistribution
 from pathlib import Path
 
 from sunbeam_sync import proc
 from sunbeam_sync.atomic import atomic_directory
+from sunbeam_sync.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
 from sunbeam_sync.bytecode import seed_from_siblings
+from sunbeam_sync.envdiff import closest, describe
 from sunbeam_sync.envkey import EnvKey
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
 from sunbeam_sync.fsutil import make_read_only
@@ -24,11 +27,18 @@ from sunbeam_sync.logs import SyncLog
 from sunbeam_sync.manifest import Distribution, Manifest
 from sunbeam_sync.retry import is_transient, retry
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
+from sunbeam_sync.timing import Timings
 from sunbeam_sync.uvtool import uv_bin, uv_environment, uv_version
 from sunbeam_sync.verify import check_records
 
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
+_BROKEN_ENTRY = re.compile(
+    r"Failed to install: \S+ \(([A-Za-z0-9._-]+)==[^)]*\)\s*\n\s*cause: The wheel is invalid: "
+    r"Metadata field"
+)
 _HASH = re.compile(r"Hash mismatch for `([^`]+)`")
+Expect = dict[str, str] | None  # site-relative path → sha256 the env must match
+
 # A build whose hardlinked files turn out modified cleans those uv cache entries and tries again.
 _BUILD_ATTEMPTS = 2
 
@@ -62,6 +72,7 @@ class Builder:
         self.log = log
         self.cancel = cancel
         self.uv_cache = Path(os.environ.get("UV_CACHE_DIR") or layout.uv_cache)
+        self.phases = Timings()
 
     # ---------------------------------------------------------------- checks
     def check_lock(self, project: Path) -> None:
@@ -89,14 +100,50 @@ class Builder:
         raise LockfileError(f"uv.lock check failed: {_last_error(result.lines)}")
 
     # ----------------------------------------------------------------- build
-    def build(self, req: BuildRequest) -> Manifest:
-        """Check the lock, build the env of `req.key` and publish it under its final name."""
+    def build(
+        self, req: BuildRequest, *, clean: Sequence[str] = (), expect: Expect = None
+    ) -> Manifest:
+        """Check the lock, build the env of `req.key` and publish it under its final name.
+
+        Healing passes `clean`: distributions to drop from uv's cache first (their files there
+        were damaged through a hardlink), and `expect`: the hashes the env had when first built;
+        a rebuild whose files still differ is not published.
+        """
+        if clean:
+            self.log.warning(
+                "heal", f"removing {', '.join(clean)} from uv's cache before rebuilding"
+            )
+            self._uv(["cache", "clean", *clean], failure="could not clean the uv cache")
         cache_home = self.uv_cache if self.uv_cache.exists() else self.layout.root
         if not same_filesystem(cache_home, self.layout.envs):
             self.log.warning(
                 "build", "uv's cache is on another filesystem: every install is a full copy"
             )
-        self.check_lock(req.project)
+        self.phases = Timings()
+        # `uv lock --check` runs beside the install (both only read the lock); nothing is
+        # published unless it passed, and its verdict wins over an install error.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            check = pool.submit(self._timed_check, req.project)
+            try:
+                manifest = self._attempts(req, expect, check)
+            except Exception:
+                if check.exception() is not None:
+                    raise check.exception() from None  # type: ignore[misc]
+                raise
+        published = (p for p in self.layout.envs.iterdir() if not p.name.startswith("."))
+        self.log.info("build", describe(manifest, closest(manifest, published)))
+        self.log.info(
+            "build",
+            f"published {req.key.key[:12]} ({len(manifest.distributions)} packages, "
+            f"{req.link_mode.value} links) in {manifest.build_seconds:.2f}s",
+        )
+        return manifest
+
+    def _timed_check(self, project: Path) -> None:
+        with self.phases("uv lock --check (beside the install)"):
+            self.check_lock(project)
+
+    def _attempts(self, req: BuildRequest, expect: Expect, check: Future[None]) -> Manifest:
         started = time.monotonic()
         for attempt in range(1, _BUILD_ATTEMPTS + 1):
             try:
@@ -104,16 +151,12 @@ class Builder:
                     manifest = self._install(tmp, req, started)
                     if attempt < _BUILD_ATTEMPTS:
                         self._drop_modified_cache_entries(tmp, manifest)
-                    self._seal(tmp, req, manifest, started)
-                break
+                    check.result()
+                    self._seal(tmp, req, manifest, started, expect)
+                return manifest
             except _Rebuild:
                 continue
-        self.log.info(
-            "build",
-            f"published {req.key.key[:12]} ({len(manifest.distributions)} packages, "
-            f"{req.link_mode.value} links) in {manifest.build_seconds:.2f}s",
-        )
-        return manifest
+        raise AssertionError("unreachable")
 
     def _drop_modified_cache_entries(self, tmp: Path, manifest: Manifest) -> None:
         modified = sorted(check_records(tmp, manifest).modified)
@@ -126,29 +169,61 @@ class Builder:
 
     def _install(self, tmp: Path, req: BuildRequest, started: float) -> Manifest:
         venv = ["venv", "--relocatable", "--no-project", "--python", req.interpreter.path, str(tmp)]
-        self._uv(venv, failure="could not create the virtualenv")
+        with self.phases("uv venv"):
+            self._uv(venv, failure="could not create the virtualenv")
         if not (tmp / "pyvenv.cfg").is_file():  # never point uv sync at a non-venv folder
             raise UvError(f"uv venv did not create {tmp}/pyvenv.cfg")
-        self._sync(tmp, req)
+        with self.phases("uv sync"):
+            self._sync(tmp, req)
         manifest = self._manifest(tmp, req, time.monotonic() - started)
         if req.link_mode is LinkMode.HARDLINK:
-            seeded = seed_from_siblings(tmp, manifest.site_packages, self._compiled_siblings())
+            with self.phases("bytecode from siblings"):
+                siblings = self._compiled_siblings()
+                seeded = seed_from_siblings(tmp, manifest.site_packages, siblings)
             if seeded:
                 self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
         return manifest
 
-    def _seal(self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float) -> None:
-        """Last checks and the manifest, just before the publish."""
-        records = check_records(tmp, manifest)
-        if records.problems:
-            raise UvError(f"the new environment is incomplete: {records.problems[0]}")
-        make_read_only(tmp)
+    def _seal(
+        self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float, expect: Expect
+    ) -> None:
+        """Last checks, the baseline and the manifest, just before the publish."""
+        with self.phases("checks and baseline"):
+            self._baseline(tmp, manifest, expect)
+        # The manifest goes in before the folders lose their write bits.
         manifest.build_seconds = round(time.monotonic() - started, 3)
+        manifest.build_phases = self.phases.seconds
         manifest.write(tmp)
+        make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
         compiled = self.layout.state / f"{req.key.key}.compiled"
         compiled.unlink(missing_ok=True)
         if self.settings.bytecode is Bytecode.BUILD:
             compiled.touch()
+
+    def _baseline(self, tmp: Path, manifest: Manifest, expect: Expect) -> None:
+        records = check_records(tmp, manifest)
+        if records.problems:
+            raise UvError(f"the new environment is incomplete: {records.problems[0]}")
+        site = tmp / manifest.site_packages
+        manifest.pyvenv_cfg = (tmp / "pyvenv.cfg").read_text()
+        manifest.interpreter, manifest.interpreter_stat = interpreter_identity(tmp)
+        manifest.unowned = {
+            rel: os.lstat(p).st_size for rel, p in site_files(site) if rel not in records.owned
+        }
+        # Copies and clones are new inodes; hardlinked files reuse what earlier builds hashed.
+        known = InodeHashes(self.layout.state / "file-hashes.json")
+        hashes = write_hashes(tmp, site, known)
+        known.save()
+        if expect is not None:
+            still = sorted(
+                rel for rel, digest in expect.items() if hashes.get(rel, digest) != digest
+            )
+            if still:
+                raise UvError(
+                    f"the rebuilt environment still differs from what was first built "
+                    f"({', '.join(still[:3])}): not publishing it; uv's cache may be damaged, "
+                    "run `uv cache clean` and retry"
+                )
 
     def _compiled_siblings(self) -> list[Path]:
         """Published envs whose bytecode compilation finished, most recent first."""
@@ -181,7 +256,7 @@ class Builder:
     def _sync(self, target: Path, req: BuildRequest) -> None:
         cmd = self._sync_command(req)
         result = retry(
-            lambda: self._uv(cmd, UV_PROJECT_ENVIRONMENT=str(target)),
+            lambda: self._uv(cmd, hide=_is_package_line, UV_PROJECT_ENVIRONMENT=str(target)),
             again=lambda r: r.returncode != 0 and is_transient(r.output),
             attempts=self.settings.uv_retries,
             backoff=self.settings.retry_backoff,
@@ -190,6 +265,16 @@ class Builder:
                 "uv", f"package index unreachable; retry {n} in {delay}s"
             ),
         )
+        if result.returncode != 0 and (broken := _BROKEN_ENTRY.search(result.output)):
+            # uv issue 16841: a crash left a cache entry with an empty METADATA, and every
+            # install of that package fails until the entry is cleaned. Clean it, retry once.
+            name = broken.group(1)
+            self.log.warning(
+                "uv",
+                f"uv's cache entry for {name} is broken (empty METADATA); cleaning it, retrying",
+            )
+            self._uv(["cache", "clean", name], failure="could not clean the uv cache")
+            result = self._uv(cmd, hide=_is_package_line, UV_PROJECT_ENVIRONMENT=str(target))
         if result.returncode == 0:
             return
         if not is_transient(result.output):
@@ -224,7 +309,13 @@ class Builder:
         )
 
     def _uv(
-        self, args: list[str], *, failure: str | None = None, quiet: bool = False, **env: str
+        self,
+        args: list[str],
+        *,
+        failure: str | None = None,
+        quiet: bool = False,
+        hide: Callable[[str], bool] | None = None,
+        **env: str,
     ) -> proc.ProcResult:
         result = proc.run(
             [uv_bin(), *args],
@@ -233,6 +324,7 @@ class Builder:
             env=uv_environment(self.uv_cache, **env),
             cancel=self.cancel,
             quiet=quiet,
+            hide=hide,
         )
         if failure and result.returncode != 0:
             raise UvError(f"{failure}: {_last_error(result.lines)}")
@@ -244,6 +336,11 @@ def site_packages(env: Path) -> Path:
     if not found:
         raise UvError(f"no site-packages folder in {env}")
     return found[0]
+
+
+def _is_package_line(line: str) -> bool:
+    # uv's " + pkg==1.0" per installed package: summarised by `envdiff` instead.
+    return line.startswith((" + ", " - ", " ~ ")) or line[:2] in {"+ ", "- ", "~ "}
 
 
 def _distribution(dist_info: Path) -> Distribution:

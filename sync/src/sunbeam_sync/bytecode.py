@@ -71,18 +71,37 @@ def _seed_one(site: Path, sibling_site: Path) -> int:
     return linked
 
 
-def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path) -> None:
-    """Compile .pyc files after publishing, so no run waits for it; touch `done` when finished.
+# Run by the env's own interpreter, detached: one compiler per env at a time (an flock on
+# `lock`), then the __pycache__ folders are sealed read-only and `done` is created.
+_COMPILE = """
+import compileall, fcntl, os, sys
+site, done, lock = sys.argv[1:4]
+fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    sys.exit(0)
+compileall.compile_dir(site, quiet=2, workers=0)
+for folder, _dirs, _files in os.walk(site):
+    if os.path.basename(folder) == "__pycache__":
+        os.chmod(folder, os.stat(folder).st_mode & ~0o222)
+open(done, "w").close()
+"""
 
-    The child inherits our shared lease's open file, so eviction waits for it too.
-    Python writes .pyc files atomically, so runs starting meanwhile never see half a file.
+
+def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path, lock: Path) -> None:
+    """Compile .pyc files after publishing, so no run waits for it; create `done` when finished.
+
+    The child inherits our shared lease's open file, so eviction waits for it too. Python writes
+    .pyc files atomically, so runs starting meanwhile never see half a file. A compile that was
+    killed leaves no `done`: the next use of the env starts it again (`needs_compile`).
     """
     manifest = Manifest.read(env)
     site = env / manifest.site_packages if manifest else env
-    script = 'nice -n 10 "$1" -m compileall -q -j 0 "$2" >/dev/null 2>&1; touch "$3"'
+    python = str(env / "bin" / "python")
     try:
         subprocess.Popen(
-            ["sh", "-c", script, "sh", str(env / "bin" / "python"), str(site), str(done)],
+            ["nice", "-n", "10", python, "-I", "-c", _COMPILE, str(site), str(done), str(lock)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -92,3 +111,14 @@ def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path) 
         log.info("build", "compiling bytecode in the background")
     except OSError as exc:
         log.warning("build", f"could not start background bytecode compilation: {exc}")
+
+
+def needs_compile(done: Path, lock: Path) -> bool:
+    """No finished compile and none running (its flock is free)."""
+    if done.exists():
+        return False
+    probe = FileLock(lock, what="bytecode compiler")
+    if not probe.try_acquire():
+        return False
+    probe.release()
+    return True

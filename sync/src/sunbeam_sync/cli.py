@@ -116,12 +116,20 @@ def list_command(cache_dir: CacheDir = None, as_json: Json = False) -> None:
     from sunbeam_sync.housekeeping import list_envs
 
     envs = list_envs(_settings(cache_dir))
-    lines = [
-        f"{e.key[:16]}  {e.size_bytes / 1e6:8.1f} MB  {'in use' if e.in_use else 'idle  '}  "
-        f"{e.last_used_iso or '-':20}  {', '.join(e.refs[-3:]) or '-'}"
+    lines = [f"{'KEY':16}  {'FREES':>9}  {'APPARENT':>9}  {'STATE':6}  {'LAST USED':25}  REFS"]
+    lines += [
+        f"{e.key[:16]}  {e.size_bytes / 1e6:6.1f} MB  {e.apparent_bytes / 1e6:6.1f} MB  "
+        f"{'in use' if e.in_use else 'idle  '}  {e.last_used_iso or '-':25}  "
+        f"{', '.join(e.refs[-3:]) or '-'}"
         for e in envs
     ]
-    _emit([e.model_dump() for e in envs], as_json, "\n".join(lines) or "no environments")
+    lines.append(
+        "FREES: what evicting the env frees, in disk blocks (files hardlinked with uv's cache or "
+        "other envs stay); "
+        "APPARENT: the size of all its files"
+    )
+    text = "\n".join(lines) if envs else "no environments"
+    _emit([e.model_dump() for e in envs], as_json, text)
 
 
 @app.command("verify")
@@ -156,8 +164,13 @@ def gc_command(
     gc = collect_garbage(_settings(cache_dir), max_bytes=max_bytes, dry_run=dry_run)
     verb = "would reclaim" if dry_run else "reclaimed"
     text = "\n".join(
-        [f"{item.kind:10} {item.name[:40]:40} {item.bytes / 1e6:8.1f} MB" for item in gc.removed]
+        [
+            f"{item.kind:10} {item.name[:40]:40} {item.bytes / 1e6:8.1f} MB  {item.why}"
+            for item in gc.removed
+        ]
         + [f"kept in use: {', '.join(k[:12] for k in gc.kept_in_use) or '-'}"]
+        + [f"kept (newest commit of a recent ref): {', '.join(gc.kept_recent) or '-'}"]
+        + [f"could not delete: {', '.join(gc.failed)}"] * bool(gc.failed)
         + [f"{verb} {gc.bytes_reclaimed / 1e6:.1f} MB"]
     )
     _emit(gc.model_dump(), as_json, text)

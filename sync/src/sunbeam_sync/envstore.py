@@ -8,14 +8,16 @@ from enum import StrEnum
 from pathlib import Path
 
 from sunbeam_sync.atomic import TMP_PREFIX
+from sunbeam_sync.baseline import read_hashes
 from sunbeam_sync.build import Builder, BuildRequest
-from sunbeam_sync.bytecode import compile_in_background
+from sunbeam_sync.bytecode import compile_in_background, needs_compile
 from sunbeam_sync.fsutil import remove_tree
 from sunbeam_sync.layout import CacheLayout
 from sunbeam_sync.locks import FileLock
 from sunbeam_sync.logs import SyncLog
-from sunbeam_sync.settings import Bytecode, SyncSettings
-from sunbeam_sync.usage import damage_marker
+from sunbeam_sync.manifest import Manifest
+from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
+from sunbeam_sync.usage import damage_marker, read_damage
 from sunbeam_sync.verify import Damage, verify_env
 
 
@@ -55,8 +57,10 @@ class EnvStore:
             return Damage("missing", missing=True)
         marker = damage_marker(self.layout, key)
         if marker.exists():
-            reason = marker.read_text().strip()[:200]
-            return Damage(f"a deep verification found changed files ({reason})")
+            found = read_damage(marker)
+            return Damage(
+                f"a deep verification found changed files ({found.reason[:200]})", found.modified
+            )
         return verify_env(env, key)
 
     def ensure(self, request: BuildRequest, damage: Damage | None, lease: FileLock) -> EnvOutcome:
@@ -65,6 +69,7 @@ class EnvStore:
         env = self.layout.env(key)
         if damage is None:
             self.log.info("env", f"cache hit: {env} verified")
+            self._resume_compile(key, lease)
             return EnvOutcome(Outcome.HIT)
         with self.layout.build_lock(key).acquire(
             timeout=self.settings.lock_timeout, log=self.log, cancel=self.cancel
@@ -74,12 +79,22 @@ class EnvStore:
             if damage is None:
                 self.log.info("env", f"built meanwhile by another run; reusing {env}")
                 return EnvOutcome(Outcome.HIT)
-            outcome = self._quarantine(env, damage)
-            self._build(request)
+            outcome, bad = self._quarantine(env, damage)
+            self._build(request, damage, bad)
         if self.settings.bytecode is Bytecode.BACKGROUND:
-            done = self.layout.state / f"{key}.compiled"
-            compile_in_background(env, lease, self.log, done=done)
+            compile_in_background(env, lease, self.log, *self._compile_files(key))
         return outcome
+
+    def _compile_files(self, key: str) -> tuple[Path, Path]:
+        return self.layout.state / f"{key}.compiled", self.layout.locks / f"{key}.compiling"
+
+    def _resume_compile(self, key: str, lease: FileLock) -> None:
+        if self.settings.bytecode is not Bytecode.BACKGROUND:
+            return
+        done, lock = self._compile_files(key)
+        if needs_compile(done, lock):
+            self.log.info("build", "bytecode compilation never finished; resuming it")
+            compile_in_background(self.layout.env(key), lease, self.log, done, lock)
 
     def _recheck(self, key: str, damage: Damage) -> Damage | None:
         # Someone may have built it while we waited. If that was a thread of this process, its
@@ -88,19 +103,28 @@ class EnvStore:
             return None
         return self.check(key)
 
-    def _quarantine(self, env: Path, damage: Damage) -> EnvOutcome:
+    def _quarantine(self, env: Path, damage: Damage) -> tuple[EnvOutcome, Path | None]:
         if damage.missing:
             self.log.info("env", f"no environment for this lock yet; building {env.name[:12]}")
-            return EnvOutcome(Outcome.BUILT)
+            return EnvOutcome(Outcome.BUILT), None
         bad = self.layout.quarantine_path(env)
         env.rename(bad)
         self.log.warning("heal", f"environment {env.name[:12]} is damaged: {damage}")
         self.log.warning("heal", f"moved it aside to {bad.name}; rebuilding")
-        return EnvOutcome(Outcome.HEALED, str(damage))
+        return EnvOutcome(Outcome.HEALED, str(damage)), bad
 
-    def _build(self, request: BuildRequest) -> None:
+    def _build(self, request: BuildRequest, damage: Damage, bad: Path | None) -> None:
         key = request.key.key
-        Builder(self.layout, self.settings, self.log, self.cancel).build(request)
+        clean: list[str] = []
+        expect = None
+        if bad is not None and damage.modified:
+            old = Manifest.read(bad)
+            # Hardlinked files are uv's cache entries: the damage is in the cache too.
+            if old is not None and old.link_mode == LinkMode.HARDLINK.value:
+                clean = damage.modified
+            expect = read_hashes(bad)
+        builder = Builder(self.layout, self.settings, self.log, self.cancel)
+        builder.build(request, clean=clean, expect=expect)
         damage_marker(self.layout, key).unlink(missing_ok=True)
         _PUBLISHED[key] = self.layout.env(key).stat().st_ino
 

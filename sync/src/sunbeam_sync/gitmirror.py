@@ -201,7 +201,7 @@ class Mirror:
         ) as tmp:
             self._extract_commit(commit, tmp)
             (tmp / CHECKOUT_MARKER).write_text(commit + "\n")
-            make_read_only(tmp)
+            make_read_only(tmp, folders=False)
         return final
 
     def _extract_commit(self, commit: str, dest: Path) -> None:
@@ -222,7 +222,14 @@ class Mirror:
             # An empty tree archives to a header tarfile cannot read: nothing to extract.
             if self._git("ls-tree", commit).output.strip():
                 with tarfile.open(fileobj=archive) as tar:
-                    _extract(tar, dest)
+                    outward = _extract(tar, dest)
+                if outward:
+                    shown = ", ".join(outward[:5]) + (" ..." if len(outward) > 5 else "")
+                    self.log.warning(
+                        "git",
+                        f"kept {len(outward)} symlinks leading out of the checkout, never "
+                        f"followed by the sync: {shown}",
+                    )
 
 
 def _transient(result: proc.ProcResult) -> bool:
@@ -237,20 +244,34 @@ def _last(lines: list[str]) -> str:
     return "no output"
 
 
-def _extract(tar: tarfile.TarFile, dest: Path) -> None:
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(dest, filter="data")
-        return
-    # Pythons before 3.11.4 (Debian 12 ships 3.11.2) have no extraction filters: refuse what the
-    # "data" filter would, by hand. git archive only emits files, folders and symlinks.
+def _extract(tar: tarfile.TarFile, dest: Path) -> list[str]:
+    """Extract a `git archive`; return the symlinks kept as links that lead out of the checkout.
+
+    A link to an absolute path or out of the tree is created as it is, after everything else, so
+    that no member is ever written through it; nothing of ours follows it (`lockfile` refuses a
+    project file that resolves outside). Other members are refused as tarfile's "data" filter does.
+    """
+    members, outward = [], []
     for member in tar.getmembers():
         parts = Path(member.name).parts
         if member.name.startswith("/") or ".." in parts:
             raise GitError(f"refusing archive member outside the checkout: {member.name}")
         if not (member.isfile() or member.isdir() or member.issym()):
             raise GitError(f"refusing special archive member: {member.name}")
-        if member.issym():
-            target = os.path.normpath(os.path.join(os.path.dirname(member.name), member.linkname))
-            if member.linkname.startswith("/") or target.split(os.sep)[0] == "..":
-                raise GitError(f"refusing symlink leaving the checkout: {member.name}")
-    tar.extractall(dest)
+        (outward if member.issym() and _leads_out(member) else members).append(member)
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, members=members, filter="data")
+    else:  # Pythons before 3.11.4 (Debian 12 ships 3.11.2): checked by hand above
+        tar.extractall(dest, members=members)
+    for link in outward:
+        path = dest / link.name
+        if not path.parent.resolve().is_relative_to(dest.resolve()):
+            raise GitError(f"refusing symlink inside a symlinked folder: {link.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(link.linkname, path)
+    return [link.name for link in outward]
+
+
+def _leads_out(link: tarfile.TarInfo) -> bool:
+    target = os.path.normpath(os.path.join(os.path.dirname(link.name), link.linkname))
+    return link.linkname.startswith("/") or target == ".." or target.startswith("../")

@@ -8,6 +8,7 @@ GIT_DIR, GIT_SSH_COMMAND, ...) are removed by starting git through `env -u NAME`
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -42,7 +43,11 @@ class GitRunner:
         """Run `git ARGS` in the runner's folder; output logged as `[git]` unless quiet."""
         cmd = [*self._prefix, git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
         started = git.Git(self.folder).execute(
-            cmd, as_process=True, env=self.env, start_new_session=True
+            cmd,
+            as_process=True,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=functools.partial(proc.die_with_parent, os.getpid()),
         )
         child = started.proc
         # GitPython's AutoInterrupt would kill the (finished) child again when collected.

@@ -45,7 +45,16 @@ def find_interpreter(request: str | None, project: Path) -> Interpreter:
     With no request uv honours UV_PYTHON, then the project's `.python-version` / requires-python.
     Discovery is remembered per process for the same inputs: a long-running agent asks it per run.
     """
-    return probe(_discover(request, os.environ.get("UV_PYTHON"), _project_pins(project), project))
+    pins = _project_pins(project)
+    key = (request, os.environ.get("UV_PYTHON"), pins)
+    if key not in _DISCOVERED:
+        # Keyed by the pins, not the folder: every commit has its own checkout folder, and the
+        # agent would otherwise pay a `uv python find` for each new commit of the same project.
+        _DISCOVERED[key] = _discover(request, key[1], pins, project)
+    return probe(_DISCOVERED[key])
+
+
+_DISCOVERED: dict[tuple[str | None, str | None, str], str] = {}
 
 
 def _project_pins(project: Path) -> str:
@@ -61,7 +70,6 @@ def _project_pins(project: Path) -> str:
     return "|".join(pins)
 
 
-@functools.lru_cache(maxsize=64)
 def _discover(request: str | None, uv_python: str | None, pins: str, project: Path) -> str:
     cmd = [uv_bin(), "python", "find", "--system"]
     if request:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sunbeam_sync.errors import BadInputError
 from sunbeam_sync.locks import FileLock
 
 BAD_PREFIX = ".bad-"
@@ -55,7 +56,13 @@ class CacheLayout:
     def open(cls, cache_dir: Path) -> CacheLayout:
         """The layout under `cache_dir`, its folders created."""
         layout = cls(Path(cache_dir).expanduser().absolute())
-        layout.ensure()
+        try:
+            layout.ensure()
+        except OSError as exc:
+            raise BadInputError(
+                f"cache folder {layout.root} cannot be used ({exc.strerror or exc}): set "
+                "--cache-dir or SUNBEAM_CACHE_DIR to a folder you can write"
+            ) from None
         return layout
 
     def ensure(self) -> None:

@@ -19,6 +19,8 @@ class Lockfile:
     raw: bytes  # the exact bytes: the env key hashes them
     data: dict  # type: ignore[type-arg]
     where: str  # "'.' at main (abc123def456)", for messages
+    project: Path  # the project folder (resolved) inside the checkout
+    root: Path  # the checkout (resolved)
 
     @property
     def packages(self) -> list[dict]:  # type: ignore[type-arg]
@@ -38,20 +40,60 @@ class Lockfile:
                 f"project's dependencies, {_RELOCK}"
             )
 
+    def check_sources(self) -> None:
+        """Refuse packages that come neither from an index nor from inside the repository.
 
-def read_project(project: Path, where: str) -> Lockfile:
-    """The lock of the project folder `project`, after checking the folder is a uv project."""
+        `--no-install-local` leaves path packages out silently (ImportError later), and a
+        `git = "file://..."` source gets its build backend run during the build: both would make
+        the env depend on this machine rather than on the commit.
+        """
+        for package in self.packages:
+            outside = self._outside(package.get("source") or {})
+            if outside:
+                raise LockfileError(
+                    f"uv.lock in {self.where}: package {package['name']} comes from {outside}, "
+                    "outside the repository; use a package index or a path inside the repository "
+                    "(or set SUNBEAM_ALLOW_EXTERNAL_SOURCES=1 to allow it)"
+                )
+
+    def _outside(self, source: dict) -> str | None:  # type: ignore[type-arg]
+        for kind in ("path", "directory", "editable", "virtual"):
+            if isinstance(source.get(kind), str):
+                target = (self.project / source[kind]).resolve()
+                inside = target.is_relative_to(self.root)
+                return None if inside else f"{kind} {str(target)[:200]!r}"
+        for kind in ("git", "url"):
+            value = source.get(kind)
+            if isinstance(value, str) and value.startswith("file:"):
+                return f"{kind} {value.split('#')[0][:200]!r}"
+        return None
+
+
+def read_project(root: Path, project_dir: str, where: str) -> Lockfile:
+    """The lock of `project_dir` in the checkout `root`, after checking it is a uv project there.
+
+    Nothing may lead outside the checkout: a symlinked project folder, pyproject.toml or uv.lock
+    pointing elsewhere on this machine would build whatever that file says.
+    """
+    root = root.resolve()
+    project = (root / project_dir).resolve()
+    if not project.is_relative_to(root):
+        raise BadInputError(f"project folder {where} leads outside the checkout (a symlink)")
     if not project.is_dir():
         raise BadInputError(f"project folder {where} does not exist: check --project-dir")
+    for name in ("pyproject.toml", "uv.lock"):
+        path = project / name
+        if (path.is_symlink() or path.exists()) and not path.resolve().is_relative_to(root):
+            raise LockfileError(f"{name} in {where} is a symlink leading outside the checkout")
     if not (project / "pyproject.toml").is_file():
         raise LockfileError(f"no pyproject.toml in {where}")
     lock = project / "uv.lock"
     if not lock.is_file():
         raise LockfileError(f"no uv.lock in {where}: {_RELOCK} there")
-    return parse(lock.read_bytes(), where)
+    return parse(lock.read_bytes(), where, project, root)
 
 
-def parse(raw: bytes, where: str) -> Lockfile:
+def parse(raw: bytes, where: str, project: Path, root: Path) -> Lockfile:
     """Parse first: a truncated or corrupt file is "not a valid lockfile", whatever it lacks."""
     try:
         data = tomllib.loads(raw.decode())
@@ -62,7 +104,7 @@ def parse(raw: bytes, where: str) -> Lockfile:
     problem = _shape_problem(data)
     if problem:
         raise LockfileError(f"uv.lock in {where} is not a valid lockfile ({problem}): {_RELOCK}")
-    return Lockfile(raw=raw, data=data, where=where)
+    return Lockfile(raw=raw, data=data, where=where, project=project, root=root)
 
 
 def _shape_problem(data: dict) -> str | None:  # type: ignore[type-arg]

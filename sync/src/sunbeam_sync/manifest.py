@@ -30,6 +30,14 @@ class Manifest(BaseModel):
     build_seconds: float
     repo: str
     commit: str
+    # The baseline (see `baseline`); None/empty in manifests written before it existed.
+    pyvenv_cfg: str | None = None
+    interpreter: str | None = None  # realpath of bin/python at build time
+    interpreter_stat: list[int] | None = None  # its size and mtime_ns
+    unowned: dict[str, int] = {}
+    build_phases: dict[
+        str, float
+    ] = {}  # seconds per build step (uv venv, uv sync, checks...)  # site-packages files no RECORD lists (uv venv's own) → size
 
     def write(self, env: Path) -> None:
         (env / MANIFEST).write_text(self.model_dump_json(indent=2))

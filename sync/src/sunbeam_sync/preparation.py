@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sunbeam_sync.build import BuildRequest
@@ -20,6 +17,7 @@ from sunbeam_sync.lockfile import read_project
 from sunbeam_sync.logs import Logger, Redactor, SyncLog
 from sunbeam_sync.request import PrepareRequest
 from sunbeam_sync.settings import SyncSettings
+from sunbeam_sync.timing import Timings
 from sunbeam_sync.usage import record_use
 
 
@@ -35,7 +33,7 @@ def prepare(
     token = settings.git_token.get_secret_value() if settings.git_token else ""
     log = SyncLog(logger, Redactor([token]))
     layout = CacheLayout.open(settings.cache_dir)
-    lease, timings = EnvLease(), _Timings()
+    lease, timings = EnvLease(), Timings()
     wait = {"timeout": settings.lock_timeout, "log": log, "cancel": cancel}
     try:
         with timings("fetch"):
@@ -43,11 +41,12 @@ def prepare(
             commit = _resolve(mirror, request.ref, log)
         with timings("checkout"):
             lease.hold(layout.checkout_lock(mirror.rid, commit).acquire(**wait))  # type: ignore[arg-type]
-            project = (mirror.checkout(commit) / request.project_dir).resolve()
-            lock = read_project(
-                project, f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
-            )
+            where = f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
+            lock = read_project(mirror.checkout(commit), request.project_dir, where)
             lock.require(request.required)
+            if not settings.allow_external_sources:
+                lock.check_sources()
+            project = lock.project
         with timings("verify"):
             interpreter = find_interpreter(request.python or settings.python, project)
             key = env_key(lock.raw, interpreter, request.groups, request.extras)
@@ -108,24 +107,6 @@ def _log_key(log: SyncLog, key: EnvKey, interpreter: Interpreter) -> None:
         f"{interpreter.label} {interpreter.platform}, groups {key.inputs['groups'] or '-'}, "
         f"extras {key.inputs['extras'] or '-'})",
     )
-
-
-class _Timings:
-    """Wall time of each phase, in seconds, as `with timings("fetch"): ...`."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.seconds[phase] = round(time.monotonic() - start, 4)
-
-    def __str__(self) -> str:
-        return " ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items())
 
 
 def _pythonpath(project: Path) -> list[str]:

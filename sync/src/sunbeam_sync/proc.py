@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import re
 import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -18,6 +20,21 @@ from sunbeam_sync.errors import Cancelled
 from sunbeam_sync.logs import SyncLog
 
 _LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
+_PR_SET_PDEATHSIG = 1
+# Resolved once, here: after fork only this already-loaded function is called (no dlopen).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def die_with_parent(parent: int) -> None:
+    """preexec_fn: the child gets SIGKILL when the thread that started it dies (even by kill -9).
+
+    Our children run in their own session (so a cancel can stop their whole tree), which also
+    means a signal to our process group never reaches them: without this, a killed sync leaves
+    `uv sync` writing into a folder the next builder deletes.
+    """
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent (pid `parent`) died before prctl took effect
+        os._exit(1)
 
 
 @dataclass
@@ -43,8 +60,11 @@ def run(
     cwd: Path | None = None,
     cancel: threading.Event | None = None,
     quiet: bool = False,
+    hide: Callable[[str], bool] | None = None,
 ) -> ProcResult:
     """Run `cmd`, logging each output line as `[tag] line` (unless quiet); raise Cancelled on cancel.
+
+    Lines for which `hide` is true are kept in the result but not logged.
 
     The child gets its own session so a cancel (or our own death) takes its whole tree down.
     """
@@ -56,15 +76,19 @@ def run(
         env=env,
         cwd=str(cwd) if cwd else None,
         start_new_session=True,
+        preexec_fn=functools.partial(die_with_parent, os.getpid()),
     )
-    return supervise(child, log=log, tag=tag, cancel=cancel, quiet=quiet)
+    return supervise(child, log=log, tag=tag, cancel=cancel, quiet=quiet, hide=hide)
 
 
 class _Lines:
     """The redacted output lines of a child, kept (the last `keep`) and logged as they come."""
 
-    def __init__(self, log: SyncLog, tag: str, quiet: bool, keep: int = 2000) -> None:
-        self.log, self.tag, self.quiet = log, tag, quiet
+    def __init__(
+        self, log: SyncLog, tag: str, quiet: bool, hide: Callable[[str], bool] | None = None
+    ) -> None:
+        self.log, self.tag, self.quiet, self.hide = log, tag, quiet, hide
+        keep = 2000
         self.lines: deque[str] = deque(maxlen=keep)
         self._guard = threading.Lock()
 
@@ -84,7 +108,7 @@ class _Lines:
             return
         with self._guard:
             self.lines.append(line)
-        if not self.quiet:
+        if not self.quiet and not (self.hide and self.hide(line)):
             self.log.logger.info("[%s] %s", self.tag, line)
 
 
@@ -101,9 +125,10 @@ def supervise(
     cancel: threading.Event | None = None,
     quiet: bool = False,
     sink: IO[bytes] | None = None,
+    hide: Callable[[str], bool] | None = None,
 ) -> ProcResult:
     """Wait for a started child: log its output (stdout into `sink` if given), kill it on cancel."""
-    lines = _Lines(log, tag, quiet)
+    lines = _Lines(log, tag, quiet, hide)
     readers = []
     if child.stdout is not None:
         target = (lambda: _copy(child.stdout, sink)) if sink else (lambda: lines.pump(child.stdout))  # type: ignore[arg-type]

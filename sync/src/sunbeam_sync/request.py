@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from sunbeam_sync.errors import BadInputError
-from sunbeam_sync.refs import validate_ref, validate_repo
+from sunbeam_sync.refs import validate_ref
+from sunbeam_sync.repourl import check_repo
+
+# Group and extra names as PEP 685 normalises them: never anything uv could read as an option.
+_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+MAX_PROJECT_DIR = 1024
 
 
 class PrepareRequest(BaseModel):
@@ -26,7 +32,7 @@ class PrepareRequest(BaseModel):
     @field_validator("repo", mode="before")
     @classmethod
     def _repo(cls, value: object) -> str:
-        return validate_repo(value)
+        return check_repo(value)
 
     @field_validator("ref", mode="before")
     @classmethod
@@ -40,16 +46,26 @@ class PrepareRequest(BaseModel):
 
     @field_validator("groups", "extras")
     @classmethod
-    def _names(cls, names: list[str]) -> list[str]:
+    def _names(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        what = "group" if info.field_name == "groups" else "extra"
         for name in names:
-            if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-                raise BadInputError(f"invalid group or extra name {name!r}")
+            if not _NAME.match(name):
+                shown = name.encode("unicode_escape").decode()[:80]
+                raise BadInputError(
+                    f"invalid {what} name {shown!r}: use letters, digits, '-', '_' and '.', "
+                    "starting and ending with a letter or digit"
+                )
         return names
 
 
 def validate_project_dir(project_dir: object) -> str:
     if not isinstance(project_dir, str) or any(ord(c) < 32 for c in project_dir):
         raise BadInputError("invalid project folder")
+    if len(project_dir) > MAX_PROJECT_DIR or any(len(p) > 255 for p in project_dir.split("/")):
+        raise BadInputError(
+            f"project folder is {len(project_dir)} characters long: give a relative path of at "
+            f"most {MAX_PROJECT_DIR} characters, each folder name at most 255"
+        )
     path = PurePosixPath(project_dir or ".")
     if path.is_absolute() or ".." in path.parts or project_dir.startswith("-"):
         raise BadInputError(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sunbeam_sync.errors import BadInputError
 
 
 class LinkMode(StrEnum):
@@ -41,7 +44,26 @@ class SyncSettings(BaseSettings):
     git_username: str = "x-access-token"
     link_mode: LinkMode = LinkMode.AUTO
     bytecode: Bytecode = Bytecode.BACKGROUND
-    lock_timeout: float = 1800.0
+    lock_timeout: float = Field(default=1800.0, ge=0)
     git_retries: int = 3
     uv_retries: int = 2
-    retry_backoff: float = 0.5
+    retry_backoff: float = Field(default=0.5, ge=0)
+    # Lock sources that are neither a package index nor inside the repository (a wheel or folder
+    # elsewhere on this machine, a file:// git repository) are refused unless this is set.
+    allow_external_sources: bool = False
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise BadInputError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line naming the setting, the value given and what it accepts."""
+    parts = []
+    for error in exc.errors()[:3]:
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        given = "***" if "token" in field else str(error.get("input"))[:60]
+        parts.append(f"SUNBEAM_{field.upper()}={given!r} is not valid: {error['msg']}")
+    return "; ".join(parts)

@@ -10,6 +10,7 @@ from typing import Any
 from sunbeam_sync.atomic import atomic_write
 from sunbeam_sync.layout import CacheLayout
 from sunbeam_sync.locks import FileLock
+from sunbeam_sync.verify import Damage
 
 _KEEP = 50
 
@@ -33,12 +34,15 @@ def record_use(layout: CacheLayout, key: str, *, repo: str, ref: str, commit: st
         refs[ref] = now
         commits: dict[str, float] = data.get("commits", {})
         commits[commit] = now
+        heads: dict[str, str] = data.get("heads", {})
+        heads[ref] = commit  # the newest commit this ref was used at (gc keeps its checkout)
         data.update(
             repo=repo,
             last_used=now,
             uses=int(data.get("uses", 0)) + 1,
             refs=dict(sorted(refs.items(), key=lambda kv: kv[1])[-_KEEP:]),
             commits=dict(sorted(commits.items(), key=lambda kv: kv[1])[-_KEEP:]),
+            heads={r: heads[r] for r in refs if r in heads},
         )
         atomic_write(_path(layout, key), json.dumps(data, indent=1))
 
@@ -46,3 +50,16 @@ def record_use(layout: CacheLayout, key: str, *, repo: str, ref: str, commit: st
 def damage_marker(layout: CacheLayout, key: str) -> Path:
     """Set by `verify --deep` when content changed but sizes did not: the next use rebuilds."""
     return layout.state / f"{key}.damaged"
+
+
+def write_damage(layout: CacheLayout, key: str, reason: str, modified: list[str]) -> None:
+    atomic_write(damage_marker(layout, key), json.dumps({"reason": reason, "modified": modified}))
+
+
+def read_damage(marker: Path) -> Damage:
+    text = marker.read_text()
+    try:
+        data = json.loads(text)
+        return Damage(str(data["reason"]), list(data.get("modified", [])))
+    except (ValueError, KeyError, TypeError):
+        return Damage(text.strip())  # a marker from before it was JSON

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sunbeam_sync.baseline import differing, interpreter_identity, read_hashes, sha256, site_files
 from sunbeam_sync.interpreter import env_prefix
 from sunbeam_sync.manifest import Manifest
 
@@ -28,6 +27,7 @@ class RecordCheck:
     files: int = 0
     problems: list[str] = field(default_factory=list)
     modified: set[str] = field(default_factory=set)
+    owned: dict[str, str] = field(default_factory=dict)  # site-relative path → distribution
 
 
 def verify_env(
@@ -39,30 +39,70 @@ def verify_env(
         return Damage("its manifest is missing or unreadable (an interrupted or foreign build)")
     if manifest.key != key:
         return Damage(f"its manifest is for key {manifest.key[:12]}, not {key[:12]}")
-    if not (env / "pyvenv.cfg").is_file():
+    damage = _venv_damage(env, manifest, check_prefix)
+    if damage is not None:
+        return damage
+    result = check_records(env, manifest, deep=deep and read_hashes(env) is None)
+    if result.problems:
+        return Damage(
+            f"installed files differ from their RECORD: {_shown(result.problems)}",
+            sorted(result.modified),
+        )
+    stray = stray_files(env, manifest, result)
+    if stray:
+        return Damage(f"site-packages holds files no distribution installed: {_shown(stray)}")
+    return _deep_damage(env, manifest, result) if deep else None
+
+
+def _venv_damage(env: Path, manifest: Manifest, check_prefix: bool) -> Damage | None:
+    cfg = env / "pyvenv.cfg"
+    if not cfg.is_file():
         return Damage("pyvenv.cfg is missing (uv would treat the base interpreter as the env)")
+    if manifest.pyvenv_cfg is not None and cfg.read_text() != manifest.pyvenv_cfg:
+        changed = sorted(set(cfg.read_text().splitlines()) - set(manifest.pyvenv_cfg.splitlines()))
+        return Damage(f"pyvenv.cfg differs from what was built: {'; '.join(changed)[:200]}")
     python = env / "bin" / "python"
     if not python.exists():
         return Damage("bin/python is missing or points at an interpreter that no longer exists")
+    if manifest.interpreter is not None:
+        target, stat = interpreter_identity(env)
+        if target != manifest.interpreter or stat != manifest.interpreter_stat:
+            return Damage(
+                f"bin/python is not the interpreter the env was built with ({target}, "
+                f"built with {manifest.interpreter})"
+            )
     if check_prefix:
         prefix = env_prefix(python)
         if prefix is None:
             return Damage("its interpreter does not start")
         if os.path.realpath(prefix) != os.path.realpath(env):
             return Damage(f"its interpreter's prefix is {prefix}, not the env itself")
-    result = check_records(env, manifest, deep=deep)
-    if result.problems:
-        shown = "; ".join(result.problems[:3])
-        more = f" (and {len(result.problems) - 3} more)" if len(result.problems) > 3 else ""
-        return Damage(
-            f"installed files differ from their RECORD: {shown}{more}", sorted(result.modified)
-        )
     return None
+
+
+def stray_files(env: Path, manifest: Manifest, records: RecordCheck) -> list[str]:
+    """Files in site-packages that no distribution's RECORD lists and the build did not leave."""
+    known = manifest.unowned
+    site = env / manifest.site_packages
+    return [rel for rel, _path in site_files(site) if rel not in records.owned and rel not in known]
+
+
+def _deep_damage(env: Path, manifest: Manifest, records: RecordCheck) -> Damage | None:
+    hashes = read_hashes(env)
+    if hashes is None:
+        return None  # an env from before baselines: check_records compared RECORD hashes
+    changed = differing(env / manifest.site_packages, hashes)
+    if not changed:
+        return None
+    dists = sorted({records.owned.get(rel, "") for rel in changed} - {""})
+    return Damage(
+        f"files changed content since the build: {_shown([f'{r} changed content' for r in changed])}",
+        dists,
+    )
 
 
 def check_records(env: Path, manifest: Manifest, *, deep: bool = False) -> RecordCheck:
     site = env / manifest.site_packages
-    prefix = str(site) + os.sep
     out = RecordCheck()
     expected = {d.dist_info for d in manifest.distributions}
     try:
@@ -73,39 +113,55 @@ def check_records(env: Path, manifest: Manifest, *, deep: bool = False) -> Recor
     for extra in sorted(present - expected):
         out.problems.append(f"{extra} was installed after the build")
     for dist in manifest.distributions:
-        record = site / dist.dist_info / "RECORD"
-        try:
-            with record.open(newline="") as fh:
-                rows = list(csv.reader(fh))
-        except OSError:
-            out.problems.append(f"{dist.name} {dist.version} is missing (no RECORD)")
-            continue
-        for row in rows:
-            if len(row) < 3 or not row[0]:
-                continue
-            rel, digest, size = row[0], row[1], row[2]
-            if rel.endswith(".pyc") or "__pycache__" in rel:
-                continue
-            # Plain concatenation: this loop runs for every installed file on every run.
-            path = prefix + rel if not rel.startswith("..") else os.path.normpath(prefix + rel)
-            out.files += 1
-            try:
-                st = os.stat(path)
-            except OSError:
-                out.problems.append(f"{rel} of {dist.name} is missing")
-                continue
-            if size and int(size) != st.st_size:
-                out.problems.append(f"{rel} of {dist.name} changed size ({st.st_size} != {size})")
-                out.modified.add(dist.name)
-            elif deep and digest.startswith("sha256=") and _sha256(path) != digest[7:]:
-                out.problems.append(f"{rel} of {dist.name} changed content")
-                out.modified.add(dist.name)
+        _check_dist(site, dist.name, dist.version, dist.dist_info, dist.files, out, deep)
     return out
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+def _check_dist(
+    site: Path,
+    name: str,
+    version: str,
+    dist_info: str,
+    rows_expected: int,
+    out: RecordCheck,
+    deep: bool,
+) -> None:
+    prefix = str(site) + os.sep
+    try:
+        with (site / dist_info / "RECORD").open(newline="") as fh:
+            rows = list(csv.reader(fh))
+    except OSError:
+        out.problems.append(f"{name} {version} is missing (no RECORD)")
+        return
+    if rows_expected and len(rows) != rows_expected:
+        out.problems.append(
+            f"the RECORD of {name} was edited ({len(rows)} rows, built with {rows_expected})"
+        )
+        out.modified.add(name)
+    for row in rows:
+        if len(row) < 3 or not row[0]:
+            continue
+        rel, digest, size = row[0], row[1], row[2]
+        if not rel.startswith(".."):
+            out.owned[rel] = name
+        if rel.endswith(".pyc") or "__pycache__" in rel:
+            continue
+        # Plain concatenation: this loop runs for every installed file on every run.
+        path = prefix + rel if not rel.startswith("..") else os.path.normpath(prefix + rel)
+        out.files += 1
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.problems.append(f"{rel} of {name} is missing")
+            continue
+        if size and int(size) != st.st_size:
+            out.problems.append(f"{rel} of {name} changed size ({st.st_size} != {size})")
+            out.modified.add(name)
+        elif deep and digest.startswith("sha256=") and sha256(path) != digest[7:]:
+            out.problems.append(f"{rel} of {name} changed content")
+            out.modified.add(name)
+
+
+def _shown(problems: list[str]) -> str:
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more

@@ -13,7 +13,7 @@ import re
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 
 from sunbeam_api import prefect_runs
@@ -25,7 +25,6 @@ router = APIRouter(prefix="/hooks", tags=["hooks"])
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _DELETED = re.compile(r"^0+$")
-MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
 
 class HookAnswer(BaseModel):
@@ -42,6 +41,24 @@ def verify_signature(secret: str, body: bytes, signature: str | None) -> None:
         raise UnauthorizedError("webhook signature does not match")
 
 
+async def signed_body(
+    request: Request,
+    settings: SettingsDep,
+    x_hub_signature_256: Annotated[str | None, Header()] = None,
+) -> bytes:
+    """The raw body, once its signature matches (the guard has bounded its size already)."""
+    if settings.github_webhook_secret is None:
+        raise DisabledError(
+            "the GitHub webhook is disabled: set SUNBEAM_GITHUB_WEBHOOK_SECRET on the API server "
+            "and the same secret in the repository's webhook settings"
+        )
+    if not x_hub_signature_256 or not x_hub_signature_256.startswith("sha256="):
+        raise UnauthorizedError("missing or malformed X-Hub-Signature-256 header")
+    body = await request.body()
+    verify_signature(settings.github_webhook_secret.get_secret_value(), body, x_hub_signature_256)
+    return body
+
+
 @router.post(
     "/github",
     response_model=HookAnswer,
@@ -49,21 +66,12 @@ def verify_signature(secret: str, body: bytes, signature: str | None) -> None:
     responses={401: {"description": "bad signature"}, 503: {"description": "no secret set"}},
 )
 async def github(
-    request: Request,
-    settings: SettingsDep,
+    # Declared before the Prefect client: FastAPI resolves dependencies in order, so a request
+    # with a bad signature is refused before any Prefect connection is opened.
+    body: Annotated[bytes, Depends(signed_body)],
     client: PrefectDep,
-    x_hub_signature_256: Annotated[str | None, Header()] = None,
     x_github_event: Annotated[str | None, Header()] = None,
 ) -> HookAnswer:
-    if settings.github_webhook_secret is None:
-        raise DisabledError(
-            "the GitHub webhook is disabled: set SUNBEAM_GITHUB_WEBHOOK_SECRET on the API server "
-            "and the same secret in the repository's webhook settings"
-        )
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise BadInputError("webhook payload too large")
-    verify_signature(settings.github_webhook_secret.get_secret_value(), body, x_hub_signature_256)
     event = x_github_event or "unknown"
     if event == "ping":
         return HookAnswer(event=event, runs=[], ignored="ping")

@@ -10,12 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sunbeam_api import deployments, store
 from sunbeam_api.dependencies import AuthDep, DbDep, PrefectDep, Ref, SettingsDep
 from sunbeam_api.errors import BadInputError, DisabledError, NotFoundError
+from sunbeam_api.remote_refs import resolve_remote_ref
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
 
 class CommissionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ref": "main", "cron": "0 2 * * *"}]}
+    )
 
     ref: Ref
     cron: str | None = Field(
@@ -52,6 +55,14 @@ async def commission(
     if not settings.pipeline_repo:
         raise DisabledError(
             "commissioning is disabled: set SUNBEAM_PIPELINE_REPO to the pipeline repository URL"
+        )
+    commit = await resolve_remote_ref(
+        settings.pipeline_repo, body.ref, timeout=settings.backend_timeout_s * 3
+    )
+    if commit is None:
+        raise BadInputError(
+            f"ref {body.ref!r} is neither a branch nor a tag of the pipeline repository: "
+            "push it first, or check the spelling"
         )
     await deployments.ensure_pipeline_deployment(
         client,

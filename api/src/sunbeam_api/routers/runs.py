@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from prefect.client.schemas.objects import StateType
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +19,9 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 MAX_PREFECT_PAGE = 200
+DEFAULT_LOG_LINES = 1000  # an ordinary run's whole log (about 300 lines) in one answer
+MAX_LOG_LINES = 10_000
+NEXT_OFFSET = "X-Next-Offset"
 
 
 class RunRequest(BaseModel):
@@ -49,6 +53,9 @@ def _reject_operators(value: object, depth: int = 0) -> None:
     elif isinstance(value, list):
         for item in value:
             _reject_operators(item, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or Infinity; Python's parser accepts them, Prefect would store garbage.
+        raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
 
 
 class RunCreated(BaseModel):
@@ -103,13 +110,23 @@ async def read_run(client: PrefectDep, run_id: Annotated[UUID, Path()]) -> prefe
     return run
 
 
-@router.get("/{run_id}/logs", response_model=list[prefect_runs.LogLine], summary="A run's logs")
+@router.get(
+    "/{run_id}/logs",
+    response_model=list[prefect_runs.LogLine],
+    summary="A run's logs, oldest first; X-Next-Offset names the next page when there is one",
+    responses={200: {"headers": {NEXT_OFFSET: {"description": "offset of the next page"}}}},
+)
 async def read_logs(
     client: PrefectDep,
+    response: Response,
     run_id: Annotated[UUID, Path()],
-    limit: Annotated[int, Query(ge=1, le=MAX_PREFECT_PAGE)] = 200,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_LINES)] = DEFAULT_LOG_LINES,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[prefect_runs.LogLine]:
     if await prefect_runs.read_run(client, run_id) is None:
         raise NotFoundError(f"no pipeline run {run_id}")
-    return await prefect_runs.read_run_logs(client, run_id, limit=limit, offset=offset)
+    # One line more than asked tells whether another page follows, without a count query.
+    lines = await prefect_runs.read_run_logs(client, run_id, limit=limit + 1, offset=offset)
+    if len(lines) > limit:
+        response.headers[NEXT_OFFSET] = str(offset + limit)
+    return lines[:limit]

@@ -1,0 +1,104 @@
+"""What an environment was when it was built: recorded before the publish, checked on every use.
+
+RECORD files say what each distribution installed, but not what else sits in site-packages (a
+planted `.pth` or `sitecustomize.py` runs at every start-up of every ref sharing the env), nor
+which interpreter and `pyvenv.cfg` the env was made with, and some packages ship wrong hashes in
+RECORD (uv issue 11723). So the build records its own baseline: the interpreter `bin/python`
+resolves to, `pyvenv.cfg`, the site-packages files no RECORD lists (uv venv's own), and a sha256
+of every file (`sunbeam-hashes.json`, read by deep verification and by healing only).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+HASHES = "sunbeam-hashes.json"
+
+
+def site_files(site: Path) -> Iterator[tuple[str, str]]:
+    """(path relative to site-packages, absolute path) of every file, bytecode caches aside."""
+    prefix = len(str(site)) + 1
+    for dirpath, dirs, files in os.walk(site):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rel_dir = dirpath[prefix:]
+        for name in files:
+            if not name.endswith(".pyc"):
+                yield (f"{rel_dir}/{name}" if rel_dir else name), os.path.join(dirpath, name)
+
+
+def interpreter_identity(env: Path) -> tuple[str, list[int]]:
+    """Where `bin/python` leads, and that file's size and modification time."""
+    target = os.path.realpath(env / "bin" / "python")
+    st = os.stat(target)
+    return target, [st.st_size, st.st_mtime_ns]
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+
+
+class InodeHashes:
+    """sha256 per file identity (device, inode, size, mtime), shared by every build of a cache.
+
+    Hardlinked envs share their files' inodes with uv's cache, so an env built from a warm cache
+    hashes almost nothing new: what a sibling build hashed is looked up, not read again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.known: dict[str, str] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.added = 0
+
+    def sha256(self, path: str) -> str:
+        st = os.stat(path)
+        ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        digest = self.known.get(ident)
+        if digest is None:
+            digest = self.known[ident] = sha256(path)
+            self.added += 1
+        return digest
+
+    def save(self) -> None:
+        if self.added:
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.known, separators=(",", ":")))
+            os.replace(tmp, self.path)
+
+
+def write_hashes(env: Path, site: Path, known: InodeHashes) -> dict[str, str]:
+    hashes = {rel: known.sha256(path) for rel, path in site_files(site)}
+    (env / HASHES).write_text(json.dumps(hashes, separators=(",", ":"), sort_keys=True))
+    return hashes
+
+
+def read_hashes(env: Path) -> dict[str, str] | None:
+    try:
+        return json.loads((env / HASHES).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def differing(site: Path, hashes: dict[str, str], only: set[str] | None = None) -> list[str]:
+    """Files of `hashes` (relative to site-packages) whose content is no longer what was built."""
+    out = []
+    for rel, digest in hashes.items():
+        if only is not None and rel not in only:
+            continue
+        try:
+            if sha256(str(site / rel)) != digest:
+                out.append(rel)
+        except OSError:
+            out.append(rel)
+    return out
