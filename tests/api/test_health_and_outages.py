@@ -17,7 +17,7 @@ from tests.support.prefect_server import PrefectServer
 def test_health_ok(api: httpx.Client) -> None:
     r = api.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "mongodb": "up", "prefect": "up", "down": []}
+    assert r.json() == {"status": "ok", "mongodb": "up", "prefect": "up", "down": [], "reasons": {}}
 
 
 @pytest.mark.usefixtures("seeded")
@@ -33,6 +33,7 @@ def test_mongo_outage_is_503_and_recovers(api: httpx.Client, mongo: Mongo) -> No
         assert r.status_code == 503 and "Traceback" not in r.text
         health = api.get("/health")
         assert health.status_code == 503 and health.json()["down"] == ["mongodb"]
+        assert health.json()["reasons"]["mongodb"].startswith("unreachable")
         assert api.get("/runs").status_code == 200  # Prefect-backed reads still work
     finally:
         mongo.start()  # same port, same data directory

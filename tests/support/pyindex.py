@@ -1,7 +1,8 @@
-"""A PEP 503 simple index on 127.0.0.1 serving a folder of wheels (optionally slowly, or down)."""
+"""A PEP 503 simple index on 127.0.0.1 serving wheels and sdists (optionally slowly, or down)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import threading
@@ -28,15 +29,19 @@ class LocalIndex:
         return f"http://127.0.0.1:{self.port}/simple"
 
     def add(self, wheel: Path) -> None:
-        target = self.files / wheel.name
-        target.write_bytes(wheel.read_bytes())
+        self.add_all([wheel])
+
+    def add_all(self, dists: list[Path]) -> None:
+        """Serve these wheels/sdists too (the index pages are rewritten once)."""
+        for dist in dists:
+            (self.files / dist.name).write_bytes(dist.read_bytes())
         self._regenerate()
 
     def _regenerate(self) -> None:
         projects: dict[str, list[Path]] = {}
-        for whl in sorted(self.files.glob("*.whl")):
-            name = whl.name.split("-")[0].replace("_", "-").lower()
-            projects.setdefault(name, []).append(whl)
+        for dist in sorted([*self.files.glob("*.whl"), *self.files.glob("*.tar.gz")]):
+            name = dist.name.split("-")[0].replace("_", "-").lower()
+            projects.setdefault(name, []).append(dist)
         simple = self.root / "simple"
         simple.mkdir(exist_ok=True)
         for name, wheels in projects.items():
@@ -60,7 +65,9 @@ class LocalIndex:
                 if self.path.startswith("/files/") and index.delay:
                     index.stalling.set()
                     time.sleep(index.delay)
-                super().do_GET()
+                # The installer may hang up mid-download (it had the file, or gave up).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().do_GET()
 
         self._server = serve_in_background(self.port, partial(Handler, directory=str(self.root)))
         return self

@@ -1,0 +1,185 @@
+"""The real pipeline, made hermetic for the whole-stack tests, and the branches they push.
+
+The pipeline (this checkout's `pipeline/`) is copied into a test repository and locked against a
+local package index on 127.0.0.1 (the platform venv's own wheels), which the stack's containers
+reach over the host's network. Branches add packages (a tiny wheel; an sdist whose build waits
+for the test) or make the flow wait at its start, through HTTP gates the test opens.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from tests.stack.dockerkit import ROOT
+from tests.support.ports import free_port, serve_in_background, shut_down
+
+FLOW_FILE = "src/sunbeam_pipeline/flow.py"
+_FLOW_START = "    logger = get_run_logger()\n    settings = load_settings()\n"
+
+
+class Gates:
+    """HTTP gates on 127.0.0.1: `GET /hit/NAME` counts a visit, `GET /gate/NAME` is 200 once open."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.hits: Counter[str] = Counter()
+        self.opened: set[str] = set()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def open(self, name: str) -> None:
+        self.opened.add(name)
+
+    def start(self) -> Gates:
+        gates = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                _, kind, name = [*self.path.split("/", 2), "", ""][:3]
+                if kind == "hit":
+                    gates.hits[name] += 1
+                ok = kind == "hit" or (kind == "gate" and name in gates.opened)
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = serve_in_background(self.port, Handler)
+        return self
+
+    def stop(self) -> None:
+        shut_down(self._server)
+
+
+_WAIT = """
+def _wait_for_gate(gates, name):
+    import time
+    import urllib.request
+
+    urllib.request.urlopen(f"{gates}/hit/{name}", timeout=10).close()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{gates}/gate/{name}", timeout=10).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+"""
+
+
+def pipeline_files() -> dict[str, str]:
+    """This checkout's pipeline project (tracked files), limited to the Python the wheels fit."""
+    names = subprocess.run(
+        ["git", "ls-files", "pipeline"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    files = {
+        name.removeprefix("pipeline/"): (ROOT / name).read_text()
+        for name in names
+        if not name.endswith("uv.lock")
+    }
+    # The local wheels are this interpreter's (cp311); the images' Python is Debian's 3.11.
+    files["pyproject.toml"] = files["pyproject.toml"].replace(
+        'requires-python = ">=3.11"', 'requires-python = ">=3.11,<3.12"'
+    )
+    assert "<3.12" in files["pyproject.toml"]
+    return files
+
+
+def with_dependency(pyproject: str, requirement: str) -> str:
+    return pyproject.replace('    "numpy>=2.0",\n', f'    "numpy>=2.0",\n    "{requirement}",\n')
+
+
+def flow_importing(flow: str, module: str) -> str:
+    """The flow, logging the version of `module` it imported."""
+    line = f'    logger.info("imported {module} %s", __import__("{module}").__version__)\n'
+    assert _FLOW_START in flow
+    return flow.replace(_FLOW_START, _FLOW_START + line)
+
+
+def flow_waiting_at_start(flow: str, gates: str, name: str) -> str:
+    """The flow, visiting `/hit/NAME` once Running and then waiting until the gate opens."""
+    assert _FLOW_START in flow
+    flow = flow.replace(_FLOW_START, _FLOW_START + f"    _wait_for_gate({gates!r}, {name!r})\n")
+    return flow + _WAIT
+
+
+_BACKEND = '''
+"""In-tree PEP 517 backend: announces its build to the test's gates, then waits for them."""
+import base64, hashlib, time, urllib.request, zipfile
+from pathlib import Path
+
+GATES, NAME, VERSION = {gates!r}, {name!r}, {version!r}
+DIST = NAME.replace("-", "_")
+META = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n"
+FILES = {{
+    f"{{DIST}}/__init__.py": f"__version__ = {{VERSION!r}}\\n",
+    f"{{DIST}}-{{VERSION}}.dist-info/METADATA": META,
+    f"{{DIST}}-{{VERSION}}.dist-info/WHEEL":
+        "Wheel-Version: 1.0\\nGenerator: gate\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+}}
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    info = Path(metadata_directory) / f"{{DIST}}-{{VERSION}}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(META)
+    return info.name
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    urllib.request.urlopen(f"{{GATES}}/hit/{{NAME}}-build", timeout=10).close()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{{GATES}}/gate/{{NAME}}-build", timeout=10).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    name = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(Path(wheel_directory) / name, "w") as zf:
+        for path, text in FILES.items():
+            data = text.encode()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{{path}},sha256={{digest.decode()}},{{len(data)}}")
+            zf.writestr(path, data)
+        rec = f"{{DIST}}-{{VERSION}}.dist-info/RECORD"
+        zf.writestr(rec, "\\n".join(record + [f"{{rec}},,"]) + "\\n")
+    return name
+'''
+
+
+def gated_sdist(dest: Path, name: str, version: str, gates: str) -> Path:
+    """An sdist whose build visits `/hit/NAME-build`, then waits for the gate `NAME-build`."""
+    root = f"{name.replace('-', '_')}-{version}"
+    files = {
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        "pyproject.toml": (
+            f'[project]\nname = "{name}"\nversion = "{version}"\n\n[build-system]\nrequires = []\n'
+            'build-backend = "backend"\nbackend-path = ["."]\n'
+        ),
+        "backend.py": _BACKEND.format(gates=gates, name=name, version=version),
+    }
+    path = dest / f"{root}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for rel, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{root}/{rel}")
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return path
