@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from sunbeam_sync import PrepareResult
+from sunbeam_sync.credential_free import without_credentials
+
+__all__ = ["FlowEnvError", "flow_environment", "prefect_version", "without_credentials"]
 
 
 class FlowEnvError(Exception):
@@ -19,23 +21,6 @@ def prefect_version(env_dir: Path) -> str | None:
     for dist_info in env_dir.glob("lib/python*/site-packages/prefect-*.dist-info"):
         return dist_info.name.removeprefix("prefect-").removesuffix(".dist-info")
     return None
-
-
-# Credentials the sync (git, uv) may use. The flow runs any ref's code, so it never sees them.
-_CREDENTIAL_NAMES = {"GIT_ASKPASS", "SSH_ASKPASS", "GIT_SSH_COMMAND", "UV_KEYRING_PROVIDER"}
-_CREDENTIAL_PATTERN = re.compile(
-    r"^(SUNBEAM_GIT_.*|UV_INDEX_.*_(USERNAME|PASSWORD)|UV_PUBLISH_(USERNAME|PASSWORD|TOKEN)"
-    r"|GIT_CONFIG_(COUNT|KEY_\d+|VALUE_\d+))$"
-)
-
-
-def without_credentials(env: Mapping[str, str | None]) -> dict[str, str]:
-    """`env` minus every credential the sync uses (and any variable with no value)."""
-    return {
-        k: v
-        for k, v in env.items()
-        if v is not None and k not in _CREDENTIAL_NAMES and not _CREDENTIAL_PATTERN.match(k)
-    }
 
 
 def flow_environment(result: PrepareResult, base: Mapping[str, str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from sunbeam_sync.credential_free import without_credentials
 from sunbeam_sync.locks import FileLock
 from sunbeam_sync.logs import SyncLog
 from sunbeam_sync.manifest import Manifest
@@ -107,6 +108,7 @@ def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path, 
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             pass_fds=(lease.fileno(),),
+            env=without_credentials(),
         )
         log.info("build", "compiling bytecode in the background")
     except OSError as exc:

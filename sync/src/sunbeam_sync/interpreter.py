@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sunbeam_sync.credential_free import without_credentials
 from sunbeam_sync.errors import BadInputError
 from sunbeam_sync.uvtool import uv_bin
 
@@ -75,7 +76,9 @@ def _discover(request: str | None, uv_python: str | None, pins: str, project: Pa
     if request:
         cmd.append(request)
     env = {
-        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+        k: v
+        for k, v in without_credentials().items()
+        if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
     }
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, check=False)
@@ -90,7 +93,12 @@ def _discover(request: str | None, uv_python: str | None, pins: str, project: Pa
 @functools.lru_cache(maxsize=32)
 def _probe_cached(path: str, mtime_ns: int) -> Interpreter:
     out = subprocess.run(
-        [path, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, check=False, timeout=60
+        [path, "-I", "-S", "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=without_credentials(),
     )
     if out.returncode != 0:
         raise BadInputError(f"Python interpreter {path} does not run: {out.stderr.strip()[-200:]}")
@@ -118,6 +126,7 @@ def env_prefix(python: Path) -> str | None:
             text=True,
             check=False,
             timeout=60,
+            env=without_credentials(),
         )
     except OSError:
         return None

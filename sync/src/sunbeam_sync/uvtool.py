@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from sunbeam_sync.credential_free import without_credentials
 from sunbeam_sync.errors import UvError
 
 
@@ -26,7 +27,13 @@ def uv_bin() -> str:
 
 @functools.cache
 def uv_version() -> str:
-    out = subprocess.run([uv_bin(), "--version"], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [uv_bin(), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=without_credentials(),
+    )
     return out.stdout.strip().removeprefix("uv ").split(" ")[0] or "unknown"
 
 
