@@ -207,6 +207,7 @@ async def _plot_page(db, settings, refs, key, method, heading, back_url, back_la
         div=div,
         description=f"{header.get('description') or ''} ({header.get('units') or 'no units'})",
         provenance=provenance,
+        notes=[line.note for line in lines],
         back_url=back_url,
         back_label=back_label,
         other_method=other,

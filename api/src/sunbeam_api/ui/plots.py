@@ -1,7 +1,7 @@
 """Bokeh plots whose zoom and pan fetch a fresh downsampled window from the API.
 
 The page gets the first view embedded (`components()`); a CustomJS callback on the plot's
-`RangesUpdate` event (debounced) asks `/results/series` for the new x window of every line and
+x range (debounced) asks `/results/series` for the new x window of every line and
 swaps the line's data, so a 10M-point series is only ever ~max_points points in the browser.
 """
 
@@ -12,16 +12,14 @@ from urllib.parse import urlencode
 
 import numpy as np
 from bokeh.embed import components
-from bokeh.events import RangesUpdate
-from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, CustomJS, Div, Range1d
+from bokeh.models import ColumnDataSource, CustomJS, Range1d
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 PLOT_POINTS = 1000
 
 REFETCH_JS = """
-const x0 = Math.round(cb_obj.x0), x1 = Math.round(cb_obj.x1);
+const x0 = Math.round(x_range.start), x1 = Math.round(x_range.end);
 const last = window.sunbeamLastWindow;
 if (last && last[0] === x0 && last[1] === x1) { return; }
 window.sunbeamLastWindow = [x0, x1];
@@ -38,7 +36,7 @@ window.sunbeamTimer = setTimeout(async () => {
     sources[i].data = {x: body.t.map(Date.parse), y: body.v.map(v => v === null ? NaN : v)};
     notes.push(describe(labels[i], body));
   }
-  status.text = notes.join("<br>");
+  document.getElementById("view-status").innerText = notes.join("\\n");
   window.sunbeamFetches = (window.sunbeamFetches || 0) + 1;
 }, 200);
 function describe(label, body) {
@@ -63,7 +61,11 @@ def series_url(key: dict[str, str], method: str) -> str:
 
 
 def plot(lines: list[Line], *, title: str, units: str | None, method: str) -> tuple[str, str]:
-    """The script and div of an interactive time-series plot of `lines`."""
+    """The script and div of an interactive time-series plot of `lines`.
+
+    The page shows what each line holds (points in view, method, level) in #view-status, which
+    the callback rewrites after every fetch.
+    """
     starts = [float(line.t_ms[0]) for line in lines if line.t_ms.size]
     ends = [float(line.t_ms[-1]) for line in lines if line.t_ms.size]
     lo, hi = (min(starts), max(ends)) if starts else (0.0, 1.0)
@@ -88,18 +90,17 @@ def plot(lines: list[Line], *, title: str, units: str | None, method: str) -> tu
         sources.append(source)
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"
-    status = Div(text="<br>".join(line.note for line in lines), name="sunbeam-status")
-    fig.js_on_event(
-        RangesUpdate,
-        CustomJS(
-            args={
-                "sources": sources,
-                "urls": [series_url(line.key, method) for line in lines],
-                "labels": [line.label for line in lines],
-                "status": status,
-                "max_points": PLOT_POINTS,
-            },
-            code=REFETCH_JS,
-        ),
+    refetch = CustomJS(
+        args={
+            "x_range": fig.x_range,
+            "sources": sources,
+            "urls": [series_url(line.key, method) for line in lines],
+            "labels": [line.label for line in lines],
+            "max_points": PLOT_POINTS,
+        },
+        code=REFETCH_JS,
     )
-    return components(column(fig, status, sizing_mode="stretch_width"))
+    # Any change of the x range (wheel, pan, box zoom, reset) refetches, debounced in the JS.
+    fig.x_range.js_on_change("start", refetch)
+    fig.x_range.js_on_change("end", refetch)
+    return components(fig)
