@@ -6,6 +6,7 @@ results browser, `/docs` and `/redoc` work with every address but 127.0.0.1 unre
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import fastapi_offline
@@ -17,12 +18,22 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 BOKEH_ROOT = "/ui/bokeh/"
 DOCS_ASSETS = "/ui/assets/docs"
 DOCS_DIR = Path(fastapi_offline.__file__).parent / "static"
+REDOC_JS = "/ui/assets/redoc.standalone.js"
+# ReDoc's menu footer loads its logo from a CDN, with no option to turn it off: the one remote URL
+# in the bundle is pointed at our own favicon instead.
+REDOC_REMOTE_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@lru_cache(maxsize=1)
+def redoc_script() -> bytes:
+    text = (DOCS_DIR / "redoc.standalone.js").read_text(encoding="utf-8")
+    return text.replace(REDOC_REMOTE_LOGO, f"{DOCS_ASSETS}/favicon.png").encode()
 
 
 def bokeh_js() -> str:
@@ -54,12 +65,20 @@ def install_assets(app: FastAPI) -> None:
     async def swagger_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
+    @app.get(REDOC_JS, include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(
+            redoc_script(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url=openapi_url,
             title=f"{title} - ReDoc",
-            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_js_url=REDOC_JS,
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
