@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from prefect.client.orchestration import SyncPrefectClient  # noqa: E402
 from prefect.client.schemas.objects import FlowRun  # noqa: E402
 
+from sunbeam_contracts import run_labels  # noqa: E402
 from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
 from tests.support.prefect_server import PrefectServer, start_prefect_server  # noqa: E402
 from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
@@ -167,7 +168,7 @@ def main() -> int:
                     run = run_once(client, v, i)
                     v.running.append((run.start_time - run.created).total_seconds())
                     v.completed.append((run.end_time - run.created).total_seconds())
-                    seconds = (run.labels or {}).get("sunbeam.sync_seconds")
+                    seconds = (run.labels or {}).get(run_labels.SYNC_SECONDS)
                     if seconds is not None:
                         v.sync_seconds.append(float(seconds))
                     print(

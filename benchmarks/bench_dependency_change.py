@@ -35,7 +35,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sunbeam_api.local.runs import run_and_wait  # noqa: E402
+from sunbeam_contracts import run_labels  # noqa: E402
+from sunbeam_contracts.naming import FLOW_NAME, ref_slug  # noqa: E402
+from sunbeam_stack.flow_runs import run_and_wait  # noqa: E402
 from tests.stack.dockerkit import BASE_IMAGE, build_agent_image, connect, wait_for  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.prefect_server import start_prefect_server  # noqa: E402
@@ -131,7 +133,7 @@ def original_way(client: docker.DockerClient, work: Path, repo: str, branch: str
     ctx.mkdir(exist_ok=True)
     (ctx / "Dockerfile").write_text(BRANCH_DOCKERFILE % {"uv": UV_VERSION})
     module = pkg.replace("-", "_")
-    tag = f"run-sunbeam:{re.sub(r'[^A-Za-z0-9_.-]', '-', branch)}"
+    tag = f"{FLOW_NAME}:{ref_slug(branch)}"
     start = time.monotonic()
     build = subprocess.run(
         [
@@ -236,8 +238,8 @@ def our_way(stack: dict, clone: Path, branch: str, pkg: str) -> dict:
         "seconds_created_to_running": phases.get("RUNNING"),
         "seconds_to_flow_running": pushed + (report.seconds_to_running or report.seconds_total),
         "seconds_to_completed": pushed + report.seconds_total,
-        "sync_seconds": float(report.labels.get("sunbeam.sync_seconds", "nan")),
-        "built_new_env": report.labels.get("sunbeam.built") == "true",
+        "sync_seconds": float(report.labels.get(run_labels.SYNC_SECONDS, "nan")),
+        "built_new_env": report.built,
         "packages_fetched": packages_fetched(stack["api"], report.run_id),
         "uv_cache_bytes_added": after[2] - before[2],
         "same_container_never_restarted": before[:2] == after[:2],

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from sunbeam_api.local.processes import descendants
-from sunbeam_api.local.runs import run_and_wait
+from sunbeam_stack.flow_runs import run_and_wait
+from sunbeam_stack.processes import descendants
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess, wait_for
 from tests.support.wheelhouse import build_wheelhouse
 
 pytestmark = pytest.mark.slow
@@ -41,14 +40,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"`sunbeam up` never said {text!r}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -78,11 +69,10 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
     argv = [SUNBEAM, "up", "--repo", pipeline_repo.url, "--state-dir", str(tmp_path / "state")]
     argv += ["--prefect-port", str(prefect_port), "--api-port", str(free_port())]
     argv += ["--mongo-port", str(free_port()), "--pool", "up-test"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    up = ManagedProcess("sunbeam up", argv, env, log).start()
     try:
-        wait_for_line(log, "Press Ctrl-C", proc, timeout=240)
-        kids = descendants(proc.pid)
+        up.wait_for_line("Press Ctrl-C", timeout=240)
+        kids = descendants(up.pid)
         assert len(kids) >= 4, kids  # server, mongo, agent, api (and their helpers)
         logs = tmp_path / "state" / "logs"
         assert {p.name for p in logs.iterdir()} >= {
@@ -98,24 +88,15 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
         assert report.state == "COMPLETED", (report, (logs / "agent.log").read_text()[-3000:])
         assert report.labels["sunbeam.ref"] == "main"
 
-        kids |= descendants(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
-        deadline = time.monotonic() + 10
-        while any(alive(k) for k in kids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [k for k in kids if alive(k)], "children left running after Ctrl-C"
-        assert "stopped" in log.read_text()
+        kids |= descendants(up.pid)
+        up.send(signal.SIGINT)
+        assert up.wait(timeout=120) == 0, up.tail(2000)
+        wait_for(lambda: not any(alive(k) for k in kids), "every child exiting", timeout=10)
+        assert "stopped" in up.tail()
     finally:
         # A failed assertion must not leave servers behind: stop `up`, then anything it started.
-        leftovers = descendants(proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        leftovers = descendants(up.pid)
+        up.stop(timeout=60, signum=signal.SIGINT, group=False)
         for pid in leftovers:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
 
-from tests.agent.conftest import Agent, MainRun, Stack, labels, worker_env
+from tests.support.agent_stack import Agent, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.prefect_server import (
     PrefectServer,

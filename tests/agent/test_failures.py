@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.agent.conftest import PREFECT_PIN, Stack
+from tests.support.agent_stack import PREFECT_PIN, Stack
 from tests.support.pipeline_repo import pyproject
 from tests.support.wheels import build_wheel
 

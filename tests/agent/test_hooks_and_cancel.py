@@ -9,25 +9,16 @@ from uuid import UUID
 
 from prefect.states import Cancelling
 
-from tests.agent.conftest import PREFECT_PIN, Stack
+from tests.support.agent_stack import PREFECT_PIN, Stack
 from tests.support.pipeline_repo import pyproject
+from tests.support.processes import wait_for
 from tests.support.pyindex import LocalIndex
 from tests.support.wheels import build_wheel
 
 
 def _wait_for_file(path: Path, timeout: float = 30) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.2)
+    wait_for(path.exists, f"{path} appearing", timeout)
     return json.loads(path.read_text())
-
-
-def _wait_for_state(stack: Stack, run_id: UUID, name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while stack.client.read_flow_run(run_id).state_name != name:
-        assert time.monotonic() < deadline, f"run never reached {name}"
-        time.sleep(0.2)
 
 
 def test_on_crashed_hook_runs_in_the_refs_env(
@@ -76,7 +67,7 @@ def test_cancel_during_slow_sync_stops_it_promptly(
 
         run = stack.submit(main_deployment, job_variables={"ref": "slow"})
         stack.wait_for_log(run.id, "building", timeout=90)  # the sync reached uv
-        time.sleep(1)
+        assert index.stalling.wait(timeout=60), "uv never asked the index for the slow wheel"
         started = time.monotonic()
         stack.client.set_flow_run_state(run.id, Cancelling(), force=True)
         final = stack.wait(run.id, timeout=30)

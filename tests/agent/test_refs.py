@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from uuid import UUID
 
-from tests.agent import flow_source
-from tests.agent.conftest import PREFECT_PIN, MainRun, Stack, labels
+from tests.support import agent_flow as flow_source
+from tests.support.agent_stack import PREFECT_PIN, MainRun, Stack, labels
 from tests.support.pipeline_repo import pyproject
 
 

@@ -16,9 +16,10 @@ from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from sunbeam_agent.entrypoint import AgentStartError, ensure_work_pool, wait_for_api
-from tests.agent.conftest import BIN, PREFECT_PIN, Agent, Stack, labels, worker_env
+from tests.support.agent_stack import BIN, PREFECT_PIN, Agent, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.ports import free_port
+from tests.support.processes import wait_for
 
 
 def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path: Path) -> None:
@@ -76,10 +77,7 @@ def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path:
         # SIGTERM while a flow runs: the agent lets it finish, then exits cleanly.
         out = tmp_path / "graceful.json"
         busy = stack.submit(deployments[0], {"out": str(out), "sleep": 4})
-        deadline = time.monotonic() + 90
-        while not out.exists():
-            assert time.monotonic() < deadline, "the flow never started"
-            time.sleep(0.2)
+        wait_for(out.exists, "the flow starting", timeout=90)
     finally:
         codes = [agent.stop() for agent in agents]
     assert codes == [0, 0], "\n".join(a.tail() for a in agents)

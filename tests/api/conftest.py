@@ -3,79 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import pymongo
 import pytest
-import uvicorn
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
-from secantus import SecantusDBServer
 
-from sunbeam_api.deployments import ensure_pipeline_deployment
-from sunbeam_api.main import create_app
 from sunbeam_api.settings import Settings
 from tests.api.seed import seed_series
+from tests.support.api_stack import (
+    API_KEY,
+    BASE_JOB_TEMPLATE,
+    DB,
+    POOL,
+    SEEDED,
+    LiveServer,
+    ensure_main,
+    make_settings,
+)
+from tests.support.mongo import Mongo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer
-
-API_KEY = "test-api-key-0123456789"
-WEBHOOK_SECRET = "test-webhook-secret"
-REPO_URL = "file:///srv/git/sunbeam-pipeline.git"
-POOL = "sunbeam-test"
-DB = "sunbeam_test"
-
-# The agent's job variables (docs/contracts.md), so Prefect validates runs as it would for real.
-BASE_JOB_TEMPLATE = {
-    "job_configuration": {
-        "repo_url": "{{ repo_url }}",
-        "ref": "{{ ref }}",
-        "project_dir": "{{ project_dir }}",
-        "sync_only": "{{ sync_only }}",
-    },
-    "variables": {
-        "type": "object",
-        "properties": {
-            "repo_url": {"type": "string"},
-            "ref": {"type": "string", "default": "main"},
-            "project_dir": {"type": "string", "default": "."},
-            "sync_only": {"type": "boolean", "default": False},
-        },
-    },
-}
-
-
-@dataclass
-class Mongo:
-    """A SecantusDB server that a test may stop and start again on the same port and data."""
-
-    data_dir: Path
-    port: int
-    server: SecantusDBServer | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
-
-    def start(self) -> None:
-        self.server = SecantusDBServer(
-            host="127.0.0.1", port=self.port, storage_path=str(self.data_dir)
-        )
-        self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-    def client(self) -> pymongo.MongoClient:
-        return pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=5000, tz_aware=True)
 
 
 @pytest.fixture(scope="session")
@@ -99,57 +48,6 @@ async def _create_pool(api_url: str) -> None:
         await client.create_work_pool(
             WorkPoolCreate(name=POOL, type="sunbeam", base_job_template=BASE_JOB_TEMPLATE)
         )
-
-
-def make_settings(mongo: Mongo, prefect: PrefectServer, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "mongodb_uri": mongo.uri,
-        "mongo_db": DB,
-        "prefect_api_url": prefect.api_url,
-        "api_key": API_KEY,
-        "work_pool": POOL,
-        "pipeline_repo": REPO_URL,
-        "github_webhook_secret": WEBHOOK_SECRET,
-        "backend_timeout_s": 1.0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-class LiveServer:
-    """The API on a real socket (uvicorn in a thread), so paths are decoded as in production."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-@contextmanager
-def served(settings: Settings) -> Iterator[httpx.Client]:
-    """A short-lived API on its own socket, for tests that need different settings."""
-    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture(scope="session")
@@ -179,36 +77,15 @@ def prefect_client(prefect: PrefectServer) -> PrefectClient:
     return PrefectClient(api=prefect.api_url)
 
 
-def _ensure_main(settings: Settings) -> str:
-    async def ensure() -> str:
-        async with PrefectClient(api=settings.prefect_api_url) as client:
-            return str(
-                await ensure_pipeline_deployment(
-                    client, repo_url=REPO_URL, ref="main", work_pool=POOL
-                )
-            )
-
-    return asyncio.run(ensure())
-
-
 @pytest.fixture
 def main_deployment(settings: Settings) -> str:
     """run-sunbeam/main exists (re-ensured per test: another test may have decommissioned it)."""
-    return _ensure_main(settings)
+    return ensure_main(settings)
 
 
 @pytest.fixture(scope="module")
 def main_deployment_once(settings: Settings) -> str:
-    return _ensure_main(settings)
-
-
-SEEDED = [
-    # (ref, event, stage, name, units, n_points)
-    ("main", "FSGP_2025_Day_1", "power", "PackPower", "W", 1000),
-    ("main", "FSGP_2025_Day_1", "power", "MotorPower", "W", 1000),
-    ("main", "FSGP_2025_Day_2", "energy", "SOC", "%", 500),
-    ("feature/x", "FSGP_2025_Day_1", "power", "PackPower", "W", 120_000),
-]
+    return ensure_main(settings)
 
 
 @pytest.fixture(scope="session")

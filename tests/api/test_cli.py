@@ -12,9 +12,9 @@ import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.responses import DeploymentResponse
 
-from sunbeam_api import cli
 from sunbeam_api.settings import get_settings
-from tests.api.conftest import POOL
+from sunbeam_stack import cli
+from tests.support.api_stack import POOL
 from tests.support.prefect_server import PrefectServer
 
 SUNBEAM = str(Path(sys.executable).with_name("sunbeam"))

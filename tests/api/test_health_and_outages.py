@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import Mongo, make_settings, served
+from tests.support.api_stack import make_settings, served
+from tests.support.mongo import Mongo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer
 

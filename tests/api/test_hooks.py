@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-from uuid import UUID
 
 import httpx
 import pytest
-from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.objects import FlowRun
 
-from tests.api.conftest import WEBHOOK_SECRET
+from tests.support.api_stack import WEBHOOK_SECRET
 from tests.support.prefect_server import PrefectServer
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -30,21 +26,13 @@ def _signed(payload: object, secret: str = WEBHOOK_SECRET, event: str = "push") 
     return {"content": body, "headers": headers}
 
 
-def _read_run(prefect: PrefectServer, run_id: str) -> FlowRun:
-    async def read() -> FlowRun:
-        async with PrefectClient(api=prefect.api_url) as client:
-            return await client.read_flow_run(UUID(run_id))
-
-    return asyncio.run(read())
-
-
 @pytest.mark.usefixtures("main_deployment")
 def test_push_creates_a_prewarm_run(api: httpx.Client, prefect: PrefectServer) -> None:
     r = api.post("/hooks/github", **_signed({"ref": "refs/heads/feature/x", "after": SHA}))
     assert r.status_code == 200, r.text
     runs = r.json()["runs"]
     assert len(runs) == 1
-    run = _read_run(prefect, runs[0])
+    run = prefect.read_flow_run(runs[0])
     assert run.job_variables == {"ref": SHA, "sync_only": True}
     assert "sunbeam-prewarm" in run.tags
     assert api.get(f"/runs/{runs[0]}").json()["prewarm"] is True

@@ -10,8 +10,9 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 
-from tests.api.conftest import DB, POOL, REPO_URL, Mongo
 from tests.api.seed import seed_series
+from tests.support.api_stack import DB, POOL, REPO_URL
+from tests.support.mongo import Mongo
 from tests.support.prefect_server import PrefectServer
 
 

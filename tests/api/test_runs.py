@@ -11,18 +11,9 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import LogCreate
-from prefect.client.schemas.objects import FlowRun
 from prefect.states import Scheduled
 
 from tests.support.prefect_server import PrefectServer
-
-
-def _read_run(prefect: PrefectServer, run_id: str) -> FlowRun:
-    async def read() -> FlowRun:
-        async with PrefectClient(api=prefect.api_url) as client:
-            return await client.read_flow_run(UUID(run_id))
-
-    return asyncio.run(read())
 
 
 @pytest.mark.usefixtures("main_deployment")
@@ -35,7 +26,7 @@ def test_post_run_creates_flow_run_with_ref_in_job_variables(
     created = r.json()
     assert created["ref"] == "feature/x" and created["state"] == "SCHEDULED"
 
-    run = _read_run(prefect, created["id"])
+    run = prefect.read_flow_run(created["id"])
     assert run.job_variables == {"ref": "feature/x"}
     assert run.parameters == {"events": ["FSGP_2025_Day_1"], "stages": None}
     assert "sunbeam-ref:feature/x" in run.tags

@@ -14,8 +14,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
 from sunbeam_api.settings import Settings
-from tests.api.conftest import API_KEY, LiveServer, Mongo
 from tests.api.seed import seed_series
+from tests.support.api_stack import API_KEY, LiveServer
+from tests.support.mongo import Mongo
 
 FUZZ_DB = "sunbeam_fuzz"
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from sunbeam_api.settings import Settings
-from tests.api.conftest import Mongo
+from tests.support.mongo import Mongo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer
+from tests.support.processes import ManagedProcess
 
 SUNBEAM_API = str(Path(sys.executable).with_name("sunbeam-api"))
 
@@ -54,27 +53,19 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.host, s.port) == ("127.0.0.1", 8080)
 
 
-def test_sunbeam_api_command_serves_health(mongo: Mongo, prefect: PrefectServer) -> None:
+def test_sunbeam_api_command_serves_health(
+    mongo: Mongo, prefect: PrefectServer, tmp_path: Path
+) -> None:
     port = free_port()
     env = prefect.env() | {
         "MONGODB_URI": mongo.uri,
         "SUNBEAM_API_HOST": "127.0.0.1",
         "SUNBEAM_API_PORT": str(port),
     }
-    proc = subprocess.Popen(
-        [SUNBEAM_API], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    api = ManagedProcess("sunbeam-api", [SUNBEAM_API], env, tmp_path / "api.log").start()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "sunbeam-api did not start"
-                time.sleep(0.3)
+        api.wait_healthy(f"http://127.0.0.1:{port}/health", timeout=90)
+        r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
         assert r.status_code == 200 and r.json()["down"] == []
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        api.stop(timeout=20)

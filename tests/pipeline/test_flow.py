@@ -16,7 +16,7 @@ from sunbeam_pipeline.flow import run_sunbeam
 from sunbeam_pipeline.simulator import simulate, write_csv
 from sunbeam_pipeline.sources.csv_source import csv_path
 from sunbeam_pipeline.stages import STAGES
-from tests.pipeline.conftest import AGENT_ENV, CompletedRun, PipelineEnv
+from tests.support.pipeline_env import AGENT_ENV, CompletedRun, PipelineEnv
 
 EXPECTED = {
     "ingress": {

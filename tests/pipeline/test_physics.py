@@ -8,7 +8,7 @@ import pytest
 from sunbeam_pipeline.series import Series, seconds_since_start
 from sunbeam_pipeline.simulator import simulate
 from sunbeam_pipeline.store import ResultStore, SeriesKey
-from tests.pipeline.conftest import AGENT_ENV, CompletedRun
+from tests.support.pipeline_env import AGENT_ENV, CompletedRun
 
 EVENTS = ["Test_Day_1", "Test_Day_2"]
 

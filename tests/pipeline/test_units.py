@@ -16,7 +16,7 @@ from sunbeam_pipeline.sources import build_source
 from sunbeam_pipeline.sources.csv_source import CsvTelemetrySource
 from sunbeam_pipeline.stages import resolve_stages
 from sunbeam_pipeline.track import Track
-from tests.pipeline.conftest import write_config
+from tests.support.pipeline_env import write_config
 
 
 def test_shipped_config_lists_simulated_events_and_is_found_from_any_cwd(

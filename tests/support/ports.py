@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-# The same helper `sunbeam up` uses to pick its ports.
-from sunbeam_api.local.stack import free_port
-
 __all__ = ["free_port", "serve_in_background", "shut_down"]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def serve_in_background(port: int, handler: Any) -> ThreadingHTTPServer:

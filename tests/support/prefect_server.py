@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.objects import FlowRun
 
 from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -22,7 +24,7 @@ class PrefectServer:
     home: Path
     port: int
     database_url: str | None = None
-    proc: subprocess.Popen[bytes] | None = None
+    process: ManagedProcess | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -56,39 +58,24 @@ class PrefectServer:
         env.pop("PREFECT_API_URL")
         if self.database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited early:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"prefect server did not become healthy:\n{self.tail()}")
+        argv = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.process = ManagedProcess("prefect server", argv, env, self.log_path).start()
+        try:
+            self.process.wait_healthy(f"{self.api_url}/health", timeout)
+        except AssertionError:
+            self.stop()
+            raise
 
     def tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+        return self.process.tail(chars) if self.process else ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.process is not None:
+            self.process.stop(timeout=20)
+
+    def read_flow_run(self, run_id: UUID | str) -> FlowRun:
+        with SyncPrefectClient(api=self.api_url) as client:
+            return client.read_flow_run(UUID(str(run_id)))
 
 
 def start_prefect_server(home: Path, database_url: str | None = None) -> PrefectServer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import threading
 import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ class LocalIndex:
         self.files.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.delay = 0.0  # seconds to stall every wheel download (for "slow sync" tests)
+        self.stalling = threading.Event()  # set once a download is being stalled
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -56,6 +58,7 @@ class LocalIndex:
 
             def do_GET(self) -> None:
                 if self.path.startswith("/files/") and index.delay:
+                    index.stalling.set()
                     time.sleep(index.delay)
                 super().do_GET()
 

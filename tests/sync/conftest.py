@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,8 @@ import pytest
 from sunbeam_sync import PrepareRequest, PrepareResult, SyncSettings, prepare
 from tests.support.gitrepo import PipelineRepo
 from tests.support.pyindex import LocalIndex
+from tests.support.sync_cli import SUNBEAM_SYNC
 from tests.support.wheels import build_wheel
-
-SUNBEAM_SYNC = str(Path(sys.executable).with_name("sunbeam-sync"))
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +10,7 @@ import pytest
 
 from sunbeam_sync import Cancelled, PrepareRequest, SyncSettings, prepare
 from tests.support.pyindex import LocalIndex
+from tests.support.sync_cli import start_prepare, wait_for
 from tests.support.wheels import build_wheel
 from tests.sync.conftest import CliResult, Project
 
@@ -21,24 +19,8 @@ def test_eight_concurrent_prepares_build_once(project: Project, tmp_path: Path) 
     project.set_deps(["bulky==1.0", "beta==1.0"])
     project.repo.commit("new lock")
     cache = tmp_path / "cache"
-    exe = str(Path(sys.executable).with_name("sunbeam-sync"))
     procs = [
-        subprocess.Popen(
-            [
-                exe,
-                "prepare",
-                project.repo.url,
-                "--ref",
-                "main",
-                "--cache-dir",
-                str(cache),
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "SUNBEAM_BYTECODE": "off"},
-        )
+        start_prepare(project.repo.url, cache, "--json", env={"SUNBEAM_BYTECODE": "off"})
         for _ in range(8)
     ]
     results = []
@@ -106,10 +88,8 @@ def test_cancel_during_slow_build_leaves_nothing(
         thread = threading.Thread(target=run)
         thread.start()
         envs = Path(settings.cache_dir) / "envs"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not list(envs.glob(".tmp-*")):
-            time.sleep(0.05)
-        time.sleep(0.5)
+        # Cancel once the venv exists: uv sync is then running, stalled on the slow download.
+        wait_for(lambda: any(envs.glob(".tmp-*/pyvenv.cfg")), 30, "the build's venv")
         started = time.monotonic()
         cancel.set()
         thread.join(timeout=15)

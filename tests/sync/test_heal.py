@@ -7,13 +7,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from sunbeam_sync import SyncSettings
+from tests.support.sync_cli import start_prepare, wait_for
 from tests.support.wheels import build_wheel
 from tests.sync.conftest import Project, env_python, prep, run_cli
 
@@ -106,32 +106,27 @@ def test_kill_9_mid_build_leaves_nothing_trusted(project: Project, tmp_path: Pat
     project.repo.commit("bulky")
     cache = tmp_path / "cache"
     envs = cache / "envs"
-    for delay in (0.0, 0.2, 0.5):
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("sunbeam-sync")),
-                "prepare",
-                project.repo.url,
-                "--ref",
-                "main",
-                "--cache-dir",
-                str(cache),
-            ],
-            env={**os.environ, "SUNBEAM_LINK_MODE": "copy", "SUNBEAM_BYTECODE": "off"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+    # Kill at three points of the build, each a state of the temporary folder, not a delay.
+    stages = {
+        "the temporary exists": lambda: any(envs.glob(".tmp-*")),
+        "the venv exists": lambda: any(envs.glob(".tmp-*/pyvenv.cfg")),
+        "packages are landing": lambda: any(envs.glob(".tmp-*/lib/python*/site-packages/bulky")),
+    }
+    for what, reached in stages.items():
+        proc = start_prepare(
+            project.repo.url,
+            cache,
+            env={"SUNBEAM_LINK_MODE": "copy", "SUNBEAM_BYTECODE": "off"},
+            capture=False,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(envs.glob(".tmp-*")):
-            time.sleep(0.01)
-        time.sleep(delay)
+        wait_for(reached, 60, what)
+        # Freeze the sync, so what we see is what the kill interrupts: it cannot publish meanwhile.
+        os.killpg(proc.pid, signal.SIGSTOP)
+        published = [p for p in envs.iterdir() if not p.name.startswith(".")]
+        assert list(envs.glob(".tmp-*")) and not published, f"build finished before: {what}"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        published = [p for p in envs.iterdir() if not p.name.startswith(".")]
-        if published:  # the kill came after the publish: then it must be complete
-            assert run_cli("verify", "--cache-dir", str(cache)).returncode == 0
-            shutil.rmtree(published[0])
+        assert not [p for p in envs.iterdir() if not p.name.startswith(".")]  # nothing trusted
     res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(cache), "--json")
     assert res.returncode == 0, res.stderr
     assert res.json["built"] is True

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from sunbeam_sync import PrepareRequest, SyncSettings, prepare
+from tests.support.sync_cli import wait_for
 from tests.sync.conftest import Project, prep, run_cli
 
 
@@ -13,7 +14,8 @@ def test_gc_evicts_least_recently_used_but_never_in_use(
     project: Project, settings: SyncSettings
 ) -> None:
     old = prep(settings, project.repo.url, "main")
-    time.sleep(0.05)
+    used = time.time()
+    wait_for(lambda: time.time() > used, 1, "the clock to move on")  # distinct last-use times
     project.repo.checkout("feature", create=True)
     project.set_deps(["alpha==2.0"])
     project.repo.commit("alpha 2", branch="feature")

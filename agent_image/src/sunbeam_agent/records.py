@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 
+from sunbeam_contracts import run_labels
 from sunbeam_sync import PrepareResult
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def timings(result: PrepareResult) -> dict[str, float]:
@@ -23,14 +20,14 @@ def timings(result: PrepareResult) -> dict[str, float]:
 def sync_labels(result: PrepareResult, sync_seconds: float) -> dict[str, str]:
     """Flow-run labels (all string values) describing the code and env a run used."""
     return {
-        "sunbeam.ref": result.ref,
-        "sunbeam.commit": result.commit,
-        "sunbeam.env_key": result.env_key,
-        "sunbeam.cache_hit": _flag(result.cache_hit),
-        "sunbeam.built": _flag(result.built),
-        "sunbeam.healed": _flag(result.healed),
-        "sunbeam.sync_seconds": f"{sync_seconds:.3f}",
-        "sunbeam.timings": json.dumps(timings(result), sort_keys=True),
+        run_labels.REF: result.ref,
+        run_labels.COMMIT: result.commit,
+        run_labels.ENV_KEY: result.env_key,
+        run_labels.CACHE_HIT: run_labels.flag(result.cache_hit),
+        run_labels.BUILT: run_labels.flag(result.built),
+        run_labels.HEALED: run_labels.flag(result.healed),
+        run_labels.SYNC_SECONDS: f"{sync_seconds:.3f}",
+        run_labels.TIMINGS: json.dumps(timings(result), sort_keys=True),
     }
 
 

@@ -18,11 +18,12 @@ from sunbeam_api.refs import validate_ref
 from sunbeam_api.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (not re-read from the environment)."""
     return request.app.state.settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def get_mongo(request: Request) -> AsyncMongoClient:

@@ -7,7 +7,6 @@ itself is never imported: the agent checks out the ref and finds the entrypoint 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from uuid import UUID
 
@@ -20,16 +19,18 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel
 
 from sunbeam_api.errors import BadInputError, ConflictError
+from sunbeam_contracts.naming import (
+    ENTRYPOINT,
+    FLOW_NAME,
+    MAIN_DEFAULT_CRON,
+    MAIN_DEPLOYMENT,
+    MAIN_REF,
+    deployment_name,
+)
+from sunbeam_contracts.tags import ref_tag, tagged_refs
 
-FLOW_NAME = "run-sunbeam"
-ENTRYPOINT = "src/sunbeam_pipeline/flow.py:run_sunbeam"
-MAIN_REF = "main"
-MAIN_DEPLOYMENT = "main"
-MAIN_DEFAULT_CRON = "0 2 * * *"
-REF_TAG_PREFIX = "sunbeam-ref:"
 CRON_TIMEZONE = "UTC"
 _PAGE = 200
-_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class PipelineDeployment(BaseModel):
@@ -45,15 +46,6 @@ class PipelineDeployment(BaseModel):
     project_dir: str | None
     created: datetime | None
     updated: datetime | None
-
-
-def ref_slug(ref: str) -> str:
-    return _SLUG_UNSAFE.sub("-", ref)
-
-
-def deployment_name(ref: str) -> str:
-    """The deployment name (without the flow part) that a ref's pipeline lives under."""
-    return MAIN_DEPLOYMENT if ref == MAIN_REF else f"ref-{ref_slug(ref)}"
 
 
 def cron_schedule(cron: str) -> CronSchedule:
@@ -74,10 +66,8 @@ def _deployed_ref(deployment: DeploymentResponse) -> str | None:
     ref = (deployment.job_variables or {}).get("ref")
     if isinstance(ref, str):
         return ref
-    for tag in deployment.tags:
-        if tag.startswith(REF_TAG_PREFIX):
-            return tag[len(REF_TAG_PREFIX) :]
-    return None
+    tagged = tagged_refs(list(deployment.tags))
+    return tagged[0] if tagged else None
 
 
 async def _check_pool(client: PrefectClient, work_pool: str) -> None:
@@ -117,7 +107,7 @@ async def ensure_pipeline_deployment(
     flow_id = await client.create_flow_from_name(FLOW_NAME)
     # Only per-ref deployments carry the ref tag: Prefect unions deployment tags into every run,
     # and on-demand runs of other refs are created from run-sunbeam/main.
-    tags = [] if ref == MAIN_REF else [f"{REF_TAG_PREFIX}{ref}"]
+    tags = [] if ref == MAIN_REF else [ref_tag(ref)]
     return await client.create_deployment(
         flow_id=flow_id,
         name=name,

@@ -16,8 +16,8 @@ import orjson
 from fastapi.responses import Response, StreamingResponse
 
 from sunbeam_api.downsampling import Points
-from sunbeam_api.results import KEYS, SeriesInfo, safe_filename
 from sunbeam_api.series_reader import View
+from sunbeam_api.store import KEYS, SeriesInfo, safe_filename
 
 CSV_ROWS_PER_PART = 100_000
 

@@ -1,32 +1,35 @@
-"""Sunbeam sync: any git ref → its own locked, cached, self-healing uv environment."""
+"""Sunbeam sync: any git ref → its own locked, cached, self-healing uv environment.
 
-from sunbeam_sync.errors import (
-    BadInputError,
-    Cancelled,
-    GitError,
-    LockfileError,
-    NetworkError,
-    SunbeamSyncError,
-    UnknownRefError,
-    UvError,
-)
-from sunbeam_sync.prepare import PreparedEnv, PrepareRequest, PrepareResult, prepare
-from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
+The public names load on first use (PEP 562), so `sunbeam-sync --help` and importing the
+errors stay cheap.
+"""
 
-__all__ = [
-    "BadInputError",
-    "Bytecode",
-    "Cancelled",
-    "GitError",
-    "LinkMode",
-    "LockfileError",
-    "NetworkError",
-    "PrepareRequest",
-    "PrepareResult",
-    "PreparedEnv",
-    "SunbeamSyncError",
-    "SyncSettings",
-    "UnknownRefError",
-    "UvError",
-    "prepare",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOME = {
+    "BadInputError": "errors",
+    "Cancelled": "errors",
+    "GitError": "errors",
+    "LockfileError": "errors",
+    "NetworkError": "errors",
+    "SunbeamSyncError": "errors",
+    "UnknownRefError": "errors",
+    "UvError": "errors",
+    "EnvLease": "lease",
+    "PrepareResult": "lease",
+    "prepare": "preparation",
+    "PrepareRequest": "request",
+    "Bytecode": "settings",
+    "LinkMode": "settings",
+    "SyncSettings": "settings",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'sunbeam_sync' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sunbeam_sync.{_HOME[name]}"), name)

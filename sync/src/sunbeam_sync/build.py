@@ -4,41 +4,37 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PathDistribution
 from pathlib import Path
 
 from sunbeam_sync import proc
+from sunbeam_sync.atomic import atomic_directory
 from sunbeam_sync.bytecode import seed_from_siblings
 from sunbeam_sync.envkey import EnvKey
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
 from sunbeam_sync.fsutil import make_read_only
 from sunbeam_sync.interpreter import Interpreter
 from sunbeam_sync.layout import CacheLayout
-from sunbeam_sync.locks import FileLock
+from sunbeam_sync.linkmode import same_filesystem
 from sunbeam_sync.logs import SyncLog
 from sunbeam_sync.manifest import Distribution, Manifest
+from sunbeam_sync.retry import is_transient, retry
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 from sunbeam_sync.uvtool import uv_bin, uv_environment, uv_version
 from sunbeam_sync.verify import check_records
 
-_NETWORK = (
-    "error sending request",
-    "tcp connect error",
-    "connection refused",
-    "dns error",
-    "failed to fetch",
-    "operation timed out",
-    "could not connect",
-    "connection reset",
-    "network connectivity is disabled",
-)
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
 _HASH = re.compile(r"Hash mismatch for `([^`]+)`")
+# A build whose hardlinked files turn out modified cleans those uv cache entries and tries again.
+_BUILD_ATTEMPTS = 2
+
+
+class _Rebuild(Exception):
+    """Raised inside a build attempt to throw its folder away and start the next one."""
 
 
 @dataclass
@@ -83,7 +79,7 @@ class Builder:
                 f"uv.lock in {project.name or '.'} is out of date with pyproject.toml: "
                 "run `uv lock` and commit the result"
             )
-        if any(s in out for s in _NETWORK):
+        if is_transient(out):
             self.log.warning(
                 "uv", "could not check uv.lock against pyproject.toml (index unreachable)"
             )
@@ -94,57 +90,65 @@ class Builder:
 
     # ----------------------------------------------------------------- build
     def build(self, req: BuildRequest) -> Manifest:
-        final = self.layout.env(req.key.key)
-        tmp = self.layout.temp_sibling(final)
-        started = time.monotonic()
-        try:
-            self._uv(
-                [
-                    "venv",
-                    "--relocatable",
-                    "--no-project",
-                    "--python",
-                    req.interpreter.path,
-                    str(tmp),
-                ],
-                failure="could not create the virtualenv",
+        """Check the lock, build the env of `req.key` and publish it under its final name."""
+        cache_home = self.uv_cache if self.uv_cache.exists() else self.layout.root
+        if not same_filesystem(cache_home, self.layout.envs):
+            self.log.warning(
+                "build", "uv's cache is on another filesystem: every install is a full copy"
             )
-            if not (tmp / "pyvenv.cfg").is_file():  # never point uv sync at a non-venv folder
-                raise UvError(f"uv venv did not create {tmp}/pyvenv.cfg")
-            self._sync(tmp, req)
-            manifest = self._manifest(tmp, req, time.monotonic() - started)
-            if req.link_mode is LinkMode.HARDLINK:
-                seeded = seed_from_siblings(tmp, manifest.site_packages, self._compiled_siblings())
-                if seeded:
-                    self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
-            records = check_records(tmp, manifest)
-            if records.modified:
-                # Hardlinks share inodes with uv's cache: a cache entry changed after install.
-                # Drop those entries and build once more from fresh downloads.
-                names = sorted(records.modified)
-                self.log.warning("build", f"uv cache entries were modified: {', '.join(names)}")
-                self._uv(["cache", "clean", *names], failure="could not clean the uv cache")
-                shutil.rmtree(tmp)
-                return self.build(req)
-            if records.problems:
-                raise UvError(f"the new environment is incomplete: {records.problems[0]}")
-            make_read_only(tmp)
-            manifest.build_seconds = round(time.monotonic() - started, 3)
-            manifest.write(tmp)
-            compiled = self.layout.state / f"{req.key.key}.compiled"
-            compiled.unlink(missing_ok=True)
-            os.rename(tmp, final)  # the publish: atomic on one filesystem
-            if self.settings.bytecode is Bytecode.BUILD:
-                compiled.touch()
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        self.check_lock(req.project)
+        started = time.monotonic()
+        for attempt in range(1, _BUILD_ATTEMPTS + 1):
+            try:
+                with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
+                    manifest = self._install(tmp, req, started)
+                    if attempt < _BUILD_ATTEMPTS:
+                        self._drop_modified_cache_entries(tmp, manifest)
+                    self._seal(tmp, req, manifest, started)
+                break
+            except _Rebuild:
+                continue
         self.log.info(
             "build",
-            f"published {final.name[:12]} ({len(manifest.distributions)} packages, "
+            f"published {req.key.key[:12]} ({len(manifest.distributions)} packages, "
             f"{req.link_mode.value} links) in {manifest.build_seconds:.2f}s",
         )
         return manifest
+
+    def _drop_modified_cache_entries(self, tmp: Path, manifest: Manifest) -> None:
+        modified = sorted(check_records(tmp, manifest).modified)
+        if modified:
+            # Hardlinks share inodes with uv's cache: a cache entry changed after install.
+            # Drop those entries and build once more from fresh downloads.
+            self.log.warning("build", f"uv cache entries were modified: {', '.join(modified)}")
+            self._uv(["cache", "clean", *modified], failure="could not clean the uv cache")
+            raise _Rebuild
+
+    def _install(self, tmp: Path, req: BuildRequest, started: float) -> Manifest:
+        venv = ["venv", "--relocatable", "--no-project", "--python", req.interpreter.path, str(tmp)]
+        self._uv(venv, failure="could not create the virtualenv")
+        if not (tmp / "pyvenv.cfg").is_file():  # never point uv sync at a non-venv folder
+            raise UvError(f"uv venv did not create {tmp}/pyvenv.cfg")
+        self._sync(tmp, req)
+        manifest = self._manifest(tmp, req, time.monotonic() - started)
+        if req.link_mode is LinkMode.HARDLINK:
+            seeded = seed_from_siblings(tmp, manifest.site_packages, self._compiled_siblings())
+            if seeded:
+                self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
+        return manifest
+
+    def _seal(self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float) -> None:
+        """Last checks and the manifest, just before the publish."""
+        records = check_records(tmp, manifest)
+        if records.problems:
+            raise UvError(f"the new environment is incomplete: {records.problems[0]}")
+        make_read_only(tmp)
+        manifest.build_seconds = round(time.monotonic() - started, 3)
+        manifest.write(tmp)
+        compiled = self.layout.state / f"{req.key.key}.compiled"
+        compiled.unlink(missing_ok=True)
+        if self.settings.bytecode is Bytecode.BUILD:
+            compiled.touch()
 
     def _compiled_siblings(self) -> list[Path]:
         """Published envs whose bytecode compilation finished, most recent first."""
@@ -153,7 +157,7 @@ class Builder:
         )
         return [self.layout.env(p.stem) for p in done if self.layout.env(p.stem).is_dir()]
 
-    def _sync(self, target: Path, req: BuildRequest) -> None:
+    def _sync_command(self, req: BuildRequest) -> list[str]:
         cmd = [
             "sync",
             "--frozen",
@@ -172,23 +176,25 @@ class Builder:
             cmd += ["--extra", extra]
         if self.settings.bytecode is Bytecode.BUILD:
             cmd.append("--compile-bytecode")
-        attempts = max(1, self.settings.uv_retries)
-        result: proc.ProcResult | None = None
-        for attempt in range(1, attempts + 1):
-            result = self._uv(cmd, UV_PROJECT_ENVIRONMENT=str(target))
-            if result.returncode == 0:
-                return
-            if not _is_network(result):
-                raise _sync_error(result)
-            if attempt < attempts:
-                delay = self.settings.retry_backoff * 2 ** (attempt - 1)
-                self.log.warning("uv", f"package index unreachable; retry {attempt} in {delay}s")
-                if self.cancel is not None:
-                    self.cancel.wait(delay)
-                else:
-                    time.sleep(delay)
+        return cmd
+
+    def _sync(self, target: Path, req: BuildRequest) -> None:
+        cmd = self._sync_command(req)
+        result = retry(
+            lambda: self._uv(cmd, UV_PROJECT_ENVIRONMENT=str(target)),
+            again=lambda r: r.returncode != 0 and is_transient(r.output),
+            attempts=self.settings.uv_retries,
+            backoff=self.settings.retry_backoff,
+            cancel=self.cancel,
+            on_retry=lambda _r, n, delay: self.log.warning(
+                "uv", f"package index unreachable; retry {n} in {delay}s"
+            ),
+        )
+        if result.returncode == 0:
+            return
+        if not is_transient(result.output):
+            raise _sync_error(result)
         self.log.warning("uv", "package index unreachable; trying to build from uv's cache only")
-        assert result is not None
         offline = self._uv([*cmd, "--offline"], UV_PROJECT_ENVIRONMENT=str(target))
         if offline.returncode == 0:
             self.log.info("uv", "built from uv's cache (offline)")
@@ -201,17 +207,8 @@ class Builder:
         )
 
     def _manifest(self, env: Path, req: BuildRequest, seconds: float) -> Manifest:
-        site = _site_packages(env)
-        dists = []
-        for entry in sorted(site.iterdir()):
-            if entry.name.endswith(".dist-info"):
-                name, version = _name_version(entry)
-                files = (
-                    sum(1 for _ in (entry / "RECORD").open()) if (entry / "RECORD").exists() else 0
-                )
-                dists.append(
-                    Distribution(name=name, version=version, dist_info=entry.name, files=files)
-                )
+        site = site_packages(env)
+        dists = [_distribution(entry) for entry in sorted(site.glob("*.dist-info"))]
         return Manifest(
             key=req.key.key,
             inputs=req.key.inputs,
@@ -242,56 +239,21 @@ class Builder:
         return result
 
 
-def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path) -> None:
-    """Compile .pyc files after publishing, so no run waits for it; touch `done` when finished.
-
-    The child inherits our shared lease's open file, so eviction waits for it too.
-    Python writes .pyc files atomically, so runs starting meanwhile never see half a file.
-    """
-    site = _site_packages(env)
-    script = 'nice -n 10 "$1" -m compileall -q -j 0 "$2" >/dev/null 2>&1; touch "$3"'
-    try:
-        subprocess.Popen(
-            ["sh", "-c", script, "sh", str(env / "bin" / "python"), str(site), str(done)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            pass_fds=(lease.fileno(),),
-        )
-        log.info("build", "compiling bytecode in the background")
-    except OSError as exc:
-        log.warning("build", f"could not start background bytecode compilation: {exc}")
-
-
-def _site_packages(env: Path) -> Path:
+def site_packages(env: Path) -> Path:
     found = sorted(env.glob("lib/python*/site-packages")) or sorted(env.glob("lib/*/site-packages"))
     if not found:
         raise UvError(f"no site-packages folder in {env}")
     return found[0]
 
 
-def _name_version(dist_info: Path) -> tuple[str, str]:
-    name = version = ""
-    try:
-        with (dist_info / "METADATA").open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Name:"):
-                    name = line[5:].strip()
-                elif line.startswith("Version:"):
-                    version = line[8:].strip()
-                if (name and version) or not line.strip():
-                    break
-    except OSError:
-        pass
+def _distribution(dist_info: Path) -> Distribution:
+    meta = PathDistribution(dist_info).metadata
+    name, version = meta.get("Name") or "", meta.get("Version") or ""
     if not name:
         name, _, version = dist_info.name.removesuffix(".dist-info").partition("-")
-    return name, version
-
-
-def _is_network(result: proc.ProcResult) -> bool:
-    out = result.output.lower()
-    return any(s in out for s in _NETWORK)
+    record = dist_info / "RECORD"
+    files = sum(1 for _ in record.open()) if record.exists() else 0
+    return Distribution(name=name, version=version, dist_info=dist_info.name, files=files)
 
 
 def _sync_error(result: proc.ProcResult) -> Exception:

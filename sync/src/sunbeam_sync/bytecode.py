@@ -10,8 +10,11 @@ first run paying seconds of compilation (images often set PYTHONDONTWRITEBYTECOD
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
+from sunbeam_sync.locks import FileLock
+from sunbeam_sync.logs import SyncLog
 from sunbeam_sync.manifest import Manifest
 
 _SIBLINGS = 1
@@ -66,3 +69,26 @@ def _seed_one(site: Path, sibling_site: Path) -> int:
             except OSError:
                 return linked  # another filesystem or no permission: nothing more to gain here
     return linked
+
+
+def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path) -> None:
+    """Compile .pyc files after publishing, so no run waits for it; touch `done` when finished.
+
+    The child inherits our shared lease's open file, so eviction waits for it too.
+    Python writes .pyc files atomically, so runs starting meanwhile never see half a file.
+    """
+    manifest = Manifest.read(env)
+    site = env / manifest.site_packages if manifest else env
+    script = 'nice -n 10 "$1" -m compileall -q -j 0 "$2" >/dev/null 2>&1; touch "$3"'
+    try:
+        subprocess.Popen(
+            ["sh", "-c", script, "sh", str(env / "bin" / "python"), str(site), str(done)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(lease.fileno(),),
+        )
+        log.info("build", "compiling bytecode in the background")
+    except OSError as exc:
+        log.warning("build", f"could not start background bytecode compilation: {exc}")

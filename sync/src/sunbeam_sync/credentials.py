@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sunbeam_sync.atomic import atomic_write
 from sunbeam_sync.settings import SyncSettings
 
 # The script holds no secret: it echoes variables that only the git child process's environment has.
@@ -19,10 +20,7 @@ esac
 def askpass_script(folder: Path) -> Path:
     path = folder / "askpass.sh"
     if not path.exists() or path.read_text() != _ASKPASS:
-        tmp = folder / f".askpass-{os.getpid()}"
-        tmp.write_text(_ASKPASS)
-        tmp.chmod(0o755)
-        os.replace(tmp, path)
+        atomic_write(path, _ASKPASS, mode=0o755)
     return path
 
 

@@ -9,39 +9,26 @@ import threading
 import time
 from pathlib import Path
 
-import git
-
 from sunbeam_sync import proc
+from sunbeam_sync.atomic import atomic_directory
 from sunbeam_sync.credentials import git_environment
 from sunbeam_sync.errors import GitError, NetworkError, UnknownRefError
 from sunbeam_sync.fsutil import make_read_only, remove_tree
+from sunbeam_sync.gitrun import GitRunner
 from sunbeam_sync.layout import CacheLayout, repo_id
 from sunbeam_sync.logs import SyncLog
 from sunbeam_sync.refs import FULL_SHA, HEX_SHA
+from sunbeam_sync.retry import is_transient, retry
 from sunbeam_sync.settings import SyncSettings
 
 CHECKOUT_MARKER = ".sunbeam-commit"
-_TRANSIENT = (
-    "could not resolve host",
-    "connection refused",
-    "connection reset",
-    "connection timed out",
-    "operation timed out",
-    "timed out",
-    "early eof",
-    "the remote end hung up",
-    "couldn't connect",
-    "failed to connect",
-    "temporary failure",
-    "http 5",
-    "error: 5",
-    "502",
-    "503",
-    "504",
-    "rpc failed",
-)
 _AUTH = ("authentication failed", "could not read username", "could not read password", "403")
 _MISSING = ("not found", "does not appear to be a git repository", "does not exist", "no such")
+_CONFIG = (
+    ("gc.auto", "0"),  # no surprise repacks while a run waits
+    ("remote.origin.fetch", "+refs/heads/*:refs/heads/*"),
+    ("remote.origin.fetch", "+refs/tags/*:refs/tags/*"),
+)
 
 
 class Mirror:
@@ -60,39 +47,37 @@ class Mirror:
         self.settings = settings
         self.log = log
         self.cancel = cancel
-        self.env = git_environment(settings, layout.git)
+        self.git = GitRunner(layout.git, git_environment(settings, layout.git), log, cancel)
+
+    def _git(self, *args: str, quiet: bool = True) -> proc.ProcResult:
+        return self.git.run(f"--git-dir={self.path}", *args, quiet=quiet)
 
     # ------------------------------------------------------------------ mirror
-    def _open(self) -> git.Repo | None:
-        if (self.path / "HEAD").exists():
-            return git.Repo(self.path)
-        return None
+    def _exists(self) -> bool:
+        return (self.path / "HEAD").exists()
 
-    def ensure(self) -> git.Repo:
-        repo = self._open()
-        if repo is not None:
-            return repo
+    def ensure(self) -> None:
+        if self._exists():
+            return
         with self.layout.mirror_lock(self.rid).acquire(
             timeout=self.settings.lock_timeout, log=self.log, cancel=self.cancel
         ):
-            repo = self._open()
-            if repo is not None:
-                return repo
-            tmp = self.layout.temp_sibling(self.path)
-            repo = git.Repo.init(tmp, bare=True, mkdir=True)
-            with repo.config_writer() as cfg:
-                cfg.set_value('remote "origin"', "url", self.repo)
-                cfg.set_value('remote "origin"', "fetch", "+refs/heads/*:refs/heads/*")
-                cfg.add_value('remote "origin"', "fetch", "+refs/tags/*:refs/tags/*")
-                cfg.set_value("gc", "auto", "0")  # no surprise repacks while a run waits
-            os.rename(tmp, self.path)
+            if self._exists():
+                return
+            with atomic_directory(self.path) as tmp:
+                self._must(self.git.run("init", "--quiet", "--bare", str(tmp), quiet=True))
+                config = (("remote.origin.url", self.repo), *_CONFIG)
+                for name, value in config:
+                    self._must(self.git.run(f"--git-dir={tmp}", "config", "--add", name, value))
             self.log.info("git", f"created mirror {self.path.name} of {self.repo}")
-            return git.Repo(self.path)
+
+    def _must(self, result: proc.ProcResult) -> None:
+        if result.returncode != 0:
+            raise GitError(f"could not create the mirror of {self.repo}: {_last(result.lines)}")
 
     def fetch(self) -> None:
         """Fetch heads and tags, retrying transient failures with backoff."""
         self.ensure()
-        attempts = max(1, self.settings.git_retries)
         asked = time.time()
         with self.layout.mirror_lock(self.rid).acquire(
             timeout=self.settings.lock_timeout, log=self.log, cancel=self.cancel
@@ -101,50 +86,41 @@ class Mirror:
                 # Another run fetched while we waited for the lock: its refs are as fresh as ours.
                 self.log.info("git", "fetched by a concurrent run moments ago; not fetching again")
                 return
-            for attempt in range(1, attempts + 1):
-                result = proc.run(
-                    ["git", "-C", str(self.path), "fetch", "--prune", "--no-auto-gc", "origin"],
-                    log=self.log,
-                    tag="git",
-                    env=self.env,
-                    cancel=self.cancel,
-                )
-                if result.returncode == 0:
-                    self._fetch_marker.touch()
-                    return
-                out = result.output.lower()
-                if any(s in out for s in _AUTH):
-                    raise GitError(
-                        f"git could not authenticate to {self.repo}: set SUNBEAM_GIT_TOKEN to a "
-                        "token with read access"
-                    )
-                transient = any(s in out for s in _TRANSIENT)
-                if not transient:
-                    if any(s in out for s in _MISSING):
-                        raise GitError(
-                            f"repository {self.repo} was not found or is not a git repository: "
-                            "check the URL and that the token can read it"
-                        )
-                    raise GitError(f"git fetch from {self.repo} failed: {_last(result.lines)}")
-                if attempt < attempts:
-                    delay = self.settings.retry_backoff * 2 ** (attempt - 1)
-                    self.log.warning(
-                        "git", f"fetch failed ({_last(result.lines)}); retry {attempt} in {delay}s"
-                    )
-                    _sleep(delay, self.cancel)
-            raise NetworkError(
-                f"could not reach {self.repo} after {attempts} attempts: {_last(result.lines)}"
+            result = retry(
+                lambda: self._git("fetch", "--prune", "--no-auto-gc", "origin", quiet=False),
+                again=_transient,
+                attempts=self.settings.git_retries,
+                backoff=self.settings.retry_backoff,
+                cancel=self.cancel,
+                on_retry=lambda r, n, delay: self.log.warning(
+                    "git", f"fetch failed ({_last(r.lines)}); retry {n} in {delay}s"
+                ),
             )
+            if result.returncode != 0:
+                raise self._fetch_error(result)
+            self._fetch_marker.touch()
+
+    def _fetch_error(self, result: proc.ProcResult) -> Exception:
+        out = result.output.lower()
+        if any(s in out for s in _AUTH):
+            return GitError(
+                f"git could not authenticate to {self.repo}: set SUNBEAM_GIT_TOKEN to a "
+                "token with read access"
+            )
+        if is_transient(out):
+            return NetworkError(
+                f"could not reach {self.repo} after {max(1, self.settings.git_retries)} "
+                f"attempts: {_last(result.lines)}"
+            )
+        if any(s in out for s in _MISSING):
+            return GitError(
+                f"repository {self.repo} was not found or is not a git repository: "
+                "check the URL and that the token can read it"
+            )
+        return GitError(f"git fetch from {self.repo} failed: {_last(result.lines)}")
 
     def _fetch_commit(self, sha: str) -> str | None:
-        result = proc.run(
-            ["git", "-C", str(self.path), "fetch", "--no-auto-gc", "origin", sha],
-            log=self.log,
-            tag="git",
-            env=self.env,
-            cancel=self.cancel,
-            quiet=True,
-        )
+        result = self._git("fetch", "--no-auto-gc", "origin", sha)
         return sha if result.returncode == 0 and self.has_commit(sha) else None
 
     @property
@@ -158,33 +134,33 @@ class Mirror:
             return False
 
     def has_commit(self, sha: str) -> bool:
-        repo = self._open()
-        if repo is None:
-            return False
-        try:
-            repo.git.cat_file("-e", f"{sha}^{{commit}}")
-            return True
-        except git.GitCommandError:
-            return False
+        return self._exists() and self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
+
+    def _rev_parse(self, spec: str) -> str | None:
+        result = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", spec)
+        return result.output.strip() or None if result.returncode == 0 else None
 
     def resolve(self, ref: str) -> str | None:
         """Full commit SHA for a branch, tag or (abbreviated) SHA; None if the mirror lacks it."""
-        repo = self._open()
-        if repo is None:
+        if not self._exists():
             return None
         names = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
         for name in names:
-            sha = _rev_parse(repo, f"{name}^{{commit}}")
+            sha = self._rev_parse(f"{name}^{{commit}}")
             if sha:
                 return sha
         if HEX_SHA.match(ref):
-            sha = _rev_parse(repo, f"{ref}^{{commit}}")
-            if sha is None and len(ref) < 40 and _is_ambiguous(repo, ref):
+            sha = self._rev_parse(f"{ref}^{{commit}}")
+            if sha is None and len(ref) < 40 and self._is_ambiguous(ref):
                 raise UnknownRefError(
                     f"short SHA {ref!r} is ambiguous in {self.repo}: give more hex digits"
                 )
             return sha
         return None
+
+    def _is_ambiguous(self, prefix: str) -> bool:
+        result = self._git("rev-parse", "--disambiguate=" + prefix)
+        return result.returncode == 0 and len(result.output.split()) > 1
 
     def resolve_or_fetch(self, ref: str) -> tuple[str, bool]:
         """Resolve `ref`, fetching first unless it is a full SHA the mirror already has.
@@ -219,46 +195,39 @@ class Mirror:
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # no marker: cannot come from us (we rename complete folders only)
             remove_tree(final)
-        tmp = self.layout.temp_sibling(final)
-        tmp.mkdir()
-        try:
-            repo = self.ensure()
-            with tempfile.TemporaryFile(dir=final.parent) as archive:
-                repo.archive(archive, commit, format="tar")
-                archive.seek(0)
-                # An empty tree archives to a header tarfile cannot read: nothing to extract.
-                if repo.git.ls_tree(commit):
-                    with tarfile.open(fileobj=archive) as tar:
-                        _extract(tar, tmp)
+        self.ensure()
+        with atomic_directory(
+            final, keep_theirs=lambda: (final / CHECKOUT_MARKER).is_file()
+        ) as tmp:
+            self._extract_commit(commit, tmp)
             (tmp / CHECKOUT_MARKER).write_text(commit + "\n")
             make_read_only(tmp)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not (final / CHECKOUT_MARKER).is_file():
-                    raise
-        except git.GitCommandError as exc:
-            raise GitError(f"could not read commit {commit} from the mirror: {exc.stderr}") from exc
-        finally:
-            if tmp.exists():
-                remove_tree(tmp)
         return final
 
+    def _extract_commit(self, commit: str, dest: Path) -> None:
+        with tempfile.TemporaryFile(dir=dest.parent) as archive:
+            result = self.git.run(
+                f"--git-dir={self.path}",
+                "archive",
+                "--format=tar",
+                commit,
+                quiet=True,
+                sink=archive,
+            )
+            if result.returncode != 0:
+                raise GitError(
+                    f"could not read commit {commit} from the mirror: {_last(result.lines)}"
+                )
+            archive.seek(0)
+            # An empty tree archives to a header tarfile cannot read: nothing to extract.
+            if self._git("ls-tree", commit).output.strip():
+                with tarfile.open(fileobj=archive) as tar:
+                    _extract(tar, dest)
 
-def _rev_parse(repo: git.Repo, spec: str) -> str | None:
-    try:
-        return str(repo.git.rev_parse("--verify", "--quiet", "--end-of-options", spec)).strip()
-    except git.GitCommandError:
-        return None
 
-
-def _is_ambiguous(repo: git.Repo, prefix: str) -> bool:
-    try:
-        repo.git.rev_parse("--disambiguate=" + prefix)
-    except git.GitCommandError:
-        return False
-    out = repo.git.rev_parse("--disambiguate=" + prefix).split()
-    return len(out) > 1
+def _transient(result: proc.ProcResult) -> bool:
+    out = result.output.lower()
+    return result.returncode != 0 and not any(s in out for s in _AUTH) and is_transient(out)
 
 
 def _last(lines: list[str]) -> str:
@@ -266,13 +235,6 @@ def _last(lines: list[str]) -> str:
         if line.strip():
             return line.strip()
     return "no output"
-
-
-def _sleep(seconds: float, cancel: threading.Event | None) -> None:
-    if cancel is None:
-        time.sleep(seconds)
-    else:
-        cancel.wait(seconds)
 
 
 def _extract(tar: tarfile.TarFile, dest: Path) -> None:

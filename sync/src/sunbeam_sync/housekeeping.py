@@ -10,8 +10,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from sunbeam_sync.atomic import TMP_PREFIX
 from sunbeam_sync.fsutil import disk_usage, remove_tree
-from sunbeam_sync.layout import BAD_PREFIX, TMP_PREFIX, CacheLayout
+from sunbeam_sync.layout import BAD_PREFIX, CacheLayout
 from sunbeam_sync.locks import FileLock
 from sunbeam_sync.settings import SyncSettings
 from sunbeam_sync.usage import damage_marker, read_usage
@@ -53,9 +54,7 @@ class GcReport(BaseModel):
 
 
 def _layout(settings: SyncSettings) -> CacheLayout:
-    layout = CacheLayout(Path(settings.cache_dir).expanduser().absolute())
-    layout.ensure()
-    return layout
+    return CacheLayout.open(settings.cache_dir)
 
 
 def _env_keys(layout: CacheLayout) -> list[str]:
@@ -109,12 +108,27 @@ def verify_all(settings: SyncSettings, *, deep: bool = False) -> list[VerifyRepo
 def collect_garbage(
     settings: SyncSettings, *, max_bytes: int | None = None, dry_run: bool = False
 ) -> GcReport:
-    layout = _layout(settings)
-    report = GcReport(dry_run=dry_run)
+    gc = _Collector(_layout(settings), dry_run)
+    gc.temporaries()
+    gc.quarantined()
+    gc.checkouts()
+    envs = list_envs(settings)
+    total = sum(e.size_bytes for e in envs)
+    if max_bytes is not None:
+        total = gc.evict(envs, total, max_bytes)
+    gc.report.bytes_remaining = total
+    return gc.report
 
-    def drop(kind: str, path: Path, name: str) -> None:
+
+class _Collector:
+    def __init__(self, layout: CacheLayout, dry_run: bool) -> None:
+        self.layout = layout
+        self.dry_run = dry_run
+        self.report = GcReport(dry_run=dry_run)
+
+    def drop(self, kind: str, path: Path, name: str) -> None:
         size = disk_usage(path)[0]
-        if not dry_run:
+        if not self.dry_run:
             # Rename first so a half-deleted folder never sits under a name anyone trusts.
             doomed = path.with_name(f"{TMP_PREFIX}gc-{path.name}-{os.getpid()}-00000000")
             try:
@@ -122,68 +136,78 @@ def collect_garbage(
             except OSError:
                 doomed = path
             remove_tree(doomed)
-        report.removed.append(Removed(kind=kind, name=name, bytes=size))
-        report.bytes_reclaimed += size
+        self.report.removed.append(Removed(kind=kind, name=name, bytes=size))
+        self.report.bytes_reclaimed += size
 
-    # Leftovers of killed builds: an env temporary whose key's build lock is free is abandoned.
-    for tmp in sorted(layout.envs.glob(f"{TMP_PREFIX}*")):
-        key = tmp.name[len(TMP_PREFIX) :][:64]
-        lock = layout.build_lock(key)
-        if not _KEY.match(key) or lock.try_acquire():
-            try:
-                drop("temporary", tmp, tmp.name)
-            finally:
-                lock.release()
-    for tmp in sorted(layout.checkouts.glob(f"*/{TMP_PREFIX}*")) + sorted(
-        layout.git.glob(f"{TMP_PREFIX}*")
-    ):
-        m = _TMP_PID.search(tmp.name)
-        if m is None or not _pid_alive(int(m.group(1))) or _age(tmp) > 3600:
-            drop("temporary", tmp, tmp.name)
+    def temporaries(self) -> None:
+        layout = self.layout
+        # Leftovers of killed builds: an env temporary whose key's build lock is free is abandoned.
+        for tmp in sorted(layout.envs.glob(f"{TMP_PREFIX}*")):
+            key = tmp.name[len(TMP_PREFIX) :][:64]
+            lock = layout.build_lock(key)
+            if not _KEY.match(key) or lock.try_acquire():
+                try:
+                    self.drop("temporary", tmp, tmp.name)
+                finally:
+                    lock.release()
+        others = sorted(layout.checkouts.glob(f"*/{TMP_PREFIX}*")) + sorted(
+            layout.git.glob(f"{TMP_PREFIX}*")
+        )
+        for tmp in others:
+            m = _TMP_PID.search(tmp.name)
+            if m is None or not _pid_alive(int(m.group(1))) or _age(tmp) > 3600:
+                self.drop("temporary", tmp, tmp.name)
 
-    for bad in sorted(layout.envs.glob(f"{BAD_PREFIX}*")):
-        key = bad.name[len(BAD_PREFIX) :][:64]
-        use = layout.use_lock(key, shared=False)
-        # A quarantined env may still serve a run that started before it was moved aside.
-        if use.try_acquire():
-            try:
-                drop("quarantined", bad, bad.name)
-            finally:
-                use.release()
-        else:
-            report.kept_in_use.append(bad.name)
+    def quarantined(self) -> None:
+        for bad in sorted(self.layout.envs.glob(f"{BAD_PREFIX}*")):
+            key = bad.name[len(BAD_PREFIX) :][:64]
+            use = self.layout.use_lock(key, shared=False)
+            # A quarantined env may still serve a run that started before it was moved aside.
+            if use.try_acquire():
+                try:
+                    self.drop("quarantined", bad, bad.name)
+                finally:
+                    use.release()
+            else:
+                self.report.kept_in_use.append(bad.name)
 
-    for checkout in sorted(p for p in layout.checkouts.glob("*/*") if not p.name.startswith(".")):
-        lock = layout.checkout_lock(checkout.parent.name, checkout.name, shared=False)
-        if lock.try_acquire():
-            try:
-                drop("checkout", checkout, f"{checkout.parent.name}/{checkout.name[:12]}")
-            finally:
-                lock.release()
+    def checkouts(self) -> None:
+        found = self.layout.checkouts.glob("*/*")
+        for checkout in sorted(p for p in found if not p.name.startswith(".")):
+            lock = self.layout.checkout_lock(checkout.parent.name, checkout.name, shared=False)
+            if lock.try_acquire():
+                try:
+                    self.drop("checkout", checkout, f"{checkout.parent.name}/{checkout.name[:12]}")
+                finally:
+                    lock.release()
 
-    envs = list_envs(settings)
-    total = sum(e.size_bytes for e in envs)
-    if max_bytes is not None:
-        for env in sorted(envs, key=lambda e: e.last_used or 0):  # least recently used first
+    def evict(self, envs: list[EnvInfo], total: int, max_bytes: int) -> int:
+        """Drop least-recently-used idle envs until `total` fits `max_bytes`; the new total."""
+        for env in sorted(envs, key=lambda e: e.last_used or 0):
             if total <= max_bytes:
                 break
-            build = layout.build_lock(env.key)
-            use = layout.use_lock(env.key, shared=False)
-            if build.try_acquire():
-                try:
-                    if use.try_acquire():
-                        try:
-                            drop("env", Path(env.path), env.key)
-                            damage_marker(layout, env.key).unlink(missing_ok=True)
-                            total -= env.size_bytes
-                        finally:
-                            use.release()
-                        continue
-                finally:
-                    build.release()
-            report.kept_in_use.append(env.key)
-    report.bytes_remaining = total
-    return report
+            if self._evict_one(env):
+                total -= env.size_bytes
+            else:
+                self.report.kept_in_use.append(env.key)
+        return total
+
+    def _evict_one(self, env: EnvInfo) -> bool:
+        build = self.layout.build_lock(env.key)
+        use = self.layout.use_lock(env.key, shared=False)
+        if not build.try_acquire():
+            return False
+        try:
+            if not use.try_acquire():
+                return False
+            try:
+                self.drop("env", Path(env.path), env.key)
+                damage_marker(self.layout, env.key).unlink(missing_ok=True)
+                return True
+            finally:
+                use.release()
+        finally:
+            build.release()
 
 
 def _pid_alive(pid: int) -> bool:

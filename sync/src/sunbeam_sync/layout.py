@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 import uuid
@@ -13,7 +12,6 @@ from urllib.parse import urlsplit
 
 from sunbeam_sync.locks import FileLock
 
-TMP_PREFIX = ".tmp-"
 BAD_PREFIX = ".bad-"
 
 
@@ -53,6 +51,13 @@ class CacheLayout:
     def uv_cache(self) -> Path:
         return self.root / "uv"
 
+    @classmethod
+    def open(cls, cache_dir: Path) -> CacheLayout:
+        """The layout under `cache_dir`, its folders created."""
+        layout = cls(Path(cache_dir).expanduser().absolute())
+        layout.ensure()
+        return layout
+
     def ensure(self) -> None:
         for path in (self.git, self.checkouts, self.envs, self.locks, self.state):
             path.mkdir(parents=True, exist_ok=True)
@@ -65,10 +70,6 @@ class CacheLayout:
 
     def env(self, key: str) -> Path:
         return self.envs / key
-
-    def temp_sibling(self, final: Path) -> Path:
-        # Same folder as the final path, so publishing is one rename(2) on one filesystem.
-        return final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def quarantine_path(self, final: Path) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S")

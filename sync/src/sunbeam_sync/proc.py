@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from sunbeam_sync.errors import Cancelled
 from sunbeam_sync.logs import SyncLog
@@ -42,13 +43,12 @@ def run(
     cwd: Path | None = None,
     cancel: threading.Event | None = None,
     quiet: bool = False,
-    keep: int = 2000,
 ) -> ProcResult:
     """Run `cmd`, logging each output line as `[tag] line` (unless quiet); raise Cancelled on cancel.
 
     The child gets its own session so a cancel (or our own death) takes its whole tree down.
     """
-    proc = subprocess.Popen(
+    child = subprocess.Popen(
         list(cmd),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -57,53 +57,86 @@ def run(
         cwd=str(cwd) if cwd else None,
         start_new_session=True,
     )
-    lines: deque[str] = deque(maxlen=keep)
+    return supervise(child, log=log, tag=tag, cancel=cancel, quiet=quiet)
 
-    def pump() -> None:
-        assert proc.stdout is not None
+
+class _Lines:
+    """The redacted output lines of a child, kept (the last `keep`) and logged as they come."""
+
+    def __init__(self, log: SyncLog, tag: str, quiet: bool, keep: int = 2000) -> None:
+        self.log, self.tag, self.quiet = log, tag, quiet
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._guard = threading.Lock()
+
+    def pump(self, stream: IO[bytes]) -> None:
         buf = b""
-        for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
             buf += chunk
             *done, buf = _LINE_SPLIT.split(buf)
             for raw in done:
-                _emit(raw)
+                self._emit(raw)
         if buf:
-            _emit(buf)
+            self._emit(buf)
 
-    def _emit(raw: bytes) -> None:
-        line = log.redact(raw.decode(errors="replace").rstrip())
+    def _emit(self, raw: bytes) -> None:
+        line = self.log.redact(raw.decode(errors="replace").rstrip())
         if not line.strip():
             return
-        lines.append(line)
-        if not quiet:
-            log.logger.info("[%s] %s", tag, line)
+        with self._guard:
+            self.lines.append(line)
+        if not self.quiet:
+            self.log.logger.info("[%s] %s", self.tag, line)
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+
+def _copy(stream: IO[bytes], sink: IO[bytes]) -> None:
+    for chunk in iter(lambda: stream.read(1 << 16), b""):
+        sink.write(chunk)
+
+
+def supervise(
+    child: subprocess.Popen[bytes],
+    *,
+    log: SyncLog,
+    tag: str,
+    cancel: threading.Event | None = None,
+    quiet: bool = False,
+    sink: IO[bytes] | None = None,
+) -> ProcResult:
+    """Wait for a started child: log its output (stdout into `sink` if given), kill it on cancel."""
+    lines = _Lines(log, tag, quiet)
+    readers = []
+    if child.stdout is not None:
+        target = (lambda: _copy(child.stdout, sink)) if sink else (lambda: lines.pump(child.stdout))  # type: ignore[arg-type]
+        readers.append(threading.Thread(target=target, daemon=True))
+    if child.stderr is not None:
+        readers.append(threading.Thread(target=lines.pump, args=(child.stderr,), daemon=True))
+    for reader in readers:
+        reader.start()
     try:
         while True:
             try:
-                proc.wait(timeout=0.1)
+                child.wait(timeout=0.1)
                 break
             except subprocess.TimeoutExpired:
                 if cancel is not None and cancel.is_set():
-                    _kill(proc)
                     raise Cancelled(f"cancelled while running {tag}") from None
     except BaseException:
-        _kill(proc)
+        kill(child)
         raise
     finally:
-        reader.join(timeout=5)
-    return ProcResult(proc.returncode, list(lines))
+        for reader in readers:
+            reader.join(timeout=5)
+    return ProcResult(child.returncode, list(lines.lines))
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
+def kill(child: subprocess.Popen[bytes]) -> None:
+    """Stop the child's whole process group: TERM, then KILL after 3 s."""
+    if child.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=3)
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(timeout=3)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()

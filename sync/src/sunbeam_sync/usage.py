@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from sunbeam_sync.atomic import atomic_write
 from sunbeam_sync.layout import CacheLayout
 from sunbeam_sync.locks import FileLock
 
@@ -40,9 +40,7 @@ def record_use(layout: CacheLayout, key: str, *, repo: str, ref: str, commit: st
             refs=dict(sorted(refs.items(), key=lambda kv: kv[1])[-_KEEP:]),
             commits=dict(sorted(commits.items(), key=lambda kv: kv[1])[-_KEEP:]),
         )
-        tmp = _path(layout, key).with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, _path(layout, key))
+        atomic_write(_path(layout, key), json.dumps(data, indent=1))
 
 
 def damage_marker(layout: CacheLayout, key: str) -> Path:

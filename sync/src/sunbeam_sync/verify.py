@@ -17,6 +17,7 @@ from sunbeam_sync.manifest import Manifest
 class Damage:
     reason: str
     modified: list[str] = field(default_factory=list)  # dists whose files changed size or content
+    missing: bool = False  # no env at all (not damage as such: nothing was ever published)
 
     def __str__(self) -> str:
         return self.reason

@@ -16,7 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
-from sunbeam_api import runs as prefect_runs
+from sunbeam_api import prefect_runs
 from sunbeam_api.dependencies import PrefectDep, SettingsDep
 from sunbeam_api.errors import BadInputError, DisabledError, UnauthorizedError
 from sunbeam_api.refs import validate_ref

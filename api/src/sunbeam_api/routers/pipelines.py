@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sunbeam_api import deployments
-from sunbeam_api import results as store
+from sunbeam_api import deployments, store
 from sunbeam_api.dependencies import AuthDep, DbDep, PrefectDep, Ref, SettingsDep
 from sunbeam_api.errors import BadInputError, DisabledError, NotFoundError
 

@@ -13,8 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from sunbeam_api import results as store
-from sunbeam_api import series_output, series_reader
+from sunbeam_api import series_output, series_reader, store
 from sunbeam_api.dependencies import DbDep, Name, Ref
 from sunbeam_api.errors import BadInputError, NotFoundError
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, status
 from prefect.client.schemas.objects import StateType
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sunbeam_api import runs as prefect_runs
+from sunbeam_api import prefect_runs
 from sunbeam_api.dependencies import AuthDep, PrefectDep, Ref
 from sunbeam_api.errors import NotFoundError
 

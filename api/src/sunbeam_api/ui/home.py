@@ -17,7 +17,7 @@ import httpx
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sunbeam_api import runs as prefect_runs
+from sunbeam_api import prefect_runs
 from sunbeam_api.dependencies import prefect_client
 from sunbeam_api.settings import Settings
 

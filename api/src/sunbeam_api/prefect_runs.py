@@ -29,9 +29,11 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from pydantic import BaseModel
 
-from sunbeam_api.deployments import FLOW_NAME, MAIN_REF, REF_TAG_PREFIX, main_deployment_id
+from sunbeam_api.deployments import main_deployment_id
+from sunbeam_contracts import run_labels
+from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF
+from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag, tagged_refs
 
-PREWARM_TAG = "sunbeam-prewarm"
 FUTURE_MARGIN = timedelta(minutes=5)
 
 
@@ -65,7 +67,9 @@ class LogLine(BaseModel):
 
 
 def _bool(value: object) -> bool | None:
-    return {"true": True, "false": False}.get(str(value).lower()) if value is not None else None
+    if value is None:
+        return None
+    return {run_labels.TRUE: True, run_labels.FALSE: False}.get(str(value).lower())
 
 
 def _float(value: object) -> float | None:
@@ -89,19 +93,17 @@ def _ref_tags_filter(ref: str) -> FlowRunFilterTags:
     if ref == MAIN_REF:
         # run-sunbeam/main carries no ref tag (its tags would land on every on-demand run made
         # from it), so its scheduled runs are the pipeline's only untagged runs.
-        return FlowRunFilterTags(
-            operator=Operator.or_, all_=[f"{REF_TAG_PREFIX}{ref}"], is_null_=True
-        )
-    return FlowRunFilterTags(all_=[f"{REF_TAG_PREFIX}{ref}"])
+        return FlowRunFilterTags(operator=Operator.or_, all_=[ref_tag(ref)], is_null_=True)
+    return FlowRunFilterTags(all_=[ref_tag(ref)])
 
 
 def _run_ref(run: FlowRun, labels: dict[str, Any]) -> str | None:
-    if isinstance(labels.get("sunbeam.ref"), str):
-        return labels["sunbeam.ref"]
+    if isinstance(labels.get(run_labels.REF), str):
+        return labels[run_labels.REF]
     ref = (run.job_variables or {}).get("ref")
     if isinstance(ref, str):
         return ref
-    tagged = [t[len(REF_TAG_PREFIX) :] for t in run.tags if t.startswith(REF_TAG_PREFIX)]
+    tagged = tagged_refs(list(run.tags))
     if not run.tags and run.deployment_id is not None:
         return MAIN_REF  # a scheduled run of run-sunbeam/main (see _ref_tags_filter)
     return tagged[0] if len(tagged) == 1 else None
@@ -115,13 +117,13 @@ def summarize(run: FlowRun) -> RunSummary:
         state=run.state_type.value if run.state_type else None,
         state_name=run.state_name,
         ref=_run_ref(run, labels),
-        commit=labels.get("sunbeam.commit"),
-        env_key=labels.get("sunbeam.env_key"),
-        cache_hit=_bool(labels.get("sunbeam.cache_hit")),
-        built=_bool(labels.get("sunbeam.built")),
-        healed=_bool(labels.get("sunbeam.healed")),
-        sync_seconds=_float(labels.get("sunbeam.sync_seconds")),
-        timings=_timings(labels.get("sunbeam.timings")),
+        commit=labels.get(run_labels.COMMIT),
+        env_key=labels.get(run_labels.ENV_KEY),
+        cache_hit=_bool(labels.get(run_labels.CACHE_HIT)),
+        built=_bool(labels.get(run_labels.BUILT)),
+        healed=_bool(labels.get(run_labels.HEALED)),
+        sync_seconds=_float(labels.get(run_labels.SYNC_SECONDS)),
+        timings=_timings(labels.get(run_labels.TIMINGS)),
         prewarm=PREWARM_TAG in run.tags,
         tags=list(run.tags),
         parameters=run.parameters or {},
@@ -141,7 +143,7 @@ async def create_pipeline_run(
         deployment_id,
         parameters=parameters,
         job_variables={"ref": ref},
-        tags=[f"{REF_TAG_PREFIX}{ref}"],
+        tags=[ref_tag(ref)],
     )
 
 
@@ -154,10 +156,10 @@ async def create_prewarm_run(client: PrefectClient, commit: str, pushed_ref: str
     return await client.create_flow_run_from_deployment(
         deployment_id,
         job_variables={"ref": commit, "sync_only": True},
-        tags=[PREWARM_TAG, f"{REF_TAG_PREFIX}{commit}"],
-        idempotency_key=f"sunbeam-prewarm:{commit}",
+        tags=[PREWARM_TAG, ref_tag(commit)],
+        idempotency_key=prewarm_idempotency_key(commit),
         name=f"prewarm-{commit[:12]}",
-        labels={"sunbeam.pushed_ref": pushed_ref},
+        labels={run_labels.PUSHED_REF: pushed_ref},
     )
 
 

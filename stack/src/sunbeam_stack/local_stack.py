@@ -2,11 +2,13 @@
 
 Every service is a child process with its log under `<state>/logs/`. The work pool is created by
 the agent's own entrypoint (as in the container); the pipeline deployments are then registered
-with `sunbeam deploy` against the configured repository.
+with `sunbeam deploy` against the configured repository. Every service is started as
+`python -m <its package>` with this interpreter, so it is the installed package that runs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -17,9 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from sunbeam_api.local.processes import Child, StackError, wait_until
+from sunbeam_stack.processes import Child, StackError, wait_until
 
-BIN = Path(sys.executable).parent
 Say = Callable[[str], None]
 
 
@@ -138,7 +139,7 @@ class LocalStack:
             PREFECT_SERVER_API_PORT=str(cfg.prefect_port),
             PREFECT_UI_API_URL=cfg.prefect_api,
         )
-        argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
+        argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
         argv += ["--port", str(cfg.prefect_port)]
         server = self._launch(Child("prefect-server", argv, env, cfg.logs / "prefect-server.log"))
         secs = wait_until(
@@ -151,13 +152,20 @@ class LocalStack:
         if cfg.mongodb_uri:
             self.say("✓ MongoDB: using MONGODB_URI (not starting the embedded server)")
             return
-        secantusd = BIN / "secantusd-py"
-        if not secantusd.exists():
+        if importlib.util.find_spec("secantus") is None:
             raise StackError(
                 "the embedded MongoDB server (SecantusDB) is not installed: run `uv sync` "
                 "(it is in the dev dependencies) or set MONGODB_URI to a MongoDB server"
             )
-        argv = [str(secantusd), "--host", "127.0.0.1", "--port", str(cfg.mongo_port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(cfg.mongo_port),
+        ]
         argv += ["--storage-path", str(cfg.state_dir / "mongo"), "--standalone"]
         mongo = self._launch(Child("mongodb", argv, _base_env(cfg), cfg.logs / "mongodb.log"))
         secs = wait_until(
@@ -176,7 +184,7 @@ class LocalStack:
             SUNBEAM_STOP_TIMEOUT="20",
         )
         agent = self._launch(
-            Child("agent", [str(BIN / "sunbeam-agent")], env, cfg.logs / "agent.log")
+            Child("agent", [sys.executable, "-m", "sunbeam_agent"], env, cfg.logs / "agent.log")
         )
         health = f"http://127.0.0.1:{env['PREFECT_WORKER_WEBSERVER_PORT']}/health"
         secs = wait_until(agent, "the agent worker", lambda: _http_ok(health), 120, self.say)
@@ -191,13 +199,14 @@ class LocalStack:
             SUNBEAM_API_PORT=str(cfg.api_port),
             SUNBEAM_PIPELINE_REPO=cfg.repo_url,
         )
-        api = self._launch(Child("api", [str(BIN / "sunbeam-api")], env, cfg.logs / "api.log"))
+        argv = [sys.executable, "-m", "sunbeam_api"]
+        api = self._launch(Child("api", argv, env, cfg.logs / "api.log"))
         secs = wait_until(api, "the API", lambda: _http_ok(f"{cfg.api_url}/health"), 90, self.say)
         self.say(f"✓ API up in {secs:.1f}s")
 
     def deploy(self, ref: str) -> None:
         cfg = self.config
-        argv = [sys.executable, "-m", "sunbeam_api.cli", "deploy", "--repo", cfg.repo_url]
+        argv = [sys.executable, "-m", "sunbeam_stack", "deploy", "--repo", cfg.repo_url]
         argv += ["--pool", cfg.pool, "--ref", ref, "--project-dir", cfg.project_dir]
         with (cfg.logs / "deploy.log").open("ab") as log:
             done = subprocess.run(

@@ -12,12 +12,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from sunbeam_api.local.processes import StackError
-from sunbeam_api.local.runs import RunReport, run_and_wait
-from sunbeam_api.local.stack import LocalStack, Say
+from sunbeam_contracts import run_labels
+from sunbeam_contracts.naming import MAIN_FULL_NAME
+from sunbeam_stack.flow_runs import RunReport, run_and_wait
+from sunbeam_stack.local_stack import LocalStack, Say
+from sunbeam_stack.processes import StackError
 
 DEMO_BRANCH = "demo/new-dependency"
-MAIN_DEPLOYMENT = "run-sunbeam/main"
 GIT_ID = ["-c", "user.name=Sunbeam demo", "-c", "user.email=demo@sunbeam.invalid"]
 
 
@@ -57,11 +58,11 @@ def push_dependency_branch(bare: Path, project_dir: str, package: str, say: Say)
 
 
 def _describe(report: RunReport) -> str:
-    how = "built" if report.labels.get("sunbeam.built") == "true" else "cache hit"
+    how = "built" if report.built else "cache hit"
     to_running = report.seconds_to_running or 0.0
     return (
         f"{report.state} in {report.seconds_total:.1f}s (running after {to_running:.1f}s; "
-        f"env {report.labels.get('sunbeam.env_key', '?')[:12]} {how}, "
+        f"env {report.labels.get(run_labels.ENV_KEY, '?')[:12]} {how}, "
         f"sync {report.sync_seconds}s)"
     )
 
@@ -70,7 +71,7 @@ def run_demo(stack: LocalStack, bare: Path, package: str, say: Say) -> bool:
     cfg = stack.config
     agent_pid = stack.child("agent").pid
     say("\n1/3  run the pipeline on main")
-    main = run_and_wait(cfg.prefect_api, MAIN_DEPLOYMENT)
+    main = run_and_wait(cfg.prefect_api, MAIN_FULL_NAME)
     say(f"     main: {_describe(main)}")
 
     say(f"\n2/3  push a branch that adds a dependency ({package}) to the pipeline's lock")
@@ -80,7 +81,7 @@ def run_demo(stack: LocalStack, bare: Path, package: str, say: Say) -> bool:
 
     say(f"\n3/3  run {DEMO_BRANCH} on the same agent (no image, no restart)")
     pushed_at = time.monotonic()
-    branch = run_and_wait(cfg.prefect_api, MAIN_DEPLOYMENT, job_variables={"ref": DEMO_BRANCH})
+    branch = run_and_wait(cfg.prefect_api, MAIN_FULL_NAME, job_variables={"ref": DEMO_BRANCH})
     say(f"     {DEMO_BRANCH}: {_describe(branch)}")
     stack.check_alive()
     same_agent = stack.child("agent").pid == agent_pid

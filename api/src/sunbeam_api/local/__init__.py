@@ -1,1 +1,0 @@
-"""`sunbeam up` / `sunbeam demo`: the whole stack as local processes, no Docker."""

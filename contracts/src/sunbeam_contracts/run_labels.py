@@ -1,0 +1,22 @@
+"""Flow-run labels: the agent records them (all string values), the API and the tools read them."""
+
+from __future__ import annotations
+
+REF = "sunbeam.ref"
+COMMIT = "sunbeam.commit"
+ENV_KEY = "sunbeam.env_key"
+CACHE_HIT = "sunbeam.cache_hit"  # "true" / "false"
+BUILT = "sunbeam.built"  # "true" / "false"
+HEALED = "sunbeam.healed"  # "true" / "false"
+SYNC_SECONDS = "sunbeam.sync_seconds"  # a decimal number of seconds
+TIMINGS = "sunbeam.timings"  # a JSON object: phase -> seconds
+PUSHED_REF = "sunbeam.pushed_ref"  # on prewarm runs: the branch the webhook saw pushed
+
+PREFIX = "sunbeam."
+TRUE = "true"
+FALSE = "false"
+
+
+def flag(value: bool) -> str:
+    """A boolean as the label value the contract uses."""
+    return TRUE if value else FALSE

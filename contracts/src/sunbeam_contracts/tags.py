@@ -1,0 +1,19 @@
+"""Flow-run and deployment tags."""
+
+from __future__ import annotations
+
+REF_TAG_PREFIX = "sunbeam-ref:"  # every run the API creates, and every per-ref deployment
+PREWARM_TAG = "sunbeam-prewarm"  # sync-only runs created by the push webhook
+
+
+def ref_tag(ref: str) -> str:
+    return f"{REF_TAG_PREFIX}{ref}"
+
+
+def tagged_refs(tags: list[str]) -> list[str]:
+    """The refs named by `sunbeam-ref:` tags, in order."""
+    return [t[len(REF_TAG_PREFIX) :] for t in tags if t.startswith(REF_TAG_PREFIX)]
+
+
+def prewarm_idempotency_key(commit: str) -> str:
+    return f"{PREWARM_TAG}:{commit}"

@@ -1,0 +1,1 @@
+"""The `sunbeam` command: the whole Sunbeam stack as local processes (`up`, `demo`) and `deploy`."""

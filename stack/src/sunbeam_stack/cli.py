@@ -1,0 +1,148 @@
+"""The `sunbeam` command (typer): `up`, `demo` and `deploy`.
+
+Each subcommand imports what it runs (Prefect, FastAPI, the stack) inside its body, so
+`sunbeam --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from sunbeam_stack.options import (
+    DEFAULT_API_PORT,
+    DEFAULT_MONGO_PORT,
+    DEFAULT_PREFECT_PORT,
+    DemoOptions,
+    StackOptions,
+)
+
+app = typer.Typer(
+    name="sunbeam",
+    help="Sunbeam platform commands: run the stack locally, show the demo, register deployments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+Repo = Annotated[str | None, typer.Option(help="pipeline repository URL (default: this checkout)")]
+ProjectDir = Annotated[str, typer.Option(help="pipeline folder in the repo")]
+Pool = Annotated[str, typer.Option(help="work pool (default $SUNBEAM_WORK_POOL or 'sunbeam')")]
+PrefectPort = Annotated[int, typer.Option(help="Prefect server port")]
+ApiPort = Annotated[int, typer.Option(help="API port")]
+MongoPort = Annotated[int, typer.Option(help="embedded MongoDB port")]
+StateDir = Annotated[
+    Path | None, typer.Option(help="logs, databases and scratch files (default .sunbeam/)")
+]
+
+
+def _default_pool() -> str:
+    return os.environ.get("SUNBEAM_WORK_POOL", "sunbeam")
+
+
+@app.command()
+def up(
+    repo: Repo = None,
+    project_dir: ProjectDir = "pipeline",
+    pool: Pool = "",
+    prefect_port: PrefectPort = DEFAULT_PREFECT_PORT,
+    api_port: ApiPort = DEFAULT_API_PORT,
+    mongo_port: MongoPort = DEFAULT_MONGO_PORT,
+    state_dir: StateDir = None,
+) -> int:
+    """Run the whole stack locally (no Docker); Ctrl-C stops it."""
+    from sunbeam_stack.up import run
+
+    options = StackOptions(
+        repo, project_dir, pool or _default_pool(), prefect_port, api_port, mongo_port, state_dir
+    )
+    return run(options, demo=None)
+
+
+@app.command()
+def demo(
+    repo: Repo = None,
+    project_dir: ProjectDir = "pipeline",
+    pool: Pool = "",
+    prefect_port: PrefectPort = DEFAULT_PREFECT_PORT,
+    api_port: ApiPort = DEFAULT_API_PORT,
+    mongo_port: MongoPort = DEFAULT_MONGO_PORT,
+    state_dir: StateDir = None,
+    package: Annotated[
+        str, typer.Option(help="a dependency the pipeline lacks, for the demo branch")
+    ] = "tabulate",
+    keep: Annotated[bool, typer.Option(help="keep the stack running afterwards")] = False,
+) -> int:
+    """Run the stack and show a dependency change reaching a running agent."""
+    from sunbeam_stack.up import run
+
+    options = StackOptions(
+        repo, project_dir, pool or _default_pool(), prefect_port, api_port, mongo_port, state_dir
+    )
+    return run(options, demo=DemoOptions(package, keep))
+
+
+@app.command()
+def deploy(
+    repo: Annotated[
+        str | None, typer.Option(help="pipeline repository URL (default $SUNBEAM_PIPELINE_REPO)")
+    ] = None,
+    pool: Annotated[
+        str | None, typer.Option(help="work pool (default $SUNBEAM_WORK_POOL or 'sunbeam')")
+    ] = None,
+    ref: Annotated[str, typer.Option(help="git ref")] = "main",
+    cron: Annotated[
+        str | None, typer.Option(help="cron schedule in UTC (main defaults to '0 2 * * *')")
+    ] = None,
+    project_dir: ProjectDir = "pipeline",
+) -> int:
+    """Register (or update) the pipeline deployment for a ref."""
+    from sunbeam_stack.deploy import register
+
+    try:
+        print(register(repo, ref, pool, project_dir, cron))
+    except Exception as exc:
+        return _report("deploy", exc)
+    return 0
+
+
+def _report(command: str, exc: Exception) -> int:
+    """Print a one-line message for errors the user can act on; re-raise bugs."""
+    import httpx
+
+    from sunbeam_api.errors import SunbeamApiError
+
+    if isinstance(exc, SunbeamApiError):
+        message, code = exc.message, 2
+    elif isinstance(exc, httpx.HTTPError):
+        message, code = f"Prefect is unreachable or refused the request ({type(exc).__name__})", 1
+    else:
+        raise exc
+    print(f"sunbeam {command}: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        result = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="sunbeam",
+            standalone_mode=False,
+        )
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""What `prepare` hands back: the result, and the leases that keep `gc` away until released."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from pydantic import BaseModel
+
+from sunbeam_sync.locks import FileLock
+
+
+class PrepareResult(BaseModel):
+    repo: str
+    ref: str
+    commit: str
+    checkout: str  # the project folder inside the commit's checkout
+    env_key: str
+    env: str
+    python: str
+    cache_hit: bool
+    built: bool
+    healed: bool
+    heal_reason: str | None = None
+    link_mode: str
+    pythonpath: list[str]
+    timings: dict[str, float]
+
+
+class EnvLease:
+    """A ready environment (`result`) plus the shared leases that keep `gc` away from it.
+
+    Use it as a context manager, or call `release()` when the run that uses the env is over.
+    """
+
+    def __init__(self) -> None:
+        self._result: PrepareResult | None = None
+        self._leases: list[FileLock] = []
+
+    @property
+    def result(self) -> PrepareResult:
+        if self._result is None:
+            raise RuntimeError("the environment is not ready yet")
+        return self._result
+
+    def hold(self, lock: FileLock) -> FileLock:
+        self._leases.append(lock)
+        return lock
+
+    def ready(self, result: PrepareResult) -> EnvLease:
+        self._result = result
+        return self
+
+    def release(self) -> None:
+        for lease in self._leases:
+            lease.release()
+        self._leases = []
+
+    def __enter__(self) -> EnvLease:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

@@ -1,0 +1,135 @@
+"""`prepare`: any git ref → its checkout and a verified, leased environment for its lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sunbeam_sync.build import BuildRequest
+from sunbeam_sync.envkey import EnvKey, env_key
+from sunbeam_sync.envstore import EnvOutcome, EnvStore, Outcome
+from sunbeam_sync.gitmirror import Mirror
+from sunbeam_sync.interpreter import Interpreter, find_interpreter
+from sunbeam_sync.layout import CacheLayout
+from sunbeam_sync.lease import EnvLease, PrepareResult
+from sunbeam_sync.linkmode import resolve_link_mode
+from sunbeam_sync.lockfile import read_project
+from sunbeam_sync.logs import Logger, Redactor, SyncLog
+from sunbeam_sync.request import PrepareRequest
+from sunbeam_sync.settings import SyncSettings
+from sunbeam_sync.usage import record_use
+
+
+def prepare(
+    request: PrepareRequest,
+    *,
+    settings: SyncSettings | None = None,
+    logger: Logger | None = None,
+    cancel: threading.Event | None = None,
+) -> EnvLease:
+    """Fetch `request.ref`, check out its commit and return a verified env for its lock, leased."""
+    settings = settings or SyncSettings()
+    token = settings.git_token.get_secret_value() if settings.git_token else ""
+    log = SyncLog(logger, Redactor([token]))
+    layout = CacheLayout.open(settings.cache_dir)
+    lease, timings = EnvLease(), _Timings()
+    wait = {"timeout": settings.lock_timeout, "log": log, "cancel": cancel}
+    try:
+        with timings("fetch"):
+            mirror = Mirror(request.repo, layout, settings, log, cancel)
+            commit = _resolve(mirror, request.ref, log)
+        with timings("checkout"):
+            lease.hold(layout.checkout_lock(mirror.rid, commit).acquire(**wait))  # type: ignore[arg-type]
+            project = (mirror.checkout(commit) / request.project_dir).resolve()
+            lock = read_project(
+                project, f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
+            )
+            lock.require(request.required)
+        with timings("verify"):
+            interpreter = find_interpreter(request.python or settings.python, project)
+            key = env_key(lock.raw, interpreter, request.groups, request.extras)
+            _log_key(log, key, interpreter)
+            use = lease.hold(layout.use_lock(key.key).acquire(**wait))  # type: ignore[arg-type]
+            store = EnvStore(layout, settings, log, cancel)
+            damage = store.check(key.key)
+        with timings("build"):
+            link_mode = resolve_link_mode(settings.link_mode, layout.envs)
+            build = BuildRequest(
+                key, project, interpreter, link_mode, request.groups, request.extras,
+                request.repo, commit,
+            )  # fmt: skip
+            outcome = store.ensure(build, damage, use)
+        record_use(layout, key.key, repo=request.repo, ref=request.ref, commit=commit)
+        result = _result(build, layout.env(key.key), outcome, timings.seconds, request.ref)
+        log.info("sync", f"ready: {_said[outcome.outcome]} | {timings}")
+        return lease.ready(result)
+    except BaseException:
+        lease.release()
+        raise
+
+
+def _result(
+    build: BuildRequest, env: Path, outcome: EnvOutcome, timings: dict[str, float], ref: str
+) -> PrepareResult:
+    return PrepareResult(
+        repo=build.repo,
+        ref=ref,
+        commit=build.commit,
+        checkout=str(build.project),
+        env_key=build.key.key,
+        env=str(env),
+        python=str(env / "bin" / "python"),
+        cache_hit=outcome.outcome is Outcome.HIT,
+        built=outcome.outcome is not Outcome.HIT,
+        healed=outcome.outcome is Outcome.HEALED,
+        heal_reason=outcome.reason,
+        link_mode=build.link_mode.value,
+        pythonpath=_pythonpath(build.project),
+        timings=timings,
+    )
+
+
+_said = {Outcome.HIT: "cache hit", Outcome.BUILT: "built", Outcome.HEALED: "healed"}
+
+
+def _resolve(mirror: Mirror, ref: str, log: SyncLog) -> str:
+    commit, fetched = mirror.resolve_or_fetch(ref)
+    log.info("git", f"{ref} is commit {commit}" + ("" if fetched else " (already in the mirror)"))
+    return commit
+
+
+def _log_key(log: SyncLog, key: EnvKey, interpreter: Interpreter) -> None:
+    log.info(
+        "env",
+        f"key {key.key[:16]} (uv.lock sha256 {key.inputs['lock_sha256'][:12]}, "
+        f"{interpreter.label} {interpreter.platform}, groups {key.inputs['groups'] or '-'}, "
+        f"extras {key.inputs['extras'] or '-'})",
+    )
+
+
+class _Timings:
+    """Wall time of each phase, in seconds, as `with timings("fetch"): ...`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(time.monotonic() - start, 4)
+
+    def __str__(self) -> str:
+        return " ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items())
+
+
+def _pythonpath(project: Path) -> list[str]:
+    paths = [str(project)]
+    if (project / "src").is_dir():
+        paths.insert(0, str(project / "src"))
+    return paths

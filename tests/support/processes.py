@@ -1,0 +1,122 @@
+"""One managed child process for every server and command the tests start.
+
+Each process gets its own session (so a stop reaches its whole process group), a log file, and
+waits that end on a real condition — a health answer, a log line — within a deadline, failing
+early with the log's tail when the process exits instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ProcessFailed(AssertionError):
+    """A managed process exited, or never got ready, while a test waited on it."""
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when `url` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float, poll: float = 0.2) -> None:
+    """Poll `condition` until it holds; ProcessFailed naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise ProcessFailed(f"{what} did not happen within {timeout:.0f}s")
+        time.sleep(poll)
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                env=dict(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was never started"
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> float:
+        """Wait for `ready()`; fails early if the process exits. Returns the seconds it took."""
+        started = time.monotonic()
+        while not ready():
+            if not self.running():
+                raise ProcessFailed(f"{self.name} exited before {what}:\n{self.tail()}")
+            if time.monotonic() - started > timeout:
+                raise ProcessFailed(f"{self.name}: no {what} after {timeout:.0f}s:\n{self.tail()}")
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def wait_healthy(self, url: str, timeout: float) -> float:
+        return self.wait_until(lambda: http_ok(url), f"200 from {url}", timeout)
+
+    def wait_for_line(self, text: str, timeout: float) -> float:
+        return self.wait_until(lambda: text in self.tail(10**9), f"log line {text!r}", timeout)
+
+    def send(self, signum: int, *, group: bool = False) -> None:
+        if not self.running():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(self.pid, signum)
+            else:
+                os.kill(self.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(
+        self, timeout: float = 30, *, signum: int = signal.SIGTERM, group: bool = True
+    ) -> int | None:
+        """Ask politely (`signum`, to the group unless told), then SIGKILL the group."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.send(signum, group=group)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            return self.proc.wait()
