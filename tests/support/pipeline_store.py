@@ -6,19 +6,13 @@ environment has too, so API and UI tests write series exactly as a pipeline run 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pymongo
 
-PIPELINE_SRC = Path(__file__).resolve().parents[2] / "pipeline" / "src"
-if str(PIPELINE_SRC) not in sys.path:
-    sys.path.insert(0, str(PIPELINE_SRC))
-
-from sunbeam_pipeline.provenance import Provenance  # noqa: E402
-from sunbeam_pipeline.series import Series  # noqa: E402
-from sunbeam_pipeline.store import ResultStore, SeriesKey  # noqa: E402
+import tests.support.pipeline_env  # noqa: F401  (puts pipeline/src on sys.path)
+from sunbeam_pipeline.provenance import Provenance
+from sunbeam_pipeline.series import Series
+from sunbeam_pipeline.store import ResultStore, SeriesKey
 
 __all__ = ["Provenance", "ResultStore", "Series", "SeriesKey", "write_series"]
 

@@ -20,8 +20,8 @@ from selenium.webdriver.chrome.service import Service
 
 from sunbeam_api.settings import Settings
 from tests.api.conftest import LiveServer
-from tests.pipeline.conftest import EVENTS_TOML, make_env, write_config
 from tests.support.mongo import mongo_server
+from tests.support.pipeline_env import EVENTS_TOML, make_env, write_config
 from tests.support.prefect_server import PrefectServer
 
 CHROMIUM = "/usr/bin/chromium"
