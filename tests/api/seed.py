@@ -26,10 +26,10 @@ def seed_series(
     commit: str = "a" * 40,
 ) -> list[datetime]:
     db = client[db_name]
-    db.series.create_index([("ref", 1), ("event", 1), ("stage", 1), ("name", 1)], unique=True)
-    db.series_chunks.create_index(
-        [("ref", 1), ("event", 1), ("stage", 1), ("name", 1), ("chunk", 1)], unique=True
-    )
+    # The same index names as the pipeline's store, which writes into the same database.
+    key_fields = [("ref", 1), ("event", 1), ("stage", 1), ("name", 1)]
+    db.series.create_index(key_fields, unique=True, name="series_key")
+    db.series_chunks.create_index([*key_fields, ("chunk", 1)], unique=True, name="chunk_key")
     key = {"ref": ref, "event": event, "stage": stage, "name": name}
     times = [T0 + timedelta(seconds=i * step_s) for i in range(len(values))]
     n_chunks = max(1, math.ceil(len(values) / chunk_points))

@@ -8,7 +8,11 @@ import json
 import math
 
 import httpx
+import numpy as np
 import pytest
+
+from tests.api.conftest import DB, Mongo
+from tests.support.pipeline_store import SeriesKey, write_series
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -85,7 +89,12 @@ def test_ref_with_slash_by_query_and_large_series_read_whole(api: httpx.Client) 
 
 def test_time_window_and_bucket_mean(api: httpx.Client) -> None:
     # Points are 1 s apart from 12:00:00; value i == i except every 10th (i % 10 == 9) is null.
-    params = {"start": "2025-07-01T12:00:10Z", "end": "2025-07-01T12:00:29Z", "max_points": 2}
+    params = {
+        "start": "2025-07-01T12:00:10Z",
+        "end": "2025-07-01T12:00:29Z",
+        "max_points": 2,
+        "method": "bucket-mean",
+    }
     body = api.get("/results/main/FSGP_2025_Day_1/power/PackPower", params=params).json()
     assert body["points_in_window"] == 20
     assert body["downsampling"] == "bucket-mean:20->2"
@@ -166,3 +175,107 @@ def test_bracket_and_json_operator_forms_do_not_reach_mongo(api: httpx.Client) -
 def test_nan_never_reaches_json(api: httpx.Client) -> None:
     body = api.get("/results/main/FSGP_2025_Day_1/power/PackPower").json()
     assert all(v is None or math.isfinite(v) for v in body["v"])
+
+
+# --- schema version 2, written by the pipeline's own store -----------------------------------
+
+V2 = {"ref": "v2", "event": "Season", "stage": "power", "name": "PackPower"}
+N_V2 = 200_000  # four 50k-point chunks, 10 Hz from 12:00:00
+
+
+@pytest.fixture(scope="module")
+def v2_series(mongo: Mongo) -> np.ndarray:
+    client = mongo.client()
+    try:
+        rng = np.random.default_rng(5)
+        values = np.sin(np.arange(N_V2) / 5000.0) * 100 + rng.normal(0, 1, N_V2)
+        values[123_457] = 1000.0  # one spike a plot must not lose
+        values[10:20] = np.nan
+        db = client[DB]
+        for ref in ("v2", "v2-no-raw", "v2-bad-edges"):
+            write_series(db, SeriesKey(ref, V2["event"], V2["stage"], V2["name"]), values)
+        # A read that touched these chunks would fail to decode them: it proves which it reads.
+        db.series_chunks.update_many({"ref": "v2-no-raw"}, {"$set": {"vb": b"x", "tb": b"x"}})
+        db.series_chunks.update_many(
+            {"ref": "v2-bad-edges", "chunk": {"$in": [0, 3]}}, {"$set": {"vb": b"x", "tb": b"x"}}
+        )
+    finally:
+        client.close()
+    return values
+
+
+def _path(ref: str = "v2") -> str:
+    return f"/results/{ref}/{V2['event']}/{V2['stage']}/{V2['name']}"
+
+
+def test_v2_whole_view_comes_from_a_level_and_keeps_the_spike(
+    api: httpx.Client, v2_series: np.ndarray
+) -> None:
+    body = api.get(_path(), params={"max_points": 1000}).json()
+    assert body["schema_version"] == 2 and body["points_in_window"] == N_V2
+    assert body["method"] == "minmax-lttb" and body["level"] == "L1:64"
+    assert body["downsampling"] == f"minmax-lttb:{N_V2}->{len(body['v'])}"
+    assert 900 <= len(body["v"]) <= 1000
+    assert max(body["v"]) == 1000.0 and min(body["v"]) == pytest.approx(np.nanmin(v2_series))
+    assert body["t"] == sorted(body["t"]) and all(t.endswith("Z") for t in body["t"])
+    # The wide view never touches raw points: the same read works with every raw chunk unreadable.
+    no_raw = api.get(_path("v2-no-raw"), params={"max_points": 1000})
+    assert no_raw.status_code == 200 and no_raw.json()["v"] == body["v"]
+
+
+def test_v2_bucket_mean_from_a_level_combines_sums_exactly(
+    api: httpx.Client, v2_series: np.ndarray
+) -> None:
+    body = api.get(_path(), params={"max_points": 100, "method": "bucket-mean"}).json()
+    assert body["method"] == "bucket-mean" and body["level"] == "L2:1024"
+    assert len(body["v"]) == 100
+    # 195 whole buckets of 1024 points plus a short one, split into 100 groups of 1-2 buckets.
+    edges = (np.arange(101) * 196) // 100
+    first = v2_series[: edges[1] * 1024]
+    assert body["v"][0] == pytest.approx(np.nanmean(first))
+
+
+def test_v2_window_at_full_resolution_is_exact(api: httpx.Client, v2_series: np.ndarray) -> None:
+    # 12:10:00 .. 12:10:10 at 10 Hz is points 6000..6100, inclusive at both ends.
+    params = {"start": "2025-07-01T12:10:00Z", "end": "2025-07-01T12:10:10Z"}
+    body = api.get(_path(), params=params).json()
+    assert body["level"] == "raw" and body["method"] is None and body["points_in_window"] == 101
+    assert body["v"] == pytest.approx(v2_series[6000:6101].tolist())
+    assert (
+        body["t"][0] == "2025-07-01T12:10:00.000Z" and body["t"][-1] == "2025-07-01T12:10:10.000Z"
+    )
+
+
+def test_v2_window_inside_middle_chunks_skips_the_edges(
+    api: httpx.Client, v2_series: np.ndarray
+) -> None:
+    # Points 60,000..60,100 (chunk 1): 12:00:00 + 6000 s = 13:40:00.
+    params = {"start": "2025-07-01T13:40:00Z", "end": "2025-07-01T13:40:10Z"}
+    r = api.get(_path("v2-bad-edges"), params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["points_in_window"] == 101 and body["level"] == "raw"
+    assert body["v"] == pytest.approx(v2_series[60_000:60_101].tolist())
+    # Downsampled, a window spanning chunks 1-2 also stays off the unreadable edges.
+    params = {"start": "2025-07-01T13:30:00Z", "end": "2025-07-01T15:30:00Z", "max_points": 500}
+    body = api.get(_path("v2-bad-edges"), params=params).json()
+    assert body["points_in_window"] == 72_001 and len(body["v"]) <= 500
+
+
+def test_timestamps_end_in_z_in_json_and_csv(api: httpx.Client) -> None:
+    params = {"end": "2025-07-01T12:00:00.300Z"}
+    body = api.get(_path(), params=params).json()
+    r = api.get(_path(), params={**params, "format": "csv"})
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert (
+        [row[0] for row in rows[1:]]
+        == body["t"]
+        == [
+            "2025-07-01T12:00:00.000Z",
+            "2025-07-01T12:00:00.100Z",
+            "2025-07-01T12:00:00.200Z",
+            "2025-07-01T12:00:00.300Z",
+        ]
+    )
+    assert body["window_end"] == "2025-07-01T12:00:00.300Z"
+    assert body["provenance"]["written_at"].endswith("Z") and body["start"].endswith("Z")

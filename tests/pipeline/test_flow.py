@@ -76,9 +76,9 @@ def test_full_run_stores_every_series_of_every_event(completed_run: CompletedRun
         chunks = list(db.series_chunks.find({k: doc[k] for k in ("ref", "event", "stage", "name")}))
         assert doc["dtype"] == "float64" and doc["units"] and doc["description"]
         assert doc["n_chunks"] == len(chunks) == 1
-        assert chunks[0]["n"] == len(chunks[0]["t"]) == len(chunks[0]["v"]) == doc["n_points"]
-        assert chunks[0]["t"][0] == doc["start"] and chunks[0]["t"][-1] == doc["end"]
-        assert all(v is None or isinstance(v, float) for v in chunks[0]["v"])
+        n = doc["n_points"]
+        assert chunks[0]["n"] == len(chunks[0]["tb"]) // 8 == len(chunks[0]["vb"]) // 8 == n
+        assert chunks[0]["t0"] == doc["start"] and chunks[0]["t1"] == doc["end"]
 
 
 def test_provenance_comes_from_the_agent_environment(completed_run: CompletedRun) -> None:

@@ -10,8 +10,9 @@ from pymongo import AsyncMongoClient
 
 from sunbeam_api.errors import install_handlers
 from sunbeam_api.guard import RequestGuard
-from sunbeam_api.routers import health, hooks, pipelines, results, runs
+from sunbeam_api.routers import compare, health, hooks, pipelines, results, runs
 from sunbeam_api.settings import Settings, get_settings
+from sunbeam_api.ui import install_ui
 
 DESCRIPTION = """Results of the Sunbeam pipeline, its runs and its per-ref pipelines.
 
@@ -42,13 +43,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="Sunbeam API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are served by install_ui with local assets (the defaults load a CDN).
+    app = FastAPI(
+        title="Sunbeam API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings or get_settings()
     install_handlers(app)
     # Refuses unauthenticated and oversized requests before their body is read.
     app.add_middleware(RequestGuard, settings=app.state.settings)
-    for module in (health, results, runs, pipelines, hooks):
+    for module in (health, compare, results, runs, pipelines, hooks):
         app.include_router(module.router)
+    install_ui(app)
     return app
 
 

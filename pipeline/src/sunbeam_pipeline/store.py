@@ -2,8 +2,11 @@
 
 - `series`: one document per (ref, event, stage, name): units, description, point count, chunk
   count, time span and provenance.
-- `series_chunks`: the points, at most CHUNK_POINTS per document, keyed by chunk number.
-Both have unique indexes on their keys and every write is an upsert by key, so a re-run replaces
+- `series_chunks`: the points, at most CHUNK_POINTS per document, keyed by chunk number, with the
+  chunk's first and last time (indexed) so a windowed read touches only the chunks it needs, and the
+  times and values as little-endian int64 ms / float64 bytes (schema version 2).
+- `series_levels`: pre-aggregated buckets (min/max/sum/count) at coarser resolutions (aggregate.py).
+All have unique indexes on their keys and every write is an upsert by key, so a re-run replaces
 a series whole instead of duplicating it. Chunks are written before the series document and
 stale chunks (past the new chunk count) deleted after it, so a reader that follows `n_chunks`
 never sees a half-written series.
@@ -11,6 +14,7 @@ never sees a half-written series.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +22,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pymongo
-from pymongo import ASCENDING, ReplaceOne
+from bson import Binary
+from pymongo import ASCENDING, DeleteMany, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from sunbeam_pipeline.aggregate import Level, build_levels, stats
 from sunbeam_pipeline.config import MongoConfig
 from sunbeam_pipeline.errors import StorageError
 from sunbeam_pipeline.provenance import Provenance
@@ -30,6 +36,9 @@ from sunbeam_pipeline.series import Series
 CHUNK_POINTS = 50_000
 SERIES = "series"
 CHUNKS = "series_chunks"
+LEVELS = "series_levels"
+SCHEMA_VERSION = 2
+ENCODING = "i64ms-f64le"
 KEY_FIELDS = ("ref", "event", "stage", "name")
 
 
@@ -54,13 +63,48 @@ class SeriesKey:
         return {"ref": self.ref, "event": self.event, "stage": self.stage, "name": self.name}
 
 
-def _bson_values(v: np.ndarray) -> list[float | None]:
-    # NaN (and inf) are not numbers anyone downstream can use: they are stored as null.
-    return [x if np.isfinite(x) else None for x in v.tolist()]
+def _bytes(a: np.ndarray, dtype: str) -> Binary:
+    return Binary(np.ascontiguousarray(a, dtype=dtype).tobytes())
 
 
-def _bson_times(t: np.ndarray) -> list[datetime]:
-    return t.astype("datetime64[ms]").tolist()  # naive datetimes, which BSON stores as UTC
+def _array(b: bytes, dtype: str) -> np.ndarray:
+    return np.frombuffer(b, dtype=dtype)
+
+
+def _when(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _chunk_doc(key: SeriesKey, chunk: int, t: np.ndarray, v: np.ndarray) -> dict[str, Any]:
+    return {
+        **key.filter(),
+        "chunk": chunk,
+        "n": int(t.shape[0]),
+        "t0": _when(int(t[0])),
+        "t1": _when(int(t[-1])),
+        "tb": _bytes(t, "<i8"),
+        "vb": _bytes(v, "<f8"),
+    }
+
+
+def _level_docs(key: SeriesKey, level: Level, size: int) -> list[dict[str, Any]]:
+    docs = []
+    for chunk, lo in enumerate(range(0, len(level), size)):
+        part = slice(lo, lo + size)
+        doc: dict[str, Any] = {
+            **key.filter(),
+            "level": level.level,
+            "chunk": chunk,
+            "n": len(level.tf[part]),
+            "t0": _when(int(level.tf[part][0])),
+            "t1": _when(int(level.tl[part][-1])),
+        }
+        for field in ("tf", "tl", "tmin", "tmax", "cnt"):
+            doc[field] = _bytes(getattr(level, field)[part], "<i8")
+        for field in ("mn", "mx", "sm"):
+            doc[field] = _bytes(getattr(level, field)[part], "<f8")
+        docs.append(doc)
+    return docs
 
 
 class ResultStore:
@@ -100,6 +144,17 @@ class ResultStore:
             self.db[CHUNKS].create_index(
                 [(f, ASCENDING) for f in (*KEY_FIELDS, "chunk")], unique=True, name="chunk_key"
             )
+            self.db[CHUNKS].create_index(
+                [(f, ASCENDING) for f in (*KEY_FIELDS, "t1")], name="chunk_time"
+            )
+            self.db[LEVELS].create_index(
+                [(f, ASCENDING) for f in (*KEY_FIELDS, "level", "chunk")],
+                unique=True,
+                name="level_key",
+            )
+            self.db[LEVELS].create_index(
+                [(f, ASCENDING) for f in (*KEY_FIELDS, "level", "t1")], name="level_time"
+            )
         except PyMongoError as exc:
             raise self._fail("creating indexes", exc) from None
 
@@ -107,39 +162,78 @@ class ResultStore:
         """Replace the stored series `key` with `series`; returns its number of chunks."""
         n = len(series)
         size = self.chunk_points
-        n_chunks = -(-n // size)
+        t_ms = series.t.astype("datetime64[ms]").astype(np.int64)
+        v = np.where(np.isfinite(series.v), series.v, np.nan)  # inf is no more usable than NaN
+        digest = hashlib.sha256()
         chunk_ops = []
-        for chunk in range(n_chunks):
-            part = slice(chunk * size, (chunk + 1) * size)
-            values = _bson_values(series.v[part])
-            doc = {
-                **key.filter(),
-                "chunk": chunk,
-                "t": _bson_times(series.t[part]),
-                "v": values,
-                "n": len(values),
-            }
+        for chunk, lo in enumerate(range(0, n, size)):
+            doc = _chunk_doc(key, chunk, t_ms[lo : lo + size], v[lo : lo + size])
+            digest.update(doc["tb"])
+            digest.update(doc["vb"])
             chunk_ops.append(ReplaceOne({**key.filter(), "chunk": chunk}, doc, upsert=True))
-        now = datetime.now(UTC)
-        header: dict[str, Any] = {
-            **key.filter(),
-            "units": series.units,
-            "description": series.description,
-            "dtype": "float64",
-            "n_points": n,
-            "n_chunks": n_chunks,
-            "start": _bson_times(series.t[:1])[0] if n else None,
-            "end": _bson_times(series.t[-1:])[0] if n else None,
-            "provenance": provenance.document(now),
-        }
+        n_chunks = len(chunk_ops)
+        levels = build_levels(t_ms, v)
+        level_ops = [
+            ReplaceOne({**key.filter(), "level": d["level"], "chunk": d["chunk"]}, d, upsert=True)
+            for level in levels
+            for d in _level_docs(key, level, size)
+        ]
+        header = self._header(key, series, provenance, n_chunks, levels)
+        header["stats"] = stats(t_ms, v, digest.hexdigest())
+        stale_levels = [
+            DeleteMany({**key.filter(), "level": {"$nin": [lv.level for lv in levels]}}),
+            *(
+                DeleteMany(
+                    {**key.filter(), "level": lv.level, "chunk": {"$gte": -(-len(lv) // size)}}
+                )
+                for lv in levels
+            ),
+        ]
         try:
             if chunk_ops:
                 self.db[CHUNKS].bulk_write(chunk_ops, ordered=True)
+            if level_ops:
+                self.db[LEVELS].bulk_write(level_ops, ordered=True)
             self.db[SERIES].replace_one(key.filter(), header, upsert=True)
             self.db[CHUNKS].delete_many({**key.filter(), "chunk": {"$gte": n_chunks}})
+            self.db[LEVELS].bulk_write(stale_levels, ordered=True)
         except PyMongoError as exc:
             raise self._fail(f"writing {key.stage}/{key.name} of {key.event}", exc) from None
         return n_chunks
+
+    def _header(
+        self,
+        key: SeriesKey,
+        series: Series,
+        provenance: Provenance,
+        n_chunks: int,
+        levels: list[Level],
+    ) -> dict[str, Any]:
+        n = len(series)
+        size = self.chunk_points
+        t = series.t.astype("datetime64[ms]")
+        return {
+            **key.filter(),
+            "schema_version": SCHEMA_VERSION,
+            "units": series.units,
+            "description": series.description,
+            "dtype": "float64",
+            "encoding": ENCODING,
+            "n_points": n,
+            "n_chunks": n_chunks,
+            "start": t[0].tolist() if n else None,  # naive datetimes, which BSON stores as UTC
+            "end": t[-1].tolist() if n else None,
+            "levels": [
+                {
+                    "level": lv.level,
+                    "points_per_bucket": lv.points_per_bucket,
+                    "n_buckets": len(lv),
+                    "n_chunks": -(-len(lv) // size),
+                }
+                for lv in levels
+            ],
+            "provenance": provenance.document(datetime.now(UTC)),
+        }
 
     def read(self, key: SeriesKey) -> Series | None:
         """The whole stored series, reassembled from its chunks (None if there is none)."""
@@ -156,6 +250,11 @@ class ResultStore:
             raise self._fail(f"reading {key.stage}/{key.name} of {key.event}", exc) from None
         if [c["chunk"] for c in chunks] != list(range(header["n_chunks"])):
             raise StorageError(f"series {key} is missing chunks")
-        t = np.array([x for c in chunks for x in c["t"]], dtype="datetime64[ms]")
-        v = np.array([np.nan if x is None else x for c in chunks for x in c["v"]], dtype=float)
-        return Series(header["name"], header["units"], header["description"], t, v)
+        if header.get("schema_version", 1) >= SCHEMA_VERSION:
+            t = np.concatenate([_array(c["tb"], "<i8") for c in chunks] or [np.zeros(0, "<i8")])
+            v = np.concatenate([_array(c["vb"], "<f8") for c in chunks] or [np.zeros(0)])
+            t = t.astype("datetime64[ms]")
+        else:  # schema version 1: lists of datetimes and floats (null for NaN)
+            t = np.array([x for c in chunks for x in c["t"]], dtype="datetime64[ms]")
+            v = np.array([np.nan if x is None else x for c in chunks for x in c["v"]], dtype=float)
+        return Series(header["name"], header["units"], header["description"], t, v.copy())

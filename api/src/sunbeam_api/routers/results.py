@@ -7,16 +7,13 @@ A series is addressed either by path, `/results/{ref}/{event}/{stage}/{name}` (t
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from sunbeam_api import store
+from sunbeam_api import series_output, series_reader, store
 from sunbeam_api.dependencies import DbDep, Name, Ref
 from sunbeam_api.errors import BadInputError, NotFoundError
 
@@ -34,7 +31,11 @@ StartQ = Annotated[datetime | None, Query(description="window start (ISO 8601, i
 EndQ = Annotated[datetime | None, Query(description="window end (ISO 8601, inclusive)")]
 MaxPointsQ = Annotated[
     int | None,
-    Query(ge=1, le=MAX_POINTS, description="downsample to at most this many points (bucket mean)"),
+    Query(ge=1, le=MAX_POINTS, description="downsample to at most this many points (see method)"),
+]
+MethodQ = Annotated[
+    series_reader.Method,
+    Query(description="downsampling: minmax-lttb (default, keeps peaks) or bucket-mean"),
 ]
 FormatQ = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
@@ -73,38 +74,20 @@ async def _series(
     end: datetime | None,
     max_points: int | None,
     format: str,
-) -> store.SeriesData | Response:
-    if start and end and _aware(start) > _aware(end):
+    method: series_reader.Method = "minmax-lttb",
+) -> Response:
+    start, end = (store.as_utc(start) if start else None), (store.as_utc(end) if end else None)
+    if start and end and start > end:
         raise BadInputError("start must not be after end")
-    data = await store.read_series(db, key, start=start, end=end, max_points=max_points)
-    if data is None:
+    window = series_reader.Window(series_reader.to_ms(start), series_reader.to_ms(end))
+    view = await series_reader.read_view(
+        db, key, window=window, max_points=max_points, method=method
+    )
+    if view is None:
         where = "/".join(key[k] for k in store.KEYS)
         raise NotFoundError(f"no series {where!r}")
-    return _csv(data) if format == "csv" else data
-
-
-def _aware(t: datetime) -> datetime:
-    return store.as_utc(t)
-
-
-def _csv(data: store.SeriesData) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["time", "value"])
-    for t, v in zip(data.t, data.v, strict=True):
-        writer.writerow([t.isoformat(), "" if v is None else repr(v)])
-    meta = data.model_dump(mode="json", exclude={"t", "v"})
-    filename = "_".join(store.safe_filename(data.model_dump()[k]) for k in store.KEYS) + ".csv"
-    return Response(
-        out.getvalue(),
-        media_type="text/csv",
-        headers={
-            # Units and provenance travel in a header so the CSV body stays plain two columns.
-            "X-Sunbeam-Units": json.dumps(data.units),
-            "X-Sunbeam-Series": json.dumps(meta),
-            "Content-Disposition": f'attachment; filename="{filename}"',
-        },
-    )
+    render = series_output.csv_response if format == "csv" else series_output.json_response
+    return render(view, start, end)
 
 
 _SERIES_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -129,9 +112,10 @@ async def series_by_query(
     end: EndQ = None,
     max_points: MaxPointsQ = None,
     format: FormatQ = "json",
-) -> store.SeriesData | Response:
+    method: MethodQ = "minmax-lttb",
+) -> Response:
     key = {"ref": ref, "event": event, "stage": stage, "name": name}
-    return await _series(db, key, start, end, max_points, format)
+    return await _series(db, key, start, end, max_points, format, method)
 
 
 @router.get(
@@ -150,6 +134,7 @@ async def series_by_path(
     end: EndQ = None,
     max_points: MaxPointsQ = None,
     format: FormatQ = "json",
-) -> store.SeriesData | Response:
+    method: MethodQ = "minmax-lttb",
+) -> Response:
     key = {"ref": ref, "event": event, "stage": stage, "name": name}
-    return await _series(db, key, start, end, max_points, format)
+    return await _series(db, key, start, end, max_points, format, method)

@@ -1,0 +1,79 @@
+"""A series view as JSON or CSV, built with numpy and orjson (no per-point Python objects).
+
+Every timestamp is ISO 8601 UTC with millisecond precision and a `Z` (docs/contracts.md); NaN
+becomes null in JSON and an empty cell in CSV.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi.responses import Response, StreamingResponse
+
+from sunbeam_api.downsampling import Points
+from sunbeam_api.series_reader import View
+from sunbeam_api.store import KEYS, SeriesInfo, safe_filename
+
+CSV_ROWS_PER_PART = 100_000
+
+
+def iso_z(t_ms: np.ndarray) -> np.ndarray:
+    text = np.datetime_as_string(t_ms.astype("datetime64[ms]"), unit="ms")
+    return np.char.add(text, "Z")
+
+
+def iso_z_one(t: datetime | None) -> str | None:
+    if t is None:
+        return None
+    return str(iso_z(np.array([round(t.timestamp() * 1000)], dtype=np.int64))[0])
+
+
+def describe(view: View, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    """Everything about the view but its points, JSON-ready."""
+    info = SeriesInfo.model_validate(view.header).model_dump(mode="json")
+    return {
+        **info,
+        "window_start": iso_z_one(start),
+        "window_end": iso_z_one(end),
+        "points_in_window": view.points_in_window,
+        "downsampling": view.downsampling,
+        "method": view.method,
+        "level": view.level,
+    }
+
+
+def json_response(view: View, start: datetime | None, end: datetime | None) -> Response:
+    body = {**describe(view, start, end), "t": iso_z(view.points.t).tolist(), "v": view.points.v}
+    # orjson writes NaN and infinity as null.
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(content, media_type="application/json")
+
+
+def _csv_parts(points: Points) -> Iterator[bytes]:
+    yield b"time,value\n"
+    for lo in range(0, len(points), CSV_ROWS_PER_PART):
+        t = iso_z(points.t[lo : lo + CSV_ROWS_PER_PART])
+        v = points.v[lo : lo + CSV_ROWS_PER_PART]
+        cells = np.where(np.isfinite(v), v.astype(str), "")  # numpy's shortest round-trip repr
+        rows = np.char.add(np.char.add(t, ","), cells)
+        yield ("\n".join(rows.tolist()) + "\n").encode()
+
+
+def csv_response(view: View, start: datetime | None, end: datetime | None) -> Response:
+    meta = describe(view, start, end)
+    filename = "_".join(safe_filename(meta[k]) for k in KEYS) + ".csv"
+    return StreamingResponse(
+        _csv_parts(view.points),
+        media_type="text/csv",
+        headers={
+            # Units and provenance travel in a header so the CSV body stays plain two columns.
+            "X-Sunbeam-Units": json.dumps(meta["units"]),
+            "X-Sunbeam-Series": json.dumps(meta),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )

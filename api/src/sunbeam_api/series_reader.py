@@ -1,0 +1,199 @@
+"""Reading one series' window from MongoDB, fast at a season's scale (docs/contracts.md).
+
+Schema version 2: only the chunks whose time bounds meet the window are fetched, decoded with
+numpy from their int64/float64 bytes, and a `max_points` view is answered from the coarsest
+pre-aggregated level that still has at least `max_points` buckets in the window, so a wide view
+never touches raw points. Schema version 1 (lists of datetimes and floats) is still read, whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from bson.codec_options import CodecOptions
+from pymongo.asynchronous.database import AsyncDatabase
+
+from sunbeam_api.downsampling import Points, downsample_levels, downsample_points
+
+SERIES = "series"
+CHUNKS = "series_chunks"
+LEVELS = "series_levels"
+Method = Literal["minmax-lttb", "bucket-mean"]
+RAW = "raw"
+I64_MIN, I64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class Window:
+    start_ms: int | None
+    end_ms: int | None
+
+    def time_filter(self, lo: str = "t0", hi: str = "t1") -> dict[str, Any]:
+        """Chunks whose [lo, hi] span meets the window."""
+        out: dict[str, Any] = {}
+        if self.start_ms is not None:
+            out[hi] = {"$gte": _dt(self.start_ms)}
+        if self.end_ms is not None:
+            out[lo] = {"$lte": _dt(self.end_ms)}
+        return out
+
+    def mask(self, t: np.ndarray) -> np.ndarray:
+        lo = I64_MIN if self.start_ms is None else self.start_ms
+        hi = I64_MAX if self.end_ms is None else self.end_ms
+        return (t >= lo) & (t <= hi)
+
+
+@dataclass(frozen=True)
+class View:
+    header: dict[str, Any]
+    points_in_window: int
+    method: str | None
+    level: str
+    points: Points
+
+    @property
+    def downsampling(self) -> str | None:
+        if self.method is None:
+            return None
+        return f"{self.method}:{self.points_in_window}->{len(self.points)}"
+
+
+def _dt(ms: int) -> datetime:
+    return np.datetime64(ms, "ms").astype(datetime)  # naive UTC, as BSON stores it
+
+
+def to_ms(t: datetime | None) -> int | None:
+    return None if t is None else round(t.timestamp() * 1000)
+
+
+def _i64(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype="<i8")
+
+
+def _f64(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype="<f8")
+
+
+def _cat(parts: list[np.ndarray], dtype: str) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+async def read_view(
+    db: AsyncDatabase,
+    key: dict[str, str],
+    *,
+    window: Window,
+    max_points: int | None,
+    method: Method = "minmax-lttb",
+) -> View | None:
+    header = await db[SERIES].find_one(key, {"_id": 0})
+    if header is None:
+        return None
+    if header.get("schema_version", 1) < 2:
+        points = await _read_v1(db, key, header, window)
+        return _finish(header, points, max_points, method)
+    bounds = await _chunk_bounds(db, key, header, window)
+    in_window = await _count_in_window(db, key, bounds, window)
+    if max_points is None or in_window <= max_points:
+        points = await _read_raw(db, key, [b["chunk"] for b in bounds], window)
+        return View(header, in_window, None, RAW, points)
+    level = _pick_level(header, in_window, max_points)
+    if level is None:
+        points = await _read_raw(db, key, [b["chunk"] for b in bounds], window)
+        return _finish(header, points, max_points, method)
+    docs = (
+        db[LEVELS]
+        .find(
+            {
+                **key,
+                "level": level["level"],
+                "chunk": {"$lt": level["n_chunks"]},
+                **window.time_filter(),
+            },
+            {"_id": 0, "t0": 0, "t1": 0},
+        )
+        .sort("chunk", 1)
+    )
+    buckets = [d async for d in docs]
+    used, points = downsample_levels(buckets, window, max_points, method)
+    return View(header, in_window, used, f"L{level['level']}:{level['points_per_bucket']}", points)
+
+
+def _finish(header: dict[str, Any], points: Points, max_points: int | None, method: Method) -> View:
+    n = len(points)
+    if max_points is None or n <= max_points:
+        return View(header, n, None, RAW, points)
+    used, out = downsample_points(points, max_points, method)
+    return View(header, n, used, RAW, out)
+
+
+def _pick_level(header: dict[str, Any], in_window: int, max_points: int) -> dict[str, Any] | None:
+    """The coarsest level with at least max_points buckets in the window (estimated by count)."""
+    levels = sorted(header.get("levels") or [], key=lambda lv: -lv["points_per_bucket"])
+    for level in levels:
+        if in_window // level["points_per_bucket"] >= max_points:
+            return level
+    return None
+
+
+async def _chunk_bounds(
+    db: AsyncDatabase, key: dict[str, str], header: dict[str, Any], window: Window
+) -> list[dict[str, Any]]:
+    query = {**key, "chunk": {"$lt": header.get("n_chunks") or 0}, **window.time_filter()}
+    cursor = db[CHUNKS].find(query, {"_id": 0, "chunk": 1, "n": 1, "t0": 1, "t1": 1})
+    return sorted([d async for d in cursor], key=lambda d: d["chunk"])
+
+
+async def _count_in_window(
+    db: AsyncDatabase, key: dict[str, str], bounds: list[dict[str, Any]], window: Window
+) -> int:
+    """Points in the window: whole chunks by their count, the (at most two) edge chunks exactly."""
+    total, edges = 0, []
+    for b in bounds:
+        inside = window.mask(np.array([to_ms(b["t0"]), to_ms(b["t1"])], dtype=np.int64))
+        if inside.all():
+            total += int(b["n"])
+        else:
+            edges.append(b["chunk"])
+    if edges:
+        cursor = db[CHUNKS].find({**key, "chunk": {"$in": edges}}, {"_id": 0, "tb": 1})
+        total += sum([int(window.mask(_i64(d["tb"])).sum()) async for d in cursor])
+    return total
+
+
+async def _read_raw(
+    db: AsyncDatabase, key: dict[str, str], chunks: list[int], window: Window
+) -> Points:
+    if not chunks:
+        return Points.empty()
+    cursor = db[CHUNKS].find(
+        {**key, "chunk": {"$in": chunks}}, {"_id": 0, "chunk": 1, "tb": 1, "vb": 1}
+    )
+    docs = sorted([d async for d in cursor], key=lambda d: d["chunk"])
+    t = _cat([_i64(d["tb"]) for d in docs], "<i8")
+    v = _cat([_f64(d["vb"]) for d in docs], "<f8")
+    keep = window.mask(t)
+    return Points(t[keep], v[keep])
+
+
+async def _read_v1(
+    db: AsyncDatabase, key: dict[str, str], header: dict[str, Any], window: Window
+) -> Points:
+    # Naive datetimes (BSON's UTC) convert to datetime64 in C; aware ones would not.
+    naive = db.with_options(codec_options=CodecOptions(tz_aware=False))
+    n_chunks = header.get("n_chunks")
+    query: dict[str, Any] = dict(key)
+    if n_chunks is not None:
+        query["chunk"] = {"$lt": n_chunks}  # a stale tail from an interrupted re-run
+    cursor = naive[CHUNKS].find(query, {"_id": 0, "chunk": 1, "t": 1, "v": 1})
+    docs = sorted([d async for d in cursor], key=lambda d: d.get("chunk", 0))
+    t = _cat([np.array(d.get("t") or [], dtype="datetime64[ms]") for d in docs], "datetime64[ms]")
+    v = _cat([np.array(d.get("v") or [], dtype=np.float64) for d in docs], "<f8")
+    t = t.astype(np.int64)
+    n = min(t.shape[0], v.shape[0])
+    t, v = t[:n], v[:n]
+    keep = window.mask(t)
+    return Points(t[keep], v[keep])

@@ -1,0 +1,313 @@
+"""The results browser's pages: home, one event's series, a series plot, an overlay, a compare.
+
+Page URLs carry their keys as query parameters (a ref may contain '/'). A key that is malformed
+or unknown gets a page naming it, with a link back; never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from sunbeam_api import compare as comparing
+from sunbeam_api.dependencies import NAME_PATTERN, DbDep, SettingsDep
+from sunbeam_api.errors import BadInputError, NotFoundError, SunbeamApiError
+from sunbeam_api.refs import validate_ref
+from sunbeam_api.series_output import iso_z_one
+from sunbeam_api.series_reader import Window, read_view
+from sunbeam_api.ui import home
+from sunbeam_api.ui.assets import bokeh_js
+from sunbeam_api.ui.plots import PLOT_POINTS, Line, plot
+
+router = APIRouter(include_in_schema=False)
+templates = Environment(
+    loader=PackageLoader("sunbeam_api.ui", "templates"), autoescape=select_autoescape()
+)
+METHODS = ("minmax-lttb", "bucket-mean")
+DEFAULT_BASE = "main"
+
+
+class PageError(SunbeamApiError):
+    """Bad or unknown input in a page URL: rendered as a page, with a link back."""
+
+    def __init__(self, status: int, message: str, back_url: str = "/ui", back: str = "all refs"):
+        super().__init__(message)
+        self.status_code = status
+        self.back_url, self.back_label = back_url, back
+
+
+def render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    values.setdefault("head", "")
+    return HTMLResponse(templates.get_template(name).render(**values), status_code=status)
+
+
+async def page_error(_: Request, exc: Exception) -> HTMLResponse:
+    assert isinstance(exc, PageError)
+    return render(
+        "error.html",
+        exc.status_code,
+        title="Not shown",
+        message=exc.message,
+        back_url=exc.back_url,
+        back_label=exc.back_label,
+    )
+
+
+def _ref(value: str, what: str = "ref") -> str:
+    try:
+        return validate_ref(value)
+    except BadInputError as exc:
+        raise PageError(422, f"bad {what} {value!r}: {exc.message}") from None
+
+
+def _name(value: str, what: str) -> str:
+    if not re.match(NAME_PATTERN, value) or value.startswith("$"):
+        raise PageError(422, f"bad {what} {value!r}: use letters, digits, '_', '.', ':', '+', '-'")
+    return value
+
+
+async def _known(db: DbDep, ref: str, event: str | None = None, **more: str) -> None:
+    """Say which part of the address is unknown: the ref, the event, or the series."""
+    if not await db["series"].find_one({"ref": ref}, {"_id": 1}):
+        raise PageError(404, f"unknown ref {ref!r}: no results were stored for it")
+    if event is not None and not await db["series"].find_one({"ref": ref, "event": event}):
+        raise PageError(
+            404,
+            f"unknown event {event!r} for ref {ref!r}",
+            _event_url(ref, None),
+            f"results of {ref}",
+        )
+    if more and not await db["series"].find_one({"ref": ref, "event": event, **more}):
+        where = "/".join(more.values())
+        raise PageError(
+            404,
+            f"unknown series {where!r} in {ref} · {event}",
+            _event_url(ref, event),
+            f"series of {ref} · {event}",
+        )
+
+
+def _event_url(ref: str, event: str | None) -> str:
+    return f"/ui/event?{urlencode({'ref': ref, 'event': event})}" if event else "/ui"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.6g}"
+
+
+@router.get("/", response_class=RedirectResponse)
+async def root() -> RedirectResponse:
+    return RedirectResponse("/ui", status_code=307)
+
+
+@router.get("/ui", response_class=HTMLResponse)
+async def home_page(db: DbDep, settings: SettingsDep) -> HTMLResponse:
+    rows = await home.ref_rows(db)
+    problem = await home.attach_runs(settings, rows) if rows else None
+    base = DEFAULT_BASE if any(r.ref == DEFAULT_BASE for r in rows) else None
+    return render(
+        "home.html",
+        title="Results",
+        rows=rows,
+        prefect_problem=problem,
+        base=base,
+        ago=home.ago,
+        dashboard=lambda i: home.dashboard_url(settings, i),
+    )
+
+
+@router.get("/ui/event", response_class=HTMLResponse)
+async def event_page(db: DbDep, ref: str = "", event: str = "") -> HTMLResponse:
+    ref, event = _ref(ref), _name(event, "event")
+    await _known(db, ref, event)
+    cursor = db["series"].find({"ref": ref, "event": event}, {"_id": 0, "levels": 0})
+    series = sorted([d async for d in cursor], key=lambda d: (d["stage"], d["name"]))
+    refs = await db["series"].distinct("ref", {"event": event})
+    others = [r for r in sorted(refs) if r != ref]
+
+    def overlay_query(s: dict[str, Any]) -> str:
+        return urlencode(
+            [
+                ("event", event),
+                ("stage", s["stage"]),
+                ("name", s["name"]),
+                ("ref", ref),
+                *(("ref", r) for r in others),
+            ]
+        )
+
+    return render(
+        "event.html",
+        title=f"{ref} · {event}",
+        ref=ref,
+        event=event,
+        series=series,
+        other_refs=others,
+        overlay_query=overlay_query,
+        fmt=_fmt,
+    )
+
+
+async def _lines(
+    db: DbDep, settings: SettingsDep, refs: list[str], key: dict[str, str], method: str
+):
+    lines, provenance, header = [], [], None
+    for ref in refs:
+        view = await read_view(
+            db,
+            {"ref": ref, **key},
+            window=Window(None, None),
+            max_points=PLOT_POINTS,
+            method=method,
+        )  # type: ignore[arg-type]
+        if view is None:
+            continue
+        header = header or view.header
+        how = f"{view.method} from level {view.level}" if view.method else "every point"
+        note = f"{ref}: {len(view.points)} of {view.points_in_window} points in view ({how})"
+        lines.append(Line(ref, {"ref": ref, **key}, view.points.t, view.points.v, note))
+        p = view.header.get("provenance") or {}
+        run_id = p.get("flow_run_id")
+        provenance.append(
+            {
+                **p,
+                "ref": ref,
+                "written": iso_z_one(p.get("written_at")),
+                "run_url": home.dashboard_url(settings, run_id) if run_id else None,
+                "n_points": view.header.get("n_points"),
+                "schema_version": view.header.get("schema_version", 1),
+            }
+        )
+    return lines, provenance, header
+
+
+async def _plot_page(db, settings, refs, key, method, heading, back_url, back_label, query):
+    if method not in METHODS:
+        raise PageError(
+            422, f"unknown method {method!r}: use {' or '.join(METHODS)}", back_url, back_label
+        )
+    lines, provenance, header = await _lines(db, settings, refs, key, method)
+    title = f"{key['stage']}/{key['name']} · {key['event']}"
+    script, div = plot(lines, title=title, units=header.get("units"), method=method)
+    other = METHODS[1 - METHODS.index(method)]
+    return render(
+        "plot.html",
+        title=title,
+        head=bokeh_js(),
+        heading=heading,
+        script=script,
+        div=div,
+        description=f"{header.get('description') or ''} ({header.get('units') or 'no units'})",
+        provenance=provenance,
+        notes=[line.note for line in lines],
+        back_url=back_url,
+        back_label=back_label,
+        other_method=other,
+        method_switch_query=urlencode([*query, ("method", other)]),
+    )
+
+
+@router.get("/ui/series", response_class=HTMLResponse)
+async def series_page(
+    db: DbDep,
+    settings: SettingsDep,
+    ref: str = "",
+    event: str = "",
+    stage: str = "",
+    name: str = "",
+    method: str = "minmax-lttb",
+) -> HTMLResponse:
+    ref, event = _ref(ref), _name(event, "event")
+    key = {"event": event, "stage": _name(stage, "stage"), "name": _name(name, "series name")}
+    await _known(db, ref, event, stage=key["stage"], name=key["name"])
+    query = [("ref", ref), *key.items()]
+    return await _plot_page(
+        db,
+        settings,
+        [ref],
+        key,
+        method,
+        f"{ref} · {event} · {stage}/{name}",
+        _event_url(ref, event),
+        f"series of {ref} · {event}",
+        query,
+    )
+
+
+@router.get("/ui/overlay", response_class=HTMLResponse)
+async def overlay_page(
+    db: DbDep,
+    settings: SettingsDep,
+    event: str = "",
+    stage: str = "",
+    name: str = "",
+    ref: Annotated[list[str] | None, Query()] = None,
+    method: str = "minmax-lttb",
+) -> HTMLResponse:
+    refs = list(dict.fromkeys(_ref(r) for r in ref or []))
+    if len(refs) < 1:
+        raise PageError(422, "an overlay needs at least one ref: add ref=A&ref=B to the address")
+    key = {
+        "event": _name(event, "event"),
+        "stage": _name(stage, "stage"),
+        "name": _name(name, "series name"),
+    }
+    for r in refs:
+        await _known(db, r, key["event"], stage=key["stage"], name=key["name"])
+    query = [*key.items(), *(("ref", r) for r in refs)]
+    return await _plot_page(
+        db,
+        settings,
+        refs,
+        key,
+        method,
+        f"{' vs '.join(refs)} · {event} · {stage}/{name}",
+        "/ui",
+        "all refs",
+        query,
+    )
+
+
+def _pair(row: comparing.CompareRow, field: str) -> str:
+    a = getattr(row.ref, field) if row.ref else None
+    b = getattr(row.base, field) if row.base else None
+    units = (
+        (row.ref or row.base).integral_units
+        if field == "integral" and (row.ref or row.base)
+        else None
+    )
+    text = f"{_fmt(a) or '-'} / {_fmt(b) or '-'}"
+    return f"{text} {units}" if units else text
+
+
+@router.get("/ui/compare", response_class=HTMLResponse)
+async def compare_page(db: DbDep, ref: str = "", base: str = DEFAULT_BASE) -> HTMLResponse:
+    ref, base = _ref(ref), _ref(base, "base")
+    try:
+        result = await comparing.compare(db, ref, base)
+    except (BadInputError, NotFoundError) as exc:
+        raise PageError(exc.status_code, exc.message) from None
+
+    def overlay_query(r: comparing.CompareRow) -> str:
+        refs = [x for x, s in ((ref, r.ref), (base, r.base)) if s is not None]
+        return urlencode(
+            [("event", r.event), ("stage", r.stage), ("name", r.name), *(("ref", x) for x in refs)]
+        )
+
+    pct = lambda x: "new/none" if x is None else f"{100 * x:.3g} %"  # noqa: E731
+    return render(
+        "compare.html",
+        title=f"{ref} vs {base}",
+        c=result,
+        overlay_query=overlay_query,
+        pair=_pair,
+        pct=pct,
+    )

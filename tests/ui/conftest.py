@@ -1,0 +1,99 @@
+"""A real pipeline run on two refs into SecantusDB, the API on a socket, and headless Chromium.
+
+`main` runs the pipeline as configured; `feat/efficiency` runs it with one stage's setting
+changed (the efficiency window), so its branch preview has exactly that stage's series changed.
+The browser is Debian's chromium driven by Debian's chromedriver (Selenium); every host but
+127.0.0.1 is unresolvable to it, and its performance log records every request it made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymongo
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from sunbeam_api.settings import Settings
+from tests.api.conftest import LiveServer
+from tests.support.mongo import mongo_server
+from tests.support.pipeline_env import EVENTS_TOML, make_env, write_config
+from tests.support.prefect_server import PrefectServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+DB = "ui_results"
+EVENT = "Test_Day_2"
+BRANCH = "feat/efficiency"
+BRANCH_CONFIG = "[efficiency]\nwindow_s = 120.0\n"
+
+
+@dataclass
+class Stack:
+    url: str
+    db: pymongo.database.Database
+    prefect_url: str
+    runs: dict[str, dict]  # ref -> the flow's summary
+    shots: Path
+
+
+def _run(ref: str, directory: Path, uri: str, extra: str = "") -> dict:
+    from sunbeam_pipeline.flow import run_sunbeam
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        make_env(directory, uri, DB, monkeypatch)
+        write_config(directory, EVENTS_TOML, extra)
+        monkeypatch.setenv("SUNBEAM_REF", ref)
+        return run_sunbeam(events=[EVENT])
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, prefect_server: PrefectServer
+) -> Iterator[Stack]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with mongo_server(tmp_path_factory.mktemp("ui-mongo")) as mongo:
+        uri = f"mongodb://127.0.0.1:{mongo.port}/"
+        with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+            runs = {
+                "main": _run("main", tmp_path_factory.mktemp("main"), uri),
+                BRANCH: _run(BRANCH, tmp_path_factory.mktemp("branch"), uri, BRANCH_CONFIG),
+            }
+        settings = Settings(mongodb_uri=uri, mongo_db=DB, prefect_api_url=prefect_server.api_url)  # type: ignore[call-arg]
+        client: pymongo.MongoClient = pymongo.MongoClient(uri, tz_aware=True)
+        with LiveServer(settings) as server:
+            yield Stack(
+                server.url, client[DB], prefect_server.api_url, runs,
+                tmp_path_factory.mktemp("screenshots"),
+            )  # fmt: skip
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail(
+            "Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-default-apps", "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        # Every address but 127.0.0.1 is unreachable, as on a laptop at the track.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

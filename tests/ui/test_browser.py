@@ -1,0 +1,174 @@
+"""The results browser in a real headless Chromium, against a real pipeline run's results.
+
+Each test saves a screenshot of its page under the session's `screenshots` folder, and checks
+that the browser logged no console error and asked nothing of any host but the API's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.ui.conftest import BRANCH, EVENT, Stack
+
+pytestmark = pytest.mark.slow
+WAIT_S = 30
+LINE_RGB = (0x1F, 0x77, 0xB4)  # the first line colour of Bokeh's Category10 palette
+
+
+def requests_made(browser: webdriver.Chrome) -> list[str]:
+    urls = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def open_page(browser: webdriver.Chrome, stack: Stack, path: str) -> None:
+    browser.get_log("performance")  # forget earlier pages' requests
+    browser.get_log("browser")
+    browser.get(stack.url + path)
+
+
+def check_clean(browser: webdriver.Chrome, stack: Stack, name: str) -> list[str]:
+    """Screenshot; no console errors; every request went to the API on 127.0.0.1."""
+    browser.save_screenshot(str(stack.shots / f"{name}.png"))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    urls = requests_made(browser)
+    api = urlsplit(stack.url)
+    outside = [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
+               and (urlsplit(u).hostname, urlsplit(u).port) != (api.hostname, api.port)]  # fmt: skip
+    assert urls and not outside, outside
+    return urls
+
+
+def wait_for(browser: webdriver.Chrome, script: str) -> object:
+    return WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script(script))
+
+
+def wait_for_plot(browser: webdriver.Chrome) -> None:
+    wait_for(browser, "return window.Bokeh && Bokeh.documents.length > 0")
+    wait_for(browser, "return document.getElementById('plot').getBoundingClientRect().height > 300")
+
+
+def line_pixels(browser: webdriver.Chrome) -> int:
+    plot = browser.find_element(By.ID, "plot")
+    shot = Image.open(io.BytesIO(plot.screenshot_as_png)).convert("RGB")
+    return sum(
+        1
+        for p in shot.get_flattened_data()
+        if all(abs(a - b) < 40 for a, b in zip(p, LINE_RGB, strict=True))
+    )
+
+
+def test_root_redirects_and_home_lists_the_refs_of_the_run(browser, stack: Stack) -> None:
+    open_page(browser, stack, "/")
+    assert urlsplit(browser.current_url).path == "/ui"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#refs tr.ref-row")
+    assert {r.get_attribute("data-ref") for r in rows} == {"main", BRANCH}
+    text = browser.find_element(By.ID, "refs").text
+    assert EVENT in text and "COMPLETED" in text.upper()
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a.run-link")]
+    dashboard = stack.prefect_url.removesuffix("/api")
+    expected = {f"{dashboard}/runs/flow-run/{run['flow_run_id']}" for run in stack.runs.values()}
+    assert set(links) == expected
+    check_clean(browser, stack, "home")
+
+
+def test_series_page_draws_and_zoom_fetches_a_new_window(browser, stack: Stack) -> None:
+    query = {"ref": "main", "event": EVENT, "stage": "power", "name": "PackPower"}
+    open_page(browser, stack, "/ui/series?" + urlencode(query))
+    wait_for_plot(browser)
+    WebDriverWait(browser, WAIT_S).until(lambda d: line_pixels(d) > 500)
+    assert stack.runs["main"]["flow_run_id"] in browser.find_element(By.ID, "provenance").text
+    assert "(W)" in browser.find_element(By.TAG_NAME, "body").text  # the units
+    before_png = browser.get_screenshot_as_png()
+    before_status = browser.find_element(By.ID, "view-status").text
+    check_clean(browser, stack, "series")
+
+    canvas_area = browser.find_element(By.ID, "plot")
+    ActionChains(browser).scroll_from_origin(
+        ScrollOrigin.from_element(canvas_area), 0, -600
+    ).perform()
+    wait_for(browser, "return (window.sunbeamFetches || 0) >= 1")
+    urls = check_clean(browser, stack, "series-zoomed")
+    windows = [u for u in urls if "/results/series?" in u and "start=" in u and "end=" in u]
+    assert windows, urls
+    assert browser.get_screenshot_as_png() != before_png
+    after_status = browser.find_element(By.ID, "view-status").text
+    assert after_status != before_status and line_pixels(browser) > 200
+
+
+def test_compare_lists_exactly_the_changed_series_first(browser, stack: Stack) -> None:
+    digests = {
+        (d["ref"], d["stage"], d["name"]): d["stats"]["digest"]
+        for d in stack.db.series.find({"event": EVENT})
+    }
+    changed = {
+        f"{EVENT}/{stage}/{name}"
+        for (ref, stage, name), digest in digests.items()
+        if ref == "main" and digests.get((BRANCH, stage, name)) != digest
+    }
+    assert changed and all("/efficiency/" in c for c in changed)  # the one stage the branch changed
+
+    open_page(browser, stack, "/ui/compare?" + urlencode({"ref": BRANCH, "base": "main"}))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#compare tr.row")
+    statuses = [r.get_attribute("data-status") for r in rows]
+    first = [r.get_attribute("data-series") for r in rows[: len(changed)]]
+    assert set(first) == changed and statuses.count("changed") == len(changed)
+    assert set(statuses[len(changed) :]) == {"same"}
+    assert (
+        f"{len(changed)} of {len(rows)} common series changed"
+        in browser.find_element(By.ID, "summary").text
+    )
+    check_clean(browser, stack, "compare")
+
+    rows[0].find_element(By.TAG_NAME, "a").click()  # each row opens an overlay of both refs
+    wait_for_plot(browser)
+    provenance = browser.find_element(By.ID, "provenance").text
+    assert "main" in provenance and BRANCH in provenance
+    check_clean(browser, stack, "overlay")
+
+
+def test_compare_of_a_ref_with_itself_says_so(browser, stack: Stack) -> None:
+    open_page(browser, stack, "/ui/compare?ref=main&base=main")
+    assert "both 'main'" in browser.find_element(By.ID, "problem").text
+    assert browser.find_element(By.ID, "back").get_attribute("href").endswith("/ui")
+
+
+@pytest.mark.parametrize(
+    ("query", "unknown"),
+    [
+        ({"ref": "nope", "event": EVENT, "stage": "power", "name": "PackPower"}, "unknown ref 'nope'"),
+        ({"ref": "main", "event": "Day_0", "stage": "power", "name": "PackPower"}, "unknown event 'Day_0'"),
+        ({"ref": "main", "event": EVENT, "stage": "power", "name": "Nope"}, "unknown series 'power/Nope'"),
+    ],
+)  # fmt: skip
+def test_unknown_names_in_a_page_url_are_named_with_a_link_back(
+    browser, stack: Stack, query: dict, unknown: str
+) -> None:
+    open_page(browser, stack, "/ui/series?" + urlencode(query))
+    assert unknown in browser.find_element(By.ID, "problem").text
+    assert browser.find_element(By.ID, "back").get_attribute("href")
+
+
+def test_docs_render_their_operations_offline(browser, stack: Stack) -> None:
+    open_page(browser, stack, "/docs")
+    wait_for(browser, "return document.querySelectorAll('.opblock').length >= 10")
+    text = browser.find_element(By.CSS_SELECTOR, ".swagger-ui").text
+    assert "/results/compare" in text and "/results/series" in text
+    check_clean(browser, stack, "docs")
+    open_page(browser, stack, "/redoc")
+    wait_for(browser, "return document.querySelectorAll('[data-section-id]').length >= 10")
+    check_clean(browser, stack, "redoc")
