@@ -66,23 +66,18 @@ def wait_for_api(api_url: str, timeout: float, say: Callable[[str], None] = _say
 async def ensure_work_pool(name: str, overwrite: bool, say: Callable[[str], None] = _say) -> str:
     """Create the pool if missing; returns what was done ("created", "kept", "updated")."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.client.schemas.actions import WorkPoolUpdate
 
+    from sunbeam_agent.pools import read_or_create_pool
     from sunbeam_agent.worker import SunbeamWorker
 
     template = SunbeamWorker.get_default_base_job_template()
     async with get_client() as client:
-        try:
-            pool = await client.read_work_pool(name)
-        except ObjectNotFound:
-            try:
-                await client.create_work_pool(
-                    WorkPoolCreate(name=name, type=SunbeamWorker.type, base_job_template=template)
-                )
-            except ObjectAlreadyExists:  # another agent created it meanwhile
-                say(f"work pool {name!r} was created by another agent")
-                return "kept"
+        done, pool = await read_or_create_pool(client, name, SunbeamWorker.type, template)
+        if done == "raced":  # another agent created it meanwhile
+            say(f"work pool {name!r} was created by another agent")
+            return "kept"
+        if done == "created":
             say(f"created work pool {name!r} (type {SunbeamWorker.type})")
             return "created"
         if pool.type != SunbeamWorker.type:

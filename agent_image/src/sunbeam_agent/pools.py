@@ -45,23 +45,37 @@ def template_with(pool_type: PoolType, **defaults: Any) -> dict[str, Any]:
     return template
 
 
+async def read_or_create_pool(
+    client: Any, name: str, pool_type: str, template: dict[str, Any]
+) -> tuple[str, Any]:
+    """Create the pool unless it exists: ("created", None), ("raced", None) when another process
+    created it meanwhile, or ("exists", the pool as the server has it)."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    try:
+        return "exists", await client.read_work_pool(name)
+    except ObjectNotFound:
+        pass
+    try:
+        await client.create_work_pool(
+            WorkPoolCreate(name=name, type=pool_type, base_job_template=template)
+        )
+    except ObjectAlreadyExists:
+        return "raced", None
+    return "created", None
+
+
 async def create_or_update_pool(name: str, pool_type: PoolType, template: dict[str, Any]) -> str:
     """Create the pool, or replace its base job template; returns "created" or "updated"."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.client.schemas.actions import WorkPoolUpdate
 
     async with get_client() as client:
-        try:
-            pool = await client.read_work_pool(name)
-        except ObjectNotFound:
-            try:
-                await client.create_work_pool(
-                    WorkPoolCreate(name=name, type=pool_type.value, base_job_template=template)
-                )
-                return "created"
-            except ObjectAlreadyExists:
-                pool = await client.read_work_pool(name)
+        done, pool = await read_or_create_pool(client, name, pool_type.value, template)
+        if done == "created":
+            return "created"
+        pool = pool or await client.read_work_pool(name)
         if pool.type != pool_type.value:
             raise PoolError(
                 f"work pool {name!r} exists with type {pool.type!r}, not {pool_type.value!r}; "
