@@ -139,6 +139,18 @@ class WholeStack:
                 if len(page) < 200:
                     return "\n".join(lines)
 
+    def wait_for_log(self, run_id: str, needle: str, timeout: float = 60) -> str:
+        """The flow's logs reach Prefect in batches, possibly after its final state: wait for one."""
+        lines = ""
+
+        def arrived() -> bool:
+            nonlocal lines
+            lines = self.run_log(run_id)
+            return needle in lines
+
+        wait_for(f"a log line {needle!r} of run {run_id}", arrived, timeout, every=1)
+        return lines
+
     def run(self, ref: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         run_id = self.start_run(ref, parameters)
         run = self.wait_final(run_id)
@@ -356,7 +368,7 @@ def test_a_branch_adding_a_package_runs_without_rebuild_or_restart(stack: WholeS
     )
     run = stack.run("feature-extra")
     assert run["built"] is True and run["ref"] == "feature-extra"
-    assert "imported stack_extra 1.0" in stack.run_log(run["id"])
+    stack.wait_for_log(run["id"], "imported stack_extra 1.0")
     for service, old in before.items():
         new = stack.inspect(service)
         assert (new["Id"], new["RestartCount"], new["State"]["StartedAt"]) == (
@@ -476,7 +488,7 @@ def test_an_agent_killed_mid_sync_is_replaced_and_heals(stack: WholeStack) -> No
     stack.wait_healthy(service)
     run = stack.run("feature-slow")
     assert run["built"] is True or run["healed"] is True, run
-    assert "imported stack_slow 2.0" in stack.run_log(run["id"])
+    stack.wait_for_log(run["id"], "imported stack_slow 2.0")
     listing = stack.compose("exec", "-T", service, "ls", "-A", "/cache/envs").stdout
     assert ".tmp-" not in listing, listing
 

@@ -7,12 +7,14 @@ schedule is never created for a branch or tag the agent could never check out.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
-from git.cmd import Git
-from git.exc import GitCommandError
 
 from sunbeam_api.errors import BackendUnavailableError
+
+if TYPE_CHECKING:  # GitPython loads only when a ref is commissioned, not at the API's start-up
+    from git.exc import GitCommandError
 
 # Servers list refs, not commits: a commit SHA cannot be checked without fetching, so it is
 # taken as given (the agent fails a run on a missing commit with a clear message).
@@ -30,6 +32,8 @@ def candidates(ref: str) -> list[str]:
 
 def _ls_remote(repo_url: str, names: list[str], timeout: float) -> str:
     # No prompt for credentials (it would hang the request), no pager, no local config quirks.
+    from git.cmd import Git
+
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "GCM_INTERACTIVE": "never"}
     git = Git()
     git.update_environment(**env)
@@ -67,6 +71,8 @@ async def resolve_remote_ref(repo_url: str, ref: str, timeout: float) -> str | N
     """The commit `ref` points at in `repo_url`; None when the repository has no such ref."""
     if _HEX_SHA.match(ref):
         return ref
+    from git.exc import GitCommandError
+
     names = candidates(ref)
     try:
         listing = await anyio.to_thread.run_sync(_ls_remote, repo_url, names, timeout)
