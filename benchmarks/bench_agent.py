@@ -192,6 +192,21 @@ def main() -> int:
     (floor_code / "flows" / "bench.py").write_text(FLOW)
 
     side = None if args.no_docker else docker_side(tmp, wheelhouse, repo)
+    try:
+        return measure(args, tmp, wheelhouse, repo, floor_code, side)
+    finally:
+        if side is not None:
+            remove_docker_side(side)
+
+
+def measure(
+    args: argparse.Namespace,
+    tmp: Path,
+    wheelhouse: Path,
+    repo: ProjectRepo,
+    floor_code: Path,
+    side: DockerSide | None,
+) -> int:
     server = start_prefect_server(tmp / "prefect")
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -285,8 +300,6 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 w.kill()
         server.stop()
-        if side is not None:
-            remove_docker_side(side)
 
     results = {
         v.name: {
