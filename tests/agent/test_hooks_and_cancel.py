@@ -26,6 +26,7 @@ def _assert_worker_hook_notice(stack: Stack, run_id: UUID, hook: str) -> None:
     lines = stack.wait_for_log(run_id, f"The on_{hook} hooks run in the ref's environment")
     assert not [line for line in lines if "Runner failed to retrieve flow" in line], lines
     assert not [line for line in lines if "Traceback" in line], lines
+    assert not [line for line in lines if "from storage at None" in line], lines
 
 
 def test_on_crashed_hook_runs_in_the_refs_env(

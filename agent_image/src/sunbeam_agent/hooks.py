@@ -27,17 +27,25 @@ _HOOK_PROGRAM = (
 
 
 # Prefect's process worker also tries a crashed or cancelled run's hooks in *its own*
-# interpreter, which cannot import the pipeline, and logs this warning with a traceback into the
-# run's log. The hooks really run in the ref's env (EnvHookRunner), so the line is misleading.
+# interpreter, which cannot import the pipeline, and logs a warning with a traceback into the
+# run's log (3.8 also announces the attempt and a download "from storage at None"). The hooks
+# really run in the ref's env (EnvHookRunner), so those lines would only mislead.
 _WORKER_HOOK_MISS = "Runner failed to retrieve flow to execute on_"
+_WORKER_HOOK_NOISE = ("Loading flow to check for on_", "Downloading flow code from storage at None")
+# 3.9 logs through the flow-run logger itself, 3.8 through its "runner" child (filters on a
+# logger do not apply to its children's records).
+_FLOW_RUN_LOGGERS = ("prefect.flow_runs", "prefect.flow_runs.runner")
 
 
 class WorkerHookNotice(logging.Filter):
-    """Turns Prefect's worker-side hook warning into one line saying where the hooks run."""
+    """Turns Prefect's worker-side hook attempt into one line saying where the hooks run."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith(_WORKER_HOOK_MISS):
-            hook = record.msg[len(_WORKER_HOOK_MISS) :].split(" ", 1)[0]
+        message = record.getMessage()
+        if message.startswith(_WORKER_HOOK_NOISE):
+            return False
+        if message.startswith(_WORKER_HOOK_MISS):
+            hook = message[len(_WORKER_HOOK_MISS) :].split(" ", 1)[0]
             record.msg, record.args = "The on_%s hooks run in the ref's environment", (hook,)
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
@@ -45,10 +53,11 @@ class WorkerHookNotice(logging.Filter):
 
 
 def install_worker_hook_notice() -> None:
-    """Once per process, on the logger Prefect's flow-run loggers write through."""
-    logger = logging.getLogger("prefect.flow_runs")
-    if not any(isinstance(f, WorkerHookNotice) for f in logger.filters):
-        logger.addFilter(WorkerHookNotice())
+    """Once per process, on the loggers Prefect's flow-run loggers write through."""
+    for name in _FLOW_RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WorkerHookNotice) for f in logger.filters):
+            logger.addFilter(WorkerHookNotice())
 
 
 class EnvHookRunner:

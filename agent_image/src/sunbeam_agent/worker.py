@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 from prefect.logging import get_logger
-from prefect.states import Cancelling
+from prefect.states import Cancelling, Crashed
 from prefect.workers.process import (
     ProcessJobConfiguration,
     ProcessVariables,
@@ -172,13 +172,28 @@ class SunbeamWorker(ProcessWorker):
                 configuration.env["SUNBEAM_RUN_RECORD"] = str(record)
                 result = await super().run(flow_run, configuration, task_status)
                 with anyio.CancelScope(shield=True):
-                    await self._run_env_hooks(flow_run, configuration, record)
+                    await self._run_env_hooks(flow_run, configuration, record, result.status_code)
         finally:
             self._sunbeam_active -= 1
         return SunbeamWorkerResult(status_code=result.status_code, identifier=result.identifier)
 
+    async def _final_state(self, flow_run: FlowRun, status_code: int) -> FlowRun:
+        """The run as its hooks must see it. Prefect 3.9's process worker reports a crash before
+        run() returns; older 3.x workers do it after, so a run still Running whose process failed
+        is reported Crashed here, with the message Prefect itself uses."""
+        final = await self.client.read_flow_run(flow_run.id)
+        if status_code != 0 and final.state is not None and final.state.is_running():
+            message = f"Flow run infrastructure exited with non-zero status code {status_code}."
+            await self.client.set_flow_run_state(flow_run.id, Crashed(message=message))
+            final = await self.client.read_flow_run(flow_run.id)
+        return final
+
     async def _run_env_hooks(
-        self, flow_run: FlowRun, configuration: SunbeamJobConfiguration, record: Path
+        self,
+        flow_run: FlowRun,
+        configuration: SunbeamJobConfiguration,
+        record: Path,
+        status_code: int,
     ) -> None:
         """on_crashed / on_cancellation hooks, in the ref's env, once the flow process is gone.
 
@@ -188,7 +203,7 @@ class SunbeamWorker(ProcessWorker):
             return
         try:
             started = json.loads(record.read_text(encoding="utf-8"))
-            final = await self.client.read_flow_run(flow_run.id)
+            final = await self._final_state(flow_run, status_code)
         except Exception as exc:
             self.get_flow_run_logger(flow_run).warning("Could not run the flow's hooks: %s", exc)
             return
@@ -203,5 +218,5 @@ class SunbeamWorker(ProcessWorker):
         )
         if state.is_crashed():
             await runner.run_crashed_hooks(final, state)
-        elif state.is_cancelled():
+        elif state.is_cancelled() or state.is_cancelling():  # older 3.x: still Cancelling here
             await runner.run_cancellation_hooks(final, Cancelling(message=state.message))
