@@ -45,6 +45,12 @@ class Window:
         hi = I64_MAX if self.end_ms is None else self.end_ms
         return (t >= lo) & (t <= hi)
 
+    def cut(self, points: Points) -> Points:
+        """The points inside the window, as views of `points` (times ascending, no copy)."""
+        lo = 0 if self.start_ms is None else np.searchsorted(points.t, self.start_ms, "left")
+        hi = len(points) if self.end_ms is None else np.searchsorted(points.t, self.end_ms, "right")
+        return Points(points.t[lo:hi], points.v[lo:hi])
+
 
 @dataclass(frozen=True)
 class View:
@@ -206,8 +212,7 @@ async def _read_raw(
     docs = sorted([d async for d in cursor], key=lambda d: d["chunk"])
     t = _cat([_i64(d["tb"]) for d in docs], "<i8")
     v = _cat([_f64(d["vb"]) for d in docs], "<f8")
-    keep = window.mask(t)
-    return Points(t[keep], v[keep])
+    return window.cut(Points(t, v))
 
 
 async def _read_v1(
