@@ -16,7 +16,12 @@ import numpy as np
 from bson.codec_options import CodecOptions
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sunbeam_api.downsampling import Points, downsample_levels, downsample_points
+from sunbeam_api.downsampling import (
+    Points,
+    downsample_levels,
+    downsample_points,
+    level_fields,
+)
 
 SERIES = "series"
 CHUNKS = "series_chunks"
@@ -116,31 +121,32 @@ async def read_view(
         points = await _read_v1(db, key, header, window)
         return _finish(header, points, max_points, method)
     chunks = _chunks_from_header(header, window) or await _chunks_from_db(db, key, header, window)
-    if max_points is None or int(chunks.n.sum()) <= max_points:
-        # At most the chunks' points: the raw read is the answer, and its length the exact count.
-        points = await _read_raw(db, key, chunks.chunk.tolist(), window)
-        return _finish(header, points, max_points, method)
-    in_window = await _count_in_window(db, key, chunks, window)
-    level = _pick_level(header, in_window, max_points)
+    # The window holds at most its chunks' points: when not even that many would fill a level,
+    # the raw read is the answer (and its length the exact count), with no counting read first.
+    level = None if max_points is None else _pick_level(header, int(chunks.n.sum()), max_points)
+    if level is not None:
+        in_window = await _count_in_window(db, key, chunks, window)
+        level = _pick_level(header, in_window, max_points)
     if level is None:
         points = await _read_raw(db, key, chunks.chunk.tolist(), window)
         return _finish(header, points, max_points, method)
-    docs = (
-        db[LEVELS]
-        .find(
-            {
-                **key,
-                "level": level["level"],
-                "chunk": {"$lt": level["n_chunks"]},
-                **window.time_filter(),
-            },
-            {"_id": 0, "t0": 0, "t1": 0},
-        )
-        .sort("chunk", 1)
-    )
-    buckets = [d async for d in docs]
-    used, points = downsample_levels(buckets, window, max_points, method)
+    used, points = await _read_level(db, key, level, window, max_points, method)
     return View(header, in_window, used, f"L{level['level']}:{level['points_per_bucket']}", points)
+
+
+async def _read_level(
+    db: AsyncDatabase,
+    key: dict[str, str],
+    level: dict[str, Any],
+    window: Window,
+    max_points: int,
+    method: Method,
+) -> tuple[str, Points]:
+    query = {**key, "level": level["level"], "chunk": {"$lt": level["n_chunks"]}}
+    fields = dict.fromkeys(level_fields(max_points, method), 1)
+    docs = db[LEVELS].find({**query, **window.time_filter()}, {"_id": 0, **fields})
+    buckets = [d async for d in docs.sort("chunk", 1)]
+    return downsample_levels(buckets, window, max_points, method)
 
 
 def _finish(header: dict[str, Any], points: Points, max_points: int | None, method: Method) -> View:
