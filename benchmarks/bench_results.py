@@ -4,9 +4,9 @@
 
 Series are written through the pipeline's own store into SecantusDB (and, for the baseline, in
 the v1 layout by `write_v1`, today's writer kept here). The API runs as its own uvicorn process,
-so its peak RSS (VmHWM) is its own. The baseline is today's reader (`read_v1_baseline`, kept
-here verbatim in spirit: per-point Python decode, Python bucket-mean), timed in-process, which
-spares it the HTTP cost. The last stdout line with --json is one JSON object.
+so its peak RSS (VmHWM) and CPU time are its own; the load test's 20 clients run in a process of
+their own. The baseline is today's reader (`read_v1_baseline`, kept here verbatim in spirit:
+per-point Python decode, Python bucket-mean), timed in-process, which spares it the HTTP cost. The last stdout line with --json is one JSON object.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pymongo
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo import AsyncMongoClient
 from secantus import SecantusDBServer
 
@@ -37,6 +40,8 @@ DB = "bench_results"
 T0 = datetime(2025, 7, 1, 12, tzinfo=UTC)
 STEP_MS = 100  # 10 Hz
 REPEAT = 20
+HOUR = {"start": "2025-07-01T12:00:00Z", "end": "2025-07-01T13:00:00Z"}  # 36,001 points
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def write_v1(db, key: dict, values: np.ndarray, chunk: int = 50_000) -> None:
@@ -87,17 +92,25 @@ def time_get(client: httpx.Client, path: str, params: dict, repeat: int = REPEAT
     return {"p50_ms": pct(samples, 50), "p95_ms": pct(samples, 95)}
 
 
-def load(url: str, paths: list[tuple[str, dict]], clients: int = 20, seconds: float = 10.0) -> dict:
-    samples, errors, stop = [], [0], time.monotonic() + seconds
+def load(
+    url: str, paths: dict[str, tuple[str, dict]], clients: int = 20, seconds: float = 10.0
+) -> dict:
+    """`clients` threads, each on its own connection, cycling through `paths` for `seconds`."""
+    samples: dict[str, list[float]] = {label: [] for label in paths}
+    labels = list(paths)
+    errors, stop = [0], time.monotonic() + seconds
 
     def worker(i: int) -> None:
         with httpx.Client(base_url=url, timeout=30) as c:
+            k = i
             while time.monotonic() < stop:
-                path, params = paths[i % len(paths)]
+                label = labels[k % len(labels)]
+                path, params = paths[label]
+                k += 1
                 t = time.perf_counter()
                 try:
                     c.get(path, params=params).raise_for_status()
-                    samples.append(time.perf_counter() - t)
+                    samples[label].append(time.perf_counter() - t)
                 except httpx.HTTPError:
                     errors[0] += 1
 
@@ -106,11 +119,22 @@ def load(url: str, paths: list[tuple[str, dict]], clients: int = 20, seconds: fl
         th.start()
     for th in threads:
         th.join()
+    every = [x for xs in samples.values() for x in xs]
     return {
-        "requests": len(samples),
+        "clients": clients,
+        "seconds": seconds,
+        "requests": len(every),
         "errors": errors[0],
-        "p50_ms": pct(samples, 50),
-        "p99_ms": pct(samples, 99),
+        "p50_ms": pct(every, 50),
+        "p99_ms": pct(every, 99),
+        "by_path": {
+            label: {
+                "requests": len(xs),
+                "p50_ms": pct(xs, 50),
+                "p99_ms": pct(xs, 99),
+            }
+            for label, xs in samples.items()
+        },
     }
 
 
@@ -138,11 +162,88 @@ def start_api(uri: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the API did not start")
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> dict[str, float]:
+    """The process's resident set now (VmRSS) and at its peak so far (VmHWM), in MB."""
+    fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
+
+
+def cpu_s(pid: int) -> float:
+    """The process's user + system CPU seconds so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stored_bytes(db, key: dict) -> dict[str, int]:
+    """The BSON bytes of one series as stored: its document, raw chunks and level chunks."""
+    raw = db.with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
+    out = {}
+    for coll in ("series", "series_chunks", "series_levels"):
+        out[coll] = sum(len(d.raw) for d in raw[coll].find(key))
+    out["total"] = sum(out.values())
+    return out
+
+
+def time_baseline(uri: str, key: dict, repeat: int) -> dict:
+    async def run() -> list[float]:
+        client = AsyncMongoClient(uri, tz_aware=True)
+        samples = []
+        try:
+            for _ in range(repeat):
+                t = time.perf_counter()
+                await read_v1_baseline(client[DB], key, 1000)
+                samples.append(time.perf_counter() - t)
+        finally:
+            await client.close()
+        return samples
+
+    samples = asyncio.run(run())
+    return {"p50_ms": pct(samples, 50), "p95_ms": pct(samples, 95), "runs": len(samples)}
+
+
+def baseline_repeats(n: int) -> int:
+    # Today's reader takes ~7 s per million points: 20 runs at 10M would take half an hour.
+    return REPEAT if n < 1_000_000 else 5 if n < 10_000_000 else 3
+
+
+def write_both(db, n: int) -> dict:
+    values = np.sin(np.arange(n) / 5000.0) * 1000 + np.random.default_rng(n).normal(0, 10, n)
+    t = time.perf_counter()
+    write_series(db, SeriesKey("v2", "Season", "power", f"P{n}"), values)
+    w2 = time.perf_counter() - t
+    t = time.perf_counter()
+    write_v1(db, v1_key(n), values)
+    w1 = time.perf_counter() - t
+    v1 = stored_bytes(db, v1_key(n))
+    v2 = stored_bytes(db, {**v1_key(n), "ref": "v2"})
+    print(f"wrote {n} points: v2 {w2:.1f} s, v1 {w1:.1f} s", file=sys.stderr)
+    return {
+        "write_v2_s": w2,
+        "write_v1_s": w1,
+        "stored_bytes_v1": v1,
+        "stored_bytes_v2": v2,
+        "raw_bytes_v2_over_v1": v2["series_chunks"] / v1["series_chunks"],
+        "total_bytes_v2_over_v1": v2["total"] / v1["total"],
+    }
+
+
+def v1_key(n: int) -> dict:
+    return {"ref": "v1", "event": "Season", "stage": "power", "name": f"P{n}"}
+
+
+def time_views(c: httpx.Client, uri: str, n: int, r: dict) -> None:
+    path = f"/results/v2/Season/power/P{n}"
+    r["whole_1000pt"] = time_get(c, path, {"max_points": 1000})
+    r["hour_full"] = time_get(c, path, HOUR)
+    r["hour_1000pt"] = time_get(c, path, {**HOUR, "max_points": 1000})
+    if n >= 1_000_000:  # the first million points
+        r["csv_1m"] = time_get(c, path, {"format": "csv", "end": "2025-07-02T15:46:39.900Z"})
+    r["baseline_whole_1000pt"] = time_baseline(uri, v1_key(n), baseline_repeats(n))
+    r["speedup_whole_view"] = r["baseline_whole_1000pt"]["p50_ms"] / r["whole_1000pt"]["p50_ms"]
 
 
 def main() -> None:
@@ -155,60 +256,46 @@ def main() -> None:
     server.start()
     uri = f"mongodb://127.0.0.1:{server.port}/"
     db = pymongo.MongoClient(uri)[DB]
-    result: dict = {"sizes": {}}
+    result: dict = {"load_average_start": os.getloadavg(), "sizes": {}}
     for n in sizes:
-        values = np.sin(np.arange(n) / 5000.0) * 1000 + np.random.default_rng(n).normal(0, 10, n)
-        t = time.perf_counter()
-        write_series(db, SeriesKey("v2", "Season", "power", f"P{n}"), values)
-        w2 = time.perf_counter() - t
-        t = time.perf_counter()
-        write_v1(db, {"ref": "v1", "event": "Season", "stage": "power", "name": f"P{n}"}, values)
-        w1 = time.perf_counter() - t
-        result["sizes"][n] = {"write_v2_s": w2, "write_v1_s": w1}
-        print(f"wrote {n} points: v2 {w2:.1f} s, v1 {w1:.1f} s", file=sys.stderr)
+        result["sizes"][n] = write_both(db, n)
     proc, url = start_api(uri)
+    result["api_idle"] = rss_mb(proc.pid)
     try:
-        with httpx.Client(base_url=url, timeout=120) as c:
+        with httpx.Client(base_url=url, timeout=300) as c:
             for n in sizes:
-                path = f"/results/v2/Season/power/P{n}"
-                hour = {"start": "2025-07-01T12:00:00Z", "end": "2025-07-01T13:00:00Z"}
                 r = result["sizes"][n]
-                r["whole_1000pt"] = time_get(c, path, {"max_points": 1000})
-                r["hour_full"] = time_get(c, path, hour)
-                r["hour_1000pt"] = time_get(c, path, {**hour, "max_points": 1000})
-                if n >= 1_000_000:
-                    r["csv_1m"] = time_get(
-                        c, path, {"format": "csv", "end": "2025-07-02T15:46:39.900Z"}, 5
-                    )
-                base = []
-                adb = AsyncMongoClient(uri, tz_aware=True)[DB]
-                key = {"ref": "v1", "event": "Season", "stage": "power", "name": f"P{n}"}
-                for _ in range(3 if n >= 1_000_000 else REPEAT):
-                    t = time.perf_counter()
-                    asyncio.run(read_v1_baseline(adb, key, 1000))
-                    base.append(time.perf_counter() - t)
-                r["baseline_whole_1000pt"] = {"p50_ms": pct(base, 50), "runs": len(base)}
-                r["speedup_whole_view"] = (
-                    r["baseline_whole_1000pt"]["p50_ms"] / r["whole_1000pt"]["p50_ms"]
-                )
+                time_views(c, uri, n, r)
+                r["api_after"] = rss_mb(proc.pid)
                 print(json.dumps({n: r}), file=sys.stderr)
-            big = max(sizes)
-            paths = [("/results", {}), (f"/results/v2/Season/power/P{big}", {"max_points": 1000})]
-            result["load_20_clients"] = load(url, paths)
-        result["api_peak_rss_mb"] = peak_rss_mb(proc.pid)
+        view = f"/results/v2/Season/power/P{max(sizes)}"
+        paths = {
+            "listing": ("/results", {}),
+            "whole_1000pt": (view, {"max_points": 1000}),
+            "hour_1000pt": (view, {**HOUR, "max_points": 1000}),
+        }
+        # The clients run in their own process: in this one they would fight the database's
+        # threads for the interpreter, and time that instead of the API.
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            cpu = cpu_s(proc.pid)
+            result["load_20_clients"] = pool.apply(load, (url, paths))
+            result["load_20_clients"]["api_cpu_s"] = cpu_s(proc.pid) - cpu
+            result["load_20_clients"]["load_average"] = os.getloadavg()
+        result["api_end"] = rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
         server.stop()
-    big = max(sizes)
-    result[f"speedup_{big // 1_000_000 or big}{'m' if big >= 1_000_000 else ''}_whole_view"] = (
-        result["sizes"][big]["speedup_whole_view"]
-    )
+    result["load_average_end"] = os.getloadavg()
+    result["api_peak_rss_mb"] = result["api_end"]["peak_rss_mb"]
     result["speedup_10m_whole_view"] = result["sizes"].get(10_000_000, {}).get("speedup_whole_view")
     result["worst_p50_ms_1000pt_view"] = max(
         max(r["whole_1000pt"]["p50_ms"], r["hour_1000pt"]["p50_ms"])
         for r in result["sizes"].values()
     )
+    out = RESULTS / f"bench_results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results in {out}", file=sys.stderr)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

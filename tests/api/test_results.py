@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from datetime import UTC, datetime
 
 import httpx
 import numpy as np
@@ -192,13 +193,20 @@ def v2_series(mongo: Mongo) -> np.ndarray:
         values[123_457] = 1000.0  # one spike a plot must not lose
         values[10:20] = np.nan
         db = client[DB]
-        for ref in ("v2", "v2-no-raw", "v2-bad-edges"):
+        for ref in ("v2", "v2-no-raw", "v2-bad-edges", "v2-no-index", "v2-bad-spans"):
             write_series(db, SeriesKey(ref, V2["event"], V2["stage"], V2["name"]), values)
         # A read that touched these chunks would fail to decode them: it proves which it reads.
         db.series_chunks.update_many({"ref": "v2-no-raw"}, {"$set": {"vb": b"x", "tb": b"x"}})
         db.series_chunks.update_many(
             {"ref": "v2-bad-edges", "chunk": {"$in": [0, 3]}}, {"$set": {"vb": b"x", "tb": b"x"}}
         )
+        # Written before the series document kept a chunk index: the reader asks the chunks.
+        db.series.update_one(
+            {"ref": "v2-no-index"}, {"$unset": {"chunk_t0": "", "chunk_t1": "", "chunk_n": ""}}
+        )
+        # Chunk documents claiming the wrong spans: a reader that uses the index never sees them.
+        far = datetime(2000, 1, 1, tzinfo=UTC)
+        db.series_chunks.update_many({"ref": "v2-bad-spans"}, {"$set": {"t0": far, "t1": far}})
     finally:
         client.close()
     return values
@@ -279,3 +287,16 @@ def test_timestamps_end_in_z_in_json_and_csv(api: httpx.Client) -> None:
     )
     assert body["window_end"] == "2025-07-01T12:00:00.300Z"
     assert body["provenance"]["written_at"].endswith("Z") and body["start"].endswith("Z")
+
+
+@pytest.mark.parametrize("ref", ["v2-no-index", "v2-bad-spans"])
+def test_v2_window_finds_its_chunks_by_the_series_index_or_else_by_the_chunks(
+    api: httpx.Client, v2_series: np.ndarray, ref: str
+) -> None:
+    # Points 49,990..50,010 straddle chunks 0 and 1: 12:00:00 + 4999 s = 13:23:19.
+    params = {"start": "2025-07-01T13:23:19Z", "end": "2025-07-01T13:23:21Z"}
+    body = api.get(_path(ref), params=params).json()
+    assert body["points_in_window"] == 21 and body["level"] == "raw"
+    assert body["v"] == pytest.approx(v2_series[49_990:50_011].tolist())
+    listed = api.get("/results", params={"ref": ref}).json()["items"][0]
+    assert listed["n_points"] == N_V2

@@ -52,6 +52,13 @@ def test_large_series_is_chunked_and_read_back_whole(store: ResultStore) -> None
         lo, hi = c * CHUNK_POINTS, min((c + 1) * CHUNK_POINTS, n) - 1
         assert int(chunk["t0"].timestamp() * 1000) == ms[lo]
         assert int(chunk["t1"].timestamp() * 1000) == ms[hi]
+    # The series document repeats every chunk's span and count, so a reader needs no chunk query.
+    index = {
+        f: np.frombuffer(header[f], "<i8").tolist() for f in ("chunk_t0", "chunk_t1", "chunk_n")
+    }
+    assert index["chunk_n"] == [c["n"] for c in chunks]
+    assert index["chunk_t0"] == [int(c["t0"].timestamp() * 1000) for c in chunks]
+    assert index["chunk_t1"] == [int(c["t1"].timestamp() * 1000) for c in chunks]
     flat = np.concatenate([np.frombuffer(c["vb"], "<f8") for c in chunks])
     np.testing.assert_array_equal(np.isnan(flat), np.isnan(series.v))
 

@@ -83,6 +83,14 @@ def test_root_redirects_and_home_lists_the_refs_of_the_run(browser, stack: Stack
     dashboard = stack.prefect_url.removesuffix("/api")
     expected = {f"{dashboard}/runs/flow-run/{run['flow_run_id']}" for run in stack.runs.values()}
     assert set(links) == expected
+    # These runs carry no agent labels: the run column names commit and env from the results.
+    for ref in ("main", BRANCH):
+        provenance = stack.db.series.find_one({"ref": ref})["provenance"]
+        cell = browser.find_element(
+            By.CSS_SELECTOR, f'#refs tr.ref-row[data-ref="{ref}"] td:nth-child(2)'
+        ).text
+        assert f"commit {provenance['commit'][:12]}" in cell, cell
+        assert f"env {provenance['env_key']}" in cell, cell
     check_clean(browser, stack, "home")
 
 

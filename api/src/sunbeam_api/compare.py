@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from sunbeam_api.errors import BadInputError, NotFoundError
 from sunbeam_api.series_reader import SERIES, Window, read_view
+from sunbeam_api.store import LISTING
 
 # Units whose time integral means something, and what it is called (value·s / divisor).
 INTEGRALS = {"W": ("Wh", 3600.0), "kW": ("kWh", 3600.0), "A": ("Ah", 3600.0), "m/s": ("m", 1.0)}
@@ -106,7 +107,7 @@ def _change(ref: Summary, base: Summary) -> float:
 
 
 async def _docs(db: AsyncDatabase, ref: str) -> dict[tuple[str, str, str], dict[str, Any]]:
-    cursor = db[SERIES].find({"ref": ref}, {"_id": 0, "levels": 0})
+    cursor = db[SERIES].find({"ref": ref}, LISTING)
     return {(d["event"], d["stage"], d["name"]): d async for d in cursor}
 
 

@@ -64,8 +64,19 @@ def minmax_lttb(points: Points, max_points: int) -> Points:
     return Points(t[keep], v[keep])
 
 
+def _uses_minmax(max_points: int, method: str) -> bool:
+    return method == MINMAX_LTTB and max_points >= LTTB_MIN_POINTS
+
+
+def level_fields(max_points: int, method: str) -> tuple[str, ...]:
+    """The fields of a level's documents that `downsample_levels` reads (fetch only those)."""
+    if _uses_minmax(max_points, method):
+        return ("tf", "tl", "tmin", "tmax", "mn", "mx")
+    return ("tf", "tl", "sm", "cnt")
+
+
 def downsample_points(points: Points, max_points: int, method: str) -> tuple[str, Points]:
-    if method == MINMAX_LTTB and max_points >= LTTB_MIN_POINTS:
+    if _uses_minmax(max_points, method):
         return MINMAX_LTTB, minmax_lttb(points, max_points)
     return BUCKET_MEAN, bucket_mean(points, max_points)
 
@@ -83,7 +94,7 @@ def downsample_levels(
     lo = -(2**63) if window.start_ms is None else window.start_ms
     hi = 2**63 - 1 if window.end_ms is None else window.end_ms
     keep = (tl >= lo) & (tf <= hi)
-    if method == MINMAX_LTTB and max_points >= LTTB_MIN_POINTS:
+    if _uses_minmax(max_points, method):
         # Each bucket's min and max are real points: MinMax-LTTB over them keeps every peak.
         t = np.concatenate([_column(docs, "tmin", "<i8")[keep], _column(docs, "tmax", "<i8")[keep]])
         v = np.concatenate([_column(docs, "mn", "<f8")[keep], _column(docs, "mx", "<f8")[keep]])

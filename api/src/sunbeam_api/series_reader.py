@@ -1,8 +1,8 @@
 """Reading one series' window from MongoDB, fast at a season's scale (docs/contracts.md).
 
-Schema version 2: only the chunks whose time bounds meet the window are fetched, decoded with
-numpy from their int64/float64 bytes, and a `max_points` view is answered from the coarsest
-pre-aggregated level that still has at least `max_points` buckets in the window, so a wide view
+Schema version 2: only the chunks whose time bounds (kept in the series document, so finding them
+costs no query) meet the window are fetched, decoded with numpy from their int64/float64 bytes,
+and a `max_points` view is answered from the coarsest pre-aggregated level that still has at least `max_points` buckets in the window, so a wide view
 never touches raw points. Schema version 1 (lists of datetimes and floats) is still read, whole.
 """
 
@@ -16,7 +16,12 @@ import numpy as np
 from bson.codec_options import CodecOptions
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sunbeam_api.downsampling import Points, downsample_levels, downsample_points
+from sunbeam_api.downsampling import (
+    Points,
+    downsample_levels,
+    downsample_points,
+    level_fields,
+)
 
 SERIES = "series"
 CHUNKS = "series_chunks"
@@ -44,6 +49,12 @@ class Window:
         lo = I64_MIN if self.start_ms is None else self.start_ms
         hi = I64_MAX if self.end_ms is None else self.end_ms
         return (t >= lo) & (t <= hi)
+
+    def cut(self, points: Points) -> Points:
+        """The points inside the window, as views of `points` (times ascending, no copy)."""
+        lo = 0 if self.start_ms is None else np.searchsorted(points.t, self.start_ms, "left")
+        hi = len(points) if self.end_ms is None else np.searchsorted(points.t, self.end_ms, "right")
+        return Points(points.t[lo:hi], points.v[lo:hi])
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,20 @@ def _cat(parts: list[np.ndarray], dtype: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
+@dataclass(frozen=True)
+class Chunks:
+    """The raw chunks that meet a window: their numbers, time spans (ms) and point counts."""
+
+    chunk: np.ndarray
+    t0: np.ndarray
+    t1: np.ndarray
+    n: np.ndarray
+
+    def within(self, window: Window) -> np.ndarray:
+        """Which of them lie wholly inside the window."""
+        return window.mask(self.t0) & window.mask(self.t1)
+
+
 async def read_view(
     db: AsyncDatabase,
     key: dict[str, str],
@@ -95,31 +120,33 @@ async def read_view(
     if header.get("schema_version", 1) < 2:
         points = await _read_v1(db, key, header, window)
         return _finish(header, points, max_points, method)
-    bounds = await _chunk_bounds(db, key, header, window)
-    in_window = await _count_in_window(db, key, bounds, window)
-    if max_points is None or in_window <= max_points:
-        points = await _read_raw(db, key, [b["chunk"] for b in bounds], window)
-        return View(header, in_window, None, RAW, points)
-    level = _pick_level(header, in_window, max_points)
+    chunks = _chunks_from_header(header, window) or await _chunks_from_db(db, key, header, window)
+    # The window holds at most its chunks' points: when not even that many would fill a level,
+    # the raw read is the answer (and its length the exact count), with no counting read first.
+    level = None if max_points is None else _pick_level(header, int(chunks.n.sum()), max_points)
+    if level is not None:
+        in_window = await _count_in_window(db, key, chunks, window)
+        level = _pick_level(header, in_window, max_points)
     if level is None:
-        points = await _read_raw(db, key, [b["chunk"] for b in bounds], window)
+        points = await _read_raw(db, key, chunks.chunk.tolist(), window)
         return _finish(header, points, max_points, method)
-    docs = (
-        db[LEVELS]
-        .find(
-            {
-                **key,
-                "level": level["level"],
-                "chunk": {"$lt": level["n_chunks"]},
-                **window.time_filter(),
-            },
-            {"_id": 0, "t0": 0, "t1": 0},
-        )
-        .sort("chunk", 1)
-    )
-    buckets = [d async for d in docs]
-    used, points = downsample_levels(buckets, window, max_points, method)
+    used, points = await _read_level(db, key, level, window, max_points, method)
     return View(header, in_window, used, f"L{level['level']}:{level['points_per_bucket']}", points)
+
+
+async def _read_level(
+    db: AsyncDatabase,
+    key: dict[str, str],
+    level: dict[str, Any],
+    window: Window,
+    max_points: int,
+    method: Method,
+) -> tuple[str, Points]:
+    query = {**key, "level": level["level"], "chunk": {"$lt": level["n_chunks"]}}
+    fields = dict.fromkeys(level_fields(max_points, method), 1)
+    docs = db[LEVELS].find({**query, **window.time_filter()}, {"_id": 0, **fields})
+    buckets = [d async for d in docs.sort("chunk", 1)]
+    return downsample_levels(buckets, window, max_points, method)
 
 
 def _finish(header: dict[str, Any], points: Points, max_points: int | None, method: Method) -> View:
@@ -139,25 +166,41 @@ def _pick_level(header: dict[str, Any], in_window: int, max_points: int) -> dict
     return None
 
 
-async def _chunk_bounds(
+def _chunks_from_header(header: dict[str, Any], window: Window) -> Chunks | None:
+    """The chunk index the writer keeps in the series document (None if it has none)."""
+    n_chunks = header.get("n_chunks") or 0
+    fields = [header.get(f) for f in ("chunk_t0", "chunk_t1", "chunk_n")]
+    if any(f is None for f in fields) or any(len(f) != 8 * n_chunks for f in fields):
+        return None
+    t0, t1, n = (_i64(f) for f in fields)
+    meets = np.ones(n_chunks, dtype=bool)
+    if window.start_ms is not None:
+        meets &= t1 >= window.start_ms
+    if window.end_ms is not None:
+        meets &= t0 <= window.end_ms
+    return Chunks(np.flatnonzero(meets), t0[meets], t1[meets], n[meets])
+
+
+async def _chunks_from_db(
     db: AsyncDatabase, key: dict[str, str], header: dict[str, Any], window: Window
-) -> list[dict[str, Any]]:
+) -> Chunks:
     query = {**key, "chunk": {"$lt": header.get("n_chunks") or 0}, **window.time_filter()}
     cursor = db[CHUNKS].find(query, {"_id": 0, "chunk": 1, "n": 1, "t0": 1, "t1": 1})
-    return sorted([d async for d in cursor], key=lambda d: d["chunk"])
+    docs = sorted([d async for d in cursor], key=lambda d: d["chunk"])
+
+    def column(f: str) -> np.ndarray:
+        return np.array([to_ms(d[f]) if f in ("t0", "t1") else d[f] for d in docs], dtype=np.int64)
+
+    return Chunks(column("chunk"), column("t0"), column("t1"), column("n"))
 
 
 async def _count_in_window(
-    db: AsyncDatabase, key: dict[str, str], bounds: list[dict[str, Any]], window: Window
+    db: AsyncDatabase, key: dict[str, str], chunks: Chunks, window: Window
 ) -> int:
     """Points in the window: whole chunks by their count, the (at most two) edge chunks exactly."""
-    total, edges = 0, []
-    for b in bounds:
-        inside = window.mask(np.array([to_ms(b["t0"]), to_ms(b["t1"])], dtype=np.int64))
-        if inside.all():
-            total += int(b["n"])
-        else:
-            edges.append(b["chunk"])
+    inside = chunks.within(window)
+    total = int(chunks.n[inside].sum())
+    edges = chunks.chunk[~inside].tolist()
     if edges:
         cursor = db[CHUNKS].find({**key, "chunk": {"$in": edges}}, {"_id": 0, "tb": 1})
         total += sum([int(window.mask(_i64(d["tb"])).sum()) async for d in cursor])
@@ -175,8 +218,7 @@ async def _read_raw(
     docs = sorted([d async for d in cursor], key=lambda d: d["chunk"])
     t = _cat([_i64(d["tb"]) for d in docs], "<i8")
     v = _cat([_f64(d["vb"]) for d in docs], "<f8")
-    keep = window.mask(t)
-    return Points(t[keep], v[keep])
+    return window.cut(Points(t, v))
 
 
 async def _read_v1(

@@ -17,6 +17,8 @@ SERIES = "series"
 CHUNKS = "series_chunks"
 KEYS = ("ref", "event", "stage", "name")
 ResultKey = Literal["ref", "event", "stage", "name"]
+# A listing needs no level table or chunk index (kilobytes per series at a season's scale).
+LISTING = {"_id": 0, "levels": 0, "chunk_t0": 0, "chunk_t1": 0, "chunk_n": 0}
 
 
 class Provenance(BaseModel):
@@ -79,7 +81,7 @@ async def list_series(
     db: AsyncDatabase, *, filters: dict[str, str], limit: int, offset: int
 ) -> SeriesPage:
     cursor = (
-        db[SERIES].find(filters, {"_id": 0}).sort([(k, 1) for k in KEYS]).skip(offset).limit(limit)
+        db[SERIES].find(filters, LISTING).sort([(k, 1) for k in KEYS]).skip(offset).limit(limit)
     )
     items = [_info(doc) async for doc in cursor]
     total = await db[SERIES].count_documents(filters)

@@ -1,7 +1,8 @@
 """Results in MongoDB, laid out as docs/contracts.md says.
 
 - `series`: one document per (ref, event, stage, name): units, description, point count, chunk
-  count, time span and provenance.
+  count, time span, every chunk's time span and count (so a windowed read needs no chunk query to
+  find its chunks) and provenance.
 - `series_chunks`: the points, at most CHUNK_POINTS per document, keyed by chunk number, with the
   chunk's first and last time (indexed) so a windowed read touches only the chunks it needs, and the
   times and values as little-endian int64 ms / float64 bytes (schema version 2).
@@ -107,6 +108,17 @@ def _level_docs(key: SeriesKey, level: Level, size: int) -> list[dict[str, Any]]
     return docs
 
 
+def _chunk_index(t_ms: np.ndarray, size: int) -> dict[str, Binary]:
+    """Every raw chunk's first and last time and point count, for the series document."""
+    starts = np.arange(0, t_ms.shape[0], size)
+    ends = np.minimum(starts + size, t_ms.shape[0])
+    return {
+        "chunk_t0": _bytes(t_ms[starts], "<i8"),
+        "chunk_t1": _bytes(t_ms[ends - 1], "<i8"),
+        "chunk_n": _bytes(ends - starts, "<i8"),
+    }
+
+
 class ResultStore:
     def __init__(self, db: Database, chunk_points: int = CHUNK_POINTS, where: str = "") -> None:
         if not 0 < chunk_points <= CHUNK_POINTS:
@@ -179,6 +191,7 @@ class ResultStore:
             for d in _level_docs(key, level, size)
         ]
         header = self._header(key, series, provenance, n_chunks, levels)
+        header.update(_chunk_index(t_ms, size))
         header["stats"] = stats(t_ms, v, digest.hexdigest())
         stale_levels = [
             DeleteMany({**key.filter(), "level": {"$nin": [lv.level for lv in levels]}}),

@@ -98,8 +98,24 @@ async def attach_runs(settings: Settings, rows: list[RefRow]) -> str | None:
         candidates = [s for s in by_id.values() if s.ref == row.ref]
         candidates += [by_id[e.flow_run_id] for e in row.events if e.flow_run_id in by_id]
         if candidates:
-            row.run = max(candidates, key=_started)
+            row.run = _named_by_results(max(candidates, key=_started), row.events)
     return None
+
+
+def _named_by_results(
+    run: prefect_runs.RunSummary, events: list[EventRow]
+) -> prefect_runs.RunSummary:
+    """The run, its missing commit and env key taken from the provenance of the results it wrote.
+
+    Only our agent labels a run with them; a run started another way (a stock worker, a flow
+    called in-process) still wrote both into its results, and the run column should say what ran.
+    """
+    wrote = [e for e in events if e.flow_run_id == str(run.id)]
+    if (run.commit and run.env_key) or not wrote:
+        return run
+    latest = max(wrote, key=lambda e: e.written_at or datetime.min.replace(tzinfo=UTC))
+    commit, env_key = run.commit or latest.commit, run.env_key or latest.env_key
+    return run.model_copy(update={"commit": commit, "env_key": env_key})
 
 
 def _started(run: prefect_runs.RunSummary) -> datetime:

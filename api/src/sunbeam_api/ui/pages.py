@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sunbeam_api import compare as comparing
+from sunbeam_api import store
 from sunbeam_api.dependencies import NAME_PATTERN, DbDep, SettingsDep
 from sunbeam_api.errors import BadInputError, NotFoundError, SunbeamApiError
 from sunbeam_api.refs import validate_ref
@@ -76,14 +77,16 @@ async def _known(db: DbDep, ref: str, event: str | None = None, **more: str) -> 
     """Say which part of the address is unknown: the ref, the event, or the series."""
     if not await db["series"].find_one({"ref": ref}, {"_id": 1}):
         raise PageError(404, f"unknown ref {ref!r}: no results were stored for it")
-    if event is not None and not await db["series"].find_one({"ref": ref, "event": event}):
+    if event is not None and not await db["series"].find_one(
+        {"ref": ref, "event": event}, {"_id": 1}
+    ):
         raise PageError(
             404,
             f"unknown event {event!r} for ref {ref!r}",
             _event_url(ref, None),
             f"results of {ref}",
         )
-    if more and not await db["series"].find_one({"ref": ref, "event": event, **more}):
+    if more and not await db["series"].find_one({"ref": ref, "event": event, **more}, {"_id": 1}):
         where = "/".join(more.values())
         raise PageError(
             404,
@@ -128,7 +131,7 @@ async def home_page(db: DbDep, settings: SettingsDep) -> HTMLResponse:
 async def event_page(db: DbDep, ref: str = "", event: str = "") -> HTMLResponse:
     ref, event = _ref(ref), _name(event, "event")
     await _known(db, ref, event)
-    cursor = db["series"].find({"ref": ref, "event": event}, {"_id": 0, "levels": 0})
+    cursor = db["series"].find({"ref": ref, "event": event}, store.LISTING)
     series = sorted([d async for d in cursor], key=lambda d: (d["stage"], d["name"]))
     refs = await db["series"].distinct("ref", {"event": event})
     others = [r for r in sorted(refs) if r != ref]
