@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -51,6 +52,9 @@ def agents(stack: Stack, tmp_path: Path) -> Iterator[list[tuple[Agent, Path]]]:
             agent.wait_healthy()
         yield started
     finally:
+        for agent, _ in started:  # all drain at once, then each is waited for
+            if agent.process is not None:
+                agent.process.send(signal.SIGTERM)
         for agent, _ in started:
             agent.stop()
 
