@@ -130,7 +130,7 @@ def test_one_push_prewarms_every_host_then_no_run_builds(
         stack.submit(main_deployment, {"out": str(out), "gate": str(gate)}, {"ref": commit})
         for out in outs
     ]
-    wait_for(lambda: all(out.exists() for out in outs), "all nine runs started", timeout=120)
+    wait_for(lambda: all(out.exists() for out in outs), "all nine runs started", timeout=240)
     gate.touch()
     finals = [stack.wait(run.id) for run in runs]
     ran_on = sorted(worker_host(f.labels["prefect.worker.name"]) or "?" for f in finals)

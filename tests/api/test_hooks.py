@@ -119,9 +119,9 @@ def hosts_pool(settings: Settings) -> Iterator[str]:
 
     async def move() -> None:
         async with PrefectClient(api=settings.prefect_api_url) as client:
-            template = {**BASE_JOB_TEMPLATE}
-            pool = WorkPoolCreate(name=HOSTS_POOL, type="sunbeam", base_job_template=template)
-            await client.create_work_pool(pool)
+            await client.create_work_pool(
+                WorkPoolCreate(name=HOSTS_POOL, type="sunbeam", base_job_template=BASE_JOB_TEMPLATE)
+            )
             await ensure_pipeline_deployment(
                 client, repo_url=REPO_URL, ref="main", work_pool=HOSTS_POOL
             )
