@@ -9,12 +9,15 @@ Variants (same server, same flow, same 1 s worker poll interval, runs interleave
   stock-auto-uv     the same with PREFECT_RUNNER_AUTO_INSTALL_DEPENDENCIES=true (uv run per run)
   sunbeam-hit       our worker, the ref's env already built (cache hit)
   sunbeam-new-lock  our worker, a lock never seen before (new env), uv's cache warm
+  docker-sunbeam-run prefect-docker's worker, pool from `sunbeam-pool create --type docker`: each
+                    run its own agent-image container running `sunbeam-run`, the env cache on a
+                    named volume, on a hit (skipped with --no-docker or without a Docker engine)
 
 Measures flow-run created → Running (start_time) and created → end (end_time) from the API,
 median of N runs each, plus our sync's own time on a hit. Installs come from a local wheelhouse
 (the platform venv repacked) so that only the workers' strategies differ.
 
-    uv run python benchmarks/bench_agent.py [--runs 5]
+    uv run python benchmarks/bench_agent.py [--runs 5] [--no-docker]
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from sunbeam_contracts import run_labels  # noqa: E402
 from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
 from tests.support.prefect_server import PrefectServer, start_prefect_server  # noqa: E402
 from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
+from tests.support.wheels import build_wheel  # noqa: E402
 
 BIN = Path(sys.executable).parent
 QUERY_SECONDS = "1"
@@ -94,6 +98,49 @@ def start_worker(
         )
 
 
+@dataclass
+class DockerSide:
+    """What the Docker variant needs: the agent image, its cache volume, the worker's mounts."""
+
+    image: str
+    volume: str
+    mounts: list[str]
+
+
+def docker_side(tmp: Path, wheelhouse: Path, repo: ProjectRepo) -> DockerSide | None:
+    """Build the agent image on the local base image; None (variant skipped) without an engine."""
+    from tests.stack.dockerkit import BASE_IMAGE, DockerUnavailable, build_agent_image, connect
+
+    try:
+        client = connect()
+        print("building the agent image (Dockerfile.agent)", flush=True)
+        build_agent_image(client, ROOT, tag="sunbeam-agent:bench", base=BASE_IMAGE)
+    except DockerUnavailable as exc:
+        print(f"docker variant skipped: {exc}", flush=True)
+        return None
+    volume = f"sunbeam-bench-agent-cache-{os.getpid()}"
+    client.volumes.create(volume)
+    gitconfig = tmp / "gitconfig"  # the container's user does not own the repository
+    gitconfig.write_text(f"[safe]\n\tdirectory = {repo.remote}\n")
+    tmp.chmod(0o755)
+    mounts = [
+        f"{volume}:/cache",
+        f"{repo.remote}:{repo.remote}:ro",
+        f"{wheelhouse}:{wheelhouse}:ro",
+        f"{gitconfig}:/home/sunbeam/.gitconfig:ro",
+    ]
+    return DockerSide("sunbeam-agent:bench", volume, mounts)
+
+
+def remove_docker_side(side: DockerSide) -> None:
+    import docker
+
+    client = docker.from_env()
+    for container in client.containers.list(all=True, filters={"volume": side.volume}):
+        container.remove(force=True)
+    client.volumes.get(side.volume).remove(force=True)
+
+
 def run_once(client: SyncPrefectClient, variant: Variant, i: int, timeout: float = 300) -> FlowRun:
     run = client.create_flow_run_from_deployment(
         variant.deployment, job_variables=variant.job_variables(i)
@@ -119,11 +166,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--no-docker", action="store_true", help="skip the Docker worker variant")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     print(f"work folder {tmp}", flush=True)
     wheelhouse = build_wheelhouse(tmp / "wheelhouse")
+    # The agent image's Python is Debian 12's 3.11.2, for which the lock also needs async-timeout
+    # (a stand-in: the stdlib has it), as in tests/stack/test_docker_pool.py.
+    build_wheel(
+        wheelhouse,
+        "async-timeout",
+        "4.0.3",
+        files={"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
+    )
     repo = ProjectRepo(tmp / "repo", project_dir=".")
     files = {"pyproject.toml": pyproject("bench", ["prefect==3.9.1"]), "flows/bench.py": FLOW}
     repo.push_branch("main", files, lock_from=(wheelhouse,))
@@ -135,6 +191,22 @@ def main() -> int:
     (floor_code / "flows").mkdir(parents=True)
     (floor_code / "flows" / "bench.py").write_text(FLOW)
 
+    side = None if args.no_docker else docker_side(tmp, wheelhouse, repo)
+    try:
+        return measure(args, tmp, wheelhouse, repo, floor_code, side)
+    finally:
+        if side is not None:
+            remove_docker_side(side)
+
+
+def measure(
+    args: argparse.Namespace,
+    tmp: Path,
+    wheelhouse: Path,
+    repo: ProjectRepo,
+    floor_code: Path,
+    side: DockerSide | None,
+) -> int:
     server = start_prefect_server(tmp / "prefect")
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -156,6 +228,11 @@ def main() -> int:
                 create=[str(BIN / "sunbeam-pool"), "create", "stock-run", "--type", "process"],
             )
         )
+
+        if side is not None:
+            create = [str(BIN / "sunbeam-pool"), "create", "docker", "--type", "docker"]
+            create += ["--image", side.image, "--volume", f"{side.volume}:/cache"]
+            workers.append(start_worker(server, "docker", "docker", {}, tmp / "docker.log", create))
 
         with SyncPrefectClient(server.api_url) as client:
             flow_id = client.create_flow_from_name("bench")
@@ -182,6 +259,10 @@ def main() -> int:
                 Variant("stock-auto-uv", deploy("auto", "stock-auto", pull_steps=clone)),
                 Variant("sunbeam-hit", deploy("hit", "sunbeam", job_variables=ours_vars)),
             ]
+            if side is not None:
+                docker_vars = {**ours_vars, "volumes": side.mounts}
+                deployment = deploy("docker", "docker", job_variables=docker_vars)
+                variants.append(Variant("docker-sunbeam-run", deployment))
             by_name = {v.name: v for v in variants}
             new_lock = Variant(
                 "sunbeam-new-lock",
@@ -237,6 +318,11 @@ def main() -> int:
         "sunbeam_hit_over_prefect_floor": round(hit / floor, 2),
         "stock_sunbeam_run_over_prefect_floor": round(
             statistics.median(by["stock-sunbeam-run"].running) / floor, 2
+        ),
+        "docker_sunbeam_run_over_prefect_floor": (
+            round(statistics.median(by["docker-sunbeam-run"].running) / floor, 2)
+            if "docker-sunbeam-run" in by
+            else None
         ),
         "stock_git_clone_over_sunbeam_hit": round(
             statistics.median(by["stock-git-clone"].running) / hit, 2

@@ -21,6 +21,13 @@ def _wait_for_file(path: Path, timeout: float = 30) -> dict[str, str]:
     return json.loads(path.read_text())
 
 
+def _assert_worker_hook_notice(stack: Stack, run_id: UUID, hook: str) -> None:
+    """Prefect's worker-side attempt at the hooks shows as one line, not a traceback."""
+    lines = stack.wait_for_log(run_id, f"The on_{hook} hooks run in the ref's environment")
+    assert not [line for line in lines if "Runner failed to retrieve flow" in line], lines
+    assert not [line for line in lines if "Traceback" in line], lines
+
+
 def test_on_crashed_hook_runs_in_the_refs_env(
     stack: Stack, main_deployment: UUID, tmp_path: Path
 ) -> None:
@@ -33,6 +40,7 @@ def test_on_crashed_hook_runs_in_the_refs_env(
     assert hook["python"].startswith(str(stack.cache_dir))
     assert hook["commit"] == info["SUNBEAM_COMMIT"]
     stack.wait_for_log(run.id, "Hook 'on_crashed' finished running successfully")
+    _assert_worker_hook_notice(stack, run.id, "crashed")
 
 
 def test_on_failure_hook_runs(stack: Stack, main_deployment: UUID, tmp_path: Path) -> None:
@@ -53,6 +61,7 @@ def test_cancel_running_flow_runs_on_cancellation_hook(
     assert final.state is not None and final.state.is_cancelled(), final.state
     hook = _wait_for_file(Path(f"{out}.cancellation"))
     assert hook["python"].startswith(str(stack.cache_dir))
+    _assert_worker_hook_notice(stack, run.id, "cancellation")
 
 
 def test_cancel_during_slow_sync_stops_it_promptly(

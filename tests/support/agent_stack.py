@@ -3,6 +3,7 @@ remote and hermetic installs from a local wheelhouse (fixtures in tests/agent/co
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from tests.support.processes import ManagedProcess
 
 BIN = Path(sys.executable).parent
 POOL = "agent-tests"
-PREFECT_PIN = "prefect==3.9.1"
+# The test flows lock the Prefect the platform runs (its wheel is in the wheelhouse), so the
+# agent suite runs unchanged against any Prefect release installed in the venv.
+PREFECT_PIN = f"prefect=={importlib.metadata.version('prefect')}"
 
 
 def worker_env(server: PrefectServer, cache_dir: Path, uv_cache: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ run by the worker after the process is gone, so they come through here.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from importlib import resources
@@ -23,6 +24,31 @@ from sunbeam_agent.flow_env import without_credentials
 _HOOK_PROGRAM = (
     resources.files("sunbeam_agent").joinpath("_hook_main.py").read_text(encoding="utf-8")
 )
+
+
+# Prefect's process worker also tries a crashed or cancelled run's hooks in *its own*
+# interpreter, which cannot import the pipeline, and logs this warning with a traceback into the
+# run's log. The hooks really run in the ref's env (EnvHookRunner), so the line is misleading.
+_WORKER_HOOK_MISS = "Runner failed to retrieve flow to execute on_"
+
+
+class WorkerHookNotice(logging.Filter):
+    """Turns Prefect's worker-side hook warning into one line saying where the hooks run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(_WORKER_HOOK_MISS):
+            hook = record.msg[len(_WORKER_HOOK_MISS) :].split(" ", 1)[0]
+            record.msg, record.args = "The on_%s hooks run in the ref's environment", (hook,)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def install_worker_hook_notice() -> None:
+    """Once per process, on the logger Prefect's flow-run loggers write through."""
+    logger = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, WorkerHookNotice) for f in logger.filters):
+        logger.addFilter(WorkerHookNotice())
 
 
 class EnvHookRunner:

@@ -35,7 +35,7 @@ from prefect.workers.process import (
 )
 from pydantic import Field
 
-from sunbeam_agent.hooks import EnvHookRunner
+from sunbeam_agent.hooks import EnvHookRunner, install_worker_hook_notice
 from sunbeam_agent.run_config import variables_as_env
 
 if TYPE_CHECKING:
@@ -137,6 +137,7 @@ class SunbeamWorker(ProcessWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        install_worker_hook_notice()
         self._sunbeam_active = 0
         self._sunbeam_claims: dict[Any, float] = {}
         self._sunbeam_stop_sent = False
