@@ -42,7 +42,9 @@ def on_failure(flow, flow_run, state):
     on_cancellation=[on_cancellation],
     on_failure=[on_failure],
 )
-def hello(out: str = "", crash: bool = False, fail: bool = False, sleep: float = 0.0):
+def hello(
+    out: str = "", crash: bool = False, fail: bool = False, sleep: float = 0.0, gate: str = ""
+):
     try:
         import sunbeam_extra
         extra = sunbeam_extra.__version__
@@ -63,6 +65,9 @@ def hello(out: str = "", crash: bool = False, fail: bool = False, sleep: float =
         Path(out).write_text(json.dumps(info))
     if sleep:
         time.sleep(sleep)
+    deadline = time.monotonic() + 120
+    while gate and not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # held until the test opens the gate (it holds runs to fill workers)
     if crash:
         os.kill(os.getpid(), signal.SIGKILL)
     if fail:

@@ -1,8 +1,10 @@
 """`sunbeam-agent`: the agent image's entrypoint.
 
-Waits for the Prefect API, makes sure the work pool exists (never touching an existing pool's
-template unless SUNBEAM_OVERWRITE_POOL=true), then runs `prefect worker start --type sunbeam`
-with Prefect's health check endpoint (port from PREFECT_WORKER_WEBSERVER_PORT). On SIGTERM or
+Finds its host id (SUNBEAM_HOST_ID, else the one recorded in the cache folder), waits for the
+Prefect API, makes sure the work pool exists (never touching an existing pool's template unless
+SUNBEAM_OVERWRITE_POOL=true) and so do its queues (the shared ones and `host-<host id>`), then runs
+`prefect worker start --type sunbeam` named `<name>@<host id>` on those queues, with Prefect's
+health check endpoint (port from PREFECT_WORKER_WEBSERVER_PORT). On SIGTERM or
 SIGINT the worker drains (takes no new runs, stops once its runs are done); after
 SUNBEAM_STOP_TIMEOUT whatever is left is stopped hard.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,8 +27,10 @@ from types import FrameType
 import httpx
 from pydantic import ValidationError
 
+from sunbeam_agent.host_identity import HostIdError, cache_host_id
 from sunbeam_agent.settings import AgentSettings
 from sunbeam_agent.worker import DRAIN_FILE_ENV
+from sunbeam_contracts.hosts import SHARED_QUEUE, host_queue, worker_name
 
 
 class AgentStartError(Exception):
@@ -96,13 +101,38 @@ async def ensure_work_pool(name: str, overwrite: bool, say: Callable[[str], None
         return "kept"
 
 
-def worker_command(settings: AgentSettings) -> list[str]:
+async def ensure_work_queues(
+    pool: str, queues: list[str], say: Callable[[str], None] = _say
+) -> list[str]:
+    """Create the queues the pool lacks (the host's own, on its first start); returns those."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectAlreadyExists
+
+    created = []
+    async with get_client() as client:
+        for queue in queues:
+            try:
+                await client.create_work_queue(name=queue, work_pool_name=pool)
+            except ObjectAlreadyExists:
+                continue
+            say(f"created work queue {queue!r} in pool {pool!r}")
+            created.append(queue)
+    return created
+
+
+def worker_queues(settings: AgentSettings, host_id: str) -> list[str]:
+    """The shared queues, then the host's own (listed: an unlisted worker polls every queue)."""
+    shared = settings.work_queues or [SHARED_QUEUE]
+    return list(dict.fromkeys([*shared, host_queue(host_id)]))
+
+
+def worker_command(settings: AgentSettings, host_id: str, instance: str) -> list[str]:
     prefect = str(Path(sys.executable).with_name("prefect"))
     command = [prefect, "worker", "start", "--pool", settings.work_pool, "--type", "sunbeam"]
-    for queue in settings.work_queues:
+    for queue in worker_queues(settings, host_id):
         command += ["--work-queue", queue]
-    if settings.worker_name:
-        command += ["--name", settings.worker_name]
+    # The host id in the name: the webhook finds the live hosts in the pool's worker heartbeats.
+    command += ["--name", worker_name(instance, host_id)]
     if settings.worker_limit:
         command += ["--limit", str(settings.worker_limit)]
     if settings.healthcheck:
@@ -110,7 +140,9 @@ def worker_command(settings: AgentSettings) -> list[str]:
     return command
 
 
-def run_worker(settings: AgentSettings, say: Callable[[str], None] = _say) -> int:
+def run_worker(
+    settings: AgentSettings, command: list[str], say: Callable[[str], None] = _say
+) -> int:
     """Run the worker until it exits; on SIGTERM/SIGINT drain it, bounded.
 
     Draining: the worker takes no new runs and stops by itself once its runs are done. The
@@ -120,7 +152,7 @@ def run_worker(settings: AgentSettings, say: Callable[[str], None] = _say) -> in
     """
     drain_file = Path(tempfile.mkdtemp(prefix="sunbeam-agent-")) / "drain"
     worker = subprocess.Popen(
-        worker_command(settings),
+        command,
         env={**os.environ, DRAIN_FILE_ENV: str(drain_file)},
         start_new_session=True,
     )
@@ -218,6 +250,11 @@ def main() -> int:
         )
         _say(f"invalid settings: {problems}")
         return 2
+    try:
+        host_id = settings.host_id or cache_host_id(settings.cache_dir)
+    except HostIdError as exc:
+        _say(str(exc))
+        return 2
     from prefect.settings import get_current_settings
 
     api_url = get_current_settings().api.url
@@ -227,11 +264,18 @@ def main() -> int:
     try:
         wait_for_api(api_url, settings.api_wait_timeout)
         asyncio.run(ensure_work_pool(settings.work_pool, settings.overwrite_pool))
+        asyncio.run(ensure_work_queues(settings.work_pool, worker_queues(settings, host_id)))
     except AgentStartError as exc:
         _say(str(exc))
         return 1
-    _say("starting: " + " ".join(worker_command(settings)))
-    return run_worker(settings)
+    command = worker_command(settings, host_id, settings.worker_name or _instance_name())
+    _say(f"host id {host_id!r}; starting: " + " ".join(command))
+    return run_worker(settings, command)
+
+
+def _instance_name() -> str:
+    # New at every start, as Prefect's own default worker name is.
+    return f"sunbeam-{secrets.token_hex(4)}"
 
 
 if __name__ == "__main__":

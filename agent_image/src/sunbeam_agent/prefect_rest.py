@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+CONNECT_RETRIES = 3
+
 
 class PrefectAPIError(Exception):
     """The Prefect API could not be reached or refused a request; the message says which."""
@@ -42,7 +44,7 @@ class PrefectREST:
             headers["Authorization"] = f"Bearer {key}"
         return cls(api_url, headers)
 
-    def request(self, method: str, path: str, body: Any = None, retries: int = 3) -> Any:
+    def request(self, method: str, path: str, body: Any = None, retries: int = 5) -> Any:
         data = None if body is None else json.dumps(body, default=str).encode()
         for attempt in range(retries + 1):
             req = urllib.request.Request(
@@ -54,14 +56,17 @@ class PrefectREST:
                 return json.loads(raw) if raw else None
             except urllib.error.HTTPError as exc:
                 # 503: SQLite's write lock on a busy server; 429: rate limit. Prefect's client
-                # retries both, so do we.
+                # retries both (5 times, backing off exponentially), so do we: with three agents
+                # starting nine runs at once on SQLite, 3 s of linear backoff lost a run's labels.
                 if exc.code in (429, 503) and attempt < retries:
-                    time.sleep(0.5 * (attempt + 1))
+                    time.sleep(min(0.5 * 2**attempt, 8.0))
                     continue
                 detail = exc.read()[:300].decode(errors="replace")
                 raise PrefectAPIError(f"{method} {path} answered {exc.code}: {detail}") from None
             except (urllib.error.URLError, OSError) as exc:
-                if attempt < retries:
+                if attempt < min(
+                    retries, CONNECT_RETRIES
+                ):  # a down server is seldom back in seconds
                     time.sleep(0.5 * (attempt + 1))
                     continue
                 raise PrefectAPIError(

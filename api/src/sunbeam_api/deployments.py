@@ -185,12 +185,16 @@ async def delete_pipeline_deployment(client: PrefectClient, ref: str) -> bool:
     return True
 
 
-async def main_deployment_id(client: PrefectClient) -> UUID:
-    """The id of run-sunbeam/main, which on-demand runs and prewarms are created from."""
+async def main_deployment(client: PrefectClient) -> DeploymentResponse:
+    """run-sunbeam/main, which on-demand runs and prewarms are created from."""
     deployment = await _read_by_name(client, MAIN_DEPLOYMENT)
     if deployment is None:
         raise ConflictError(
             f"deployment {FLOW_NAME}/{MAIN_DEPLOYMENT} does not exist: run `sunbeam deploy` or "
             'POST /pipelines {"ref": "main"} first'
         )
-    return deployment.id
+    return deployment
+
+
+async def main_deployment_id(client: PrefectClient) -> UUID:
+    return (await main_deployment(client)).id

@@ -1,4 +1,4 @@
-"""Flow runs of the pipeline: create them (on demand or as prewarms), read what the agent recorded.
+"""Flow runs of the pipeline: create them on demand, read what the agent recorded (prewarms: prewarm.py).
 
 Prefect is the source of truth for runs. The agent writes its findings as flow run labels
 (docs/contracts.md); every run the API creates is tagged `sunbeam-ref:<REF>` so runs can be
@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from sunbeam_api.deployments import main_deployment_id
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF
-from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag, tagged_refs
+from sunbeam_contracts.tags import PREWARM_TAG, ref_tag, tagged_refs
 
 FUTURE_MARGIN = timedelta(minutes=5)
 PREFECT_PAGE = 200  # the most rows Prefect's server returns per filter request
@@ -147,22 +147,6 @@ async def create_pipeline_run(
         parameters=parameters,
         job_variables={"ref": ref},
         tags=[ref_tag(ref)],
-    )
-
-
-async def create_prewarm_run(client: PrefectClient, commit: str, pushed_ref: str) -> FlowRun:
-    """A sync-only run that prepares `commit`'s environment ahead of any real run.
-
-    Keyed by commit: a redelivered webhook or the same commit pushed to two branches reuses the run.
-    """
-    deployment_id = await main_deployment_id(client)
-    return await client.create_flow_run_from_deployment(
-        deployment_id,
-        job_variables={"ref": commit, "sync_only": True},
-        tags=[PREWARM_TAG, ref_tag(commit)],
-        idempotency_key=prewarm_idempotency_key(commit),
-        name=f"prewarm-{commit[:12]}",
-        labels={run_labels.PUSHED_REF: pushed_ref},
     )
 
 

@@ -11,6 +11,7 @@ HEALED = "sunbeam.healed"  # "true" / "false"
 SYNC_SECONDS = "sunbeam.sync_seconds"  # a decimal number of seconds
 TIMINGS = "sunbeam.timings"  # a JSON object: phase -> seconds
 PUSHED_REF = "sunbeam.pushed_ref"  # on prewarm runs: the branch the webhook saw pushed
+PREWARM_HOST = "sunbeam.prewarm_host"  # on per-host prewarm runs: the host id they are for
 
 PREFIX = "sunbeam."
 TRUE = "true"

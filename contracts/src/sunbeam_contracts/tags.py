@@ -15,5 +15,6 @@ def tagged_refs(tags: list[str]) -> list[str]:
     return [t[len(REF_TAG_PREFIX) :] for t in tags if t.startswith(REF_TAG_PREFIX)]
 
 
-def prewarm_idempotency_key(commit: str) -> str:
-    return f"{PREWARM_TAG}:{commit}"
+def prewarm_idempotency_key(commit: str, host_id: str | None = None) -> str:
+    """One prewarm per commit, or per commit and host when the webhook targets each host."""
+    return f"{PREWARM_TAG}:{commit}" if host_id is None else f"{PREWARM_TAG}:{commit}:{host_id}"

@@ -1,4 +1,4 @@
-"""POST /hooks/github: a push webhook that prewarms the pushed commit's environment.
+"""POST /hooks/github: a push webhook that prewarms the pushed commit's environment on every host.
 
 Authenticated by GitHub's `X-Hub-Signature-256` (HMAC SHA-256 of the raw body with the shared
 secret), not by the API key.
@@ -16,7 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 
-from sunbeam_api import prefect_runs
+from sunbeam_api import prewarm
 from sunbeam_api.dependencies import PrefectDep, SettingsDep
 from sunbeam_api.errors import BadInputError, DisabledError, UnauthorizedError
 from sunbeam_api.refs import validate_ref
@@ -30,7 +30,10 @@ _DELETED = re.compile(r"^0+$")
 class HookAnswer(BaseModel):
     event: str
     runs: list[UUID]
+    # The hosts prewarmed, in the order of `runs`; empty when one run went to the shared queue.
+    hosts: list[str] = []
     ignored: str | None = None
+    note: str | None = None
 
 
 def verify_signature(secret: str, body: bytes, signature: str | None) -> None:
@@ -62,7 +65,7 @@ async def signed_body(
 @router.post(
     "/github",
     response_model=HookAnswer,
-    summary="GitHub push webhook: prewarm the pushed commit's environment",
+    summary="GitHub push webhook: prewarm the pushed commit's environment on every live host",
     responses={401: {"description": "bad signature"}, 503: {"description": "no secret set"}},
 )
 async def github(
@@ -91,5 +94,7 @@ async def github(
         return HookAnswer(event=event, runs=[], ignored=f"{pushed_ref} was deleted")
     if not _SHA.match(after):
         raise BadInputError("'after' is not a hex commit SHA")
-    run = await prefect_runs.create_prewarm_run(client, after, pushed_ref)
-    return HookAnswer(event=event, runs=[run.id])
+    prewarms = await prewarm.create_prewarm_runs(client, after, pushed_ref)
+    return HookAnswer(
+        event=event, runs=[r.id for r in prewarms.runs], hosts=prewarms.hosts, note=prewarms.note
+    )
