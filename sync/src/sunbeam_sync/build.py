@@ -17,10 +17,11 @@ from sunbeam_sync.atomic import atomic_directory
 from sunbeam_sync.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
 from sunbeam_sync.bytecode import seed_from_siblings
 from sunbeam_sync.envdiff import closest, describe
+from sunbeam_sync.envindex import write_index
 from sunbeam_sync.envkey import EnvKey
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
 from sunbeam_sync.fsutil import make_read_only
-from sunbeam_sync.interpreter import Interpreter
+from sunbeam_sync.interpreter import Interpreter, env_prefix
 from sunbeam_sync.layout import CacheLayout
 from sunbeam_sync.linkmode import same_filesystem
 from sunbeam_sync.logs import SyncLog
@@ -195,6 +196,9 @@ class Builder:
         manifest.build_phases = self.phases.seconds
         manifest.write(tmp)
         make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
+        with self.phases("interpreter check and index"):
+            _check_prefix(tmp)
+            write_index(tmp, manifest)  # last: it records the folders as they are published
         compiled = self.layout.state / f"{req.key.key}.compiled"
         compiled.unlink(missing_ok=True)
         if self.settings.bytecode is Bytecode.BUILD:
@@ -329,6 +333,17 @@ class Builder:
         if failure and result.returncode != 0:
             raise UvError(f"{failure}: {_last_error(result.lines)}")
         return result
+
+
+def _check_prefix(env: Path) -> None:
+    """The env's interpreter starts and knows it is in the env (the index vouches for it later)."""
+    prefix = env_prefix(env / "bin" / "python")
+    if prefix is None or os.path.realpath(prefix) != os.path.realpath(env):
+        said = "does not start" if prefix is None else f"reports prefix {prefix}"
+        raise UvError(
+            f"the new environment's interpreter {said}: check the base interpreter "
+            "(SUNBEAM_PYTHON / UV_PYTHON)"
+        )
 
 
 def site_packages(env: Path) -> Path:

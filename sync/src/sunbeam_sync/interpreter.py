@@ -121,7 +121,8 @@ def env_prefix(python: Path) -> str | None:
     """sys.prefix of the interpreter at `python`, or None if it does not run."""
     try:
         out = subprocess.run(
-            [str(python), "-I", "-c", "import sys; print(sys.prefix)"],
+            # -B: a probe leaves the env as it found it (no __pycache__ in its site-packages).
+            [str(python), "-I", "-B", "-c", "import sys; print(sys.prefix)"],
             capture_output=True,
             text=True,
             check=False,
