@@ -98,7 +98,7 @@ def timed_prepare(repo: Path, cache: Path, **settings: object) -> tuple[float, d
         PrepareRequest(repo=str(repo), ref="main", project_dir="pipeline"), settings=s
     ) as p:
         elapsed = time.perf_counter() - start
-        result = p.result.model_dump()
+        result = p.result.as_dict()
     wait_for_bytecode()
     return elapsed, result
 

@@ -7,10 +7,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib.metadata import PathDistribution
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sunbeam_sync import proc
 from sunbeam_sync.atomic import atomic_directory
@@ -31,6 +30,9 @@ from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 from sunbeam_sync.timing import Timings
 from sunbeam_sync.uvtool import uv_bin, uv_environment, uv_version
 from sunbeam_sync.verify import check_records
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
 _BROKEN_ENTRY = re.compile(
@@ -121,6 +123,8 @@ class Builder:
                 "build", "uv's cache is on another filesystem: every install is a full copy"
             )
         self.phases = Timings()
+        from concurrent.futures import ThreadPoolExecutor  # builds only: hits never load it
+
         # `uv lock --check` runs beside the install (both only read the lock); nothing is
         # published unless it passed, and its verdict wins over an install error.
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -359,6 +363,8 @@ def _is_package_line(line: str) -> bool:
 
 
 def _distribution(dist_info: Path) -> Distribution:
+    from importlib.metadata import PathDistribution  # builds only: hits never load it
+
     meta = PathDistribution(dist_info).metadata
     name, version = meta.get("Name") or "", meta.get("Version") or ""
     if not name:

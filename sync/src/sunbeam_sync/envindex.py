@@ -82,9 +82,10 @@ class EnvIndex:
     def _changed_folders(self, site: str) -> list[str]:
         os.lstat(site)
         changed = []
+        prefix = site + os.sep
         for rel, ctime in self.folders.items():
             try:
-                now = os.lstat(os.path.join(site, rel) if rel else site).st_ctime_ns
+                now = os.lstat(prefix + rel if rel else site).st_ctime_ns
             except OSError:
                 continue  # gone: its files are reported missing
             if now != ctime:
