@@ -8,7 +8,10 @@ and `sunbeam-run` on a hit: start-up, reading the run and deployment from the AP
 (verified hit), recording labels, name and tags, and its log lines sent, ending with `sync_only`
 (everything but the final exec into the engine). Median of N runs each, wall time of the process.
 
-    uv run python benchmarks/bench_launcher.py [--runs 15]
+    uv run python benchmarks/bench_launcher.py [--runs 15] [--before /work/main/.venv/bin]
+
+`--before BIN` adds that installation's `sunbeam-sync` and `sunbeam-run` (e.g. main's venv) as
+baselines in the same run, on the same cache, server and deployment.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--before", type=Path, help="bin folder of the implementation to beat")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-launcher-"))
     wheelhouse = build_wheelhouse(tmp / "wheelhouse")
@@ -82,11 +86,11 @@ def main() -> int:
                 job_variables={"repo_url": repo.url, "ref": "main", "sync_only": True},
             )
 
-            def launcher() -> float:
+            def launcher(bin_dir: Path = BIN) -> float:
                 run = client.create_flow_run_from_deployment(deployment)
                 client.set_flow_run_state(run.id, Pending(), force=True)
                 seconds = timed(
-                    [str(BIN / "sunbeam-run")], {**env, "PREFECT__FLOW_RUN_ID": str(run.id)}
+                    [str(bin_dir / "sunbeam-run")], {**env, "PREFECT__FLOW_RUN_ID": str(run.id)}
                 )
                 state = client.read_flow_run(run.id).state
                 assert state is not None and state.is_completed(), state
@@ -108,6 +112,10 @@ def main() -> int:
                 ),
                 "sunbeam-run (hit, sync_only)": launcher,
             }
+            if args.before:
+                before_cli = [str(args.before / "sunbeam-sync"), *sync_cli[1:]]
+                variants["before: sunbeam-sync prepare (hit)"] = lambda: timed(before_cli, env)
+                variants["before: sunbeam-run (hit, sync_only)"] = lambda: launcher(args.before)
             samples: dict[str, list[float]] = {name: [] for name in variants}
             for _ in range(args.runs):  # interleaved, so load changes hit every variant alike
                 for name, measure in variants.items():
