@@ -183,7 +183,11 @@ class Launch:
             )
             self.logger.info(message)
             prepared.release()
-            self.api.set_state(self.flow_run_id, "COMPLETED", message)
+            # The last log batch and the final state are independent: one round trip, not two.
+            concurrently(
+                lambda: self.api.set_state(self.flow_run_id, "COMPLETED", message),
+                *(handler.flush for handler in self.logger.handlers),
+            )
             return 0
         return self.exec_engine(config, prepared)
 
