@@ -68,7 +68,10 @@ class EnvIndex:
         out = IndexedCheck()
         if "" in changed:
             expected = {d.dist_info for d in manifest.distributions}
-            present = {p for p in os.listdir(site) if p.endswith(".dist-info")}
+            try:
+                present = {p for p in os.listdir(site) if p.endswith(".dist-info")}
+            except OSError:
+                return None
             out.problems += [
                 f"{extra} was installed after the build" for extra in sorted(present - expected)
             ]
