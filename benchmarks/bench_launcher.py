@@ -1,12 +1,17 @@
 """Launcher benchmark: what `sunbeam-run` itself costs per flow run on a cache hit.
 
-Side by side, in one run: a bare interpreter start (`python -c pass`, the floor of any Python
-command), `sunbeam-sync prepare` on a hit (the CLI), and `sunbeam-run` on a hit: start-up, reading
-the run and deployment from the API, the sync (verified hit), recording labels, name and tags,
-and its log lines sent, ending with `sync_only` (everything but the final exec into the engine).
-Median of N runs each, wall time of the process.
+Side by side, in one run, interleaved: a bare interpreter start (`python -c pass`, the floor of
+any Python command), `python -c "import prefect"` (what any launcher importing Prefect pays),
+`sunbeam-sync prepare` on a hit (the CLI), `sunbeam-run`'s own start-up plus the cache hit
+without the Prefect API (its imports and the very `prepare` call it makes, in a fresh process),
+and `sunbeam-run` on a hit: start-up, reading the run and deployment from the API, the sync
+(verified hit), recording labels, name and tags, and its log lines sent, ending with `sync_only`
+(everything but the final exec into the engine). Median of N runs each, wall time of the process.
 
-    uv run python benchmarks/bench_launcher.py [--runs 15]
+    uv run python benchmarks/bench_launcher.py [--runs 15] [--before /work/main/.venv/bin]
+
+`--before BIN` adds that installation's `sunbeam-sync` and `sunbeam-run` (e.g. main's venv) as
+baselines in the same run, on the same cache, server and deployment.
 """
 
 from __future__ import annotations
@@ -32,6 +37,15 @@ from tests.support.prefect_server import start_prefect_server  # noqa: E402
 from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# sunbeam-run minus the Prefect API: its own imports, then the prepare call it makes (launcher.py).
+SYNC_PART = """
+import sys, logging
+import sunbeam_agent.launcher, sunbeam_agent.run_log
+from sunbeam_sync import PrepareRequest, SyncSettings, prepare
+request = PrepareRequest(repo=sys.argv[1], ref="main", project_dir=".", required=["prefect"])
+with prepare(request, settings=SyncSettings(), logger=logging.getLogger("bench")) as held:
+    assert held.result.cache_hit
+"""
 FLOW = "from prefect import flow\n\n\n@flow(name='bench-launcher')\ndef bench():\n    pass\n"
 
 
@@ -45,6 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--before", type=Path, help="bin folder of the implementation to beat")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-launcher-"))
     wheelhouse = build_wheelhouse(tmp / "wheelhouse")
@@ -71,11 +86,11 @@ def main() -> int:
                 job_variables={"repo_url": repo.url, "ref": "main", "sync_only": True},
             )
 
-            def launcher() -> float:
+            def launcher(bin_dir: Path = BIN) -> float:
                 run = client.create_flow_run_from_deployment(deployment)
                 client.set_flow_run_state(run.id, Pending(), force=True)
                 seconds = timed(
-                    [str(BIN / "sunbeam-run")], {**env, "PREFECT__FLOW_RUN_ID": str(run.id)}
+                    [str(bin_dir / "sunbeam-run")], {**env, "PREFECT__FLOW_RUN_ID": str(run.id)}
                 )
                 state = client.read_flow_run(run.id).state
                 assert state is not None and state.is_completed(), state
@@ -85,11 +100,22 @@ def main() -> int:
             launcher()  # the first run builds the env
             timed(sync_cli, env)
             time.sleep(5)  # let the background bytecode compile settle
+            load_before = os.getloadavg()
             variants = {
                 "python -c pass": lambda: timed([sys.executable, "-c", "pass"], env),
+                "python -c 'import prefect'": lambda: timed(
+                    [sys.executable, "-c", "import prefect"], env
+                ),
                 "sunbeam-sync prepare (hit)": lambda: timed(sync_cli, env),
+                "sunbeam-run start-up + hit, no API": lambda: timed(
+                    [sys.executable, "-c", SYNC_PART, repo.url], env
+                ),
                 "sunbeam-run (hit, sync_only)": launcher,
             }
+            if args.before:
+                before_cli = [str(args.before / "sunbeam-sync"), *sync_cli[1:]]
+                variants["before: sunbeam-sync prepare (hit)"] = lambda: timed(before_cli, env)
+                variants["before: sunbeam-run (hit, sync_only)"] = lambda: launcher(args.before)
             samples: dict[str, list[float]] = {name: [] for name in variants}
             for _ in range(args.runs):  # interleaved, so load changes hit every variant alike
                 for name, measure in variants.items():
@@ -101,12 +127,19 @@ def main() -> int:
         "benchmark": "bench_launcher",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "runs": args.runs,
-        "load_avg_1m": os.getloadavg()[0],
+        "load_avg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "median_seconds": results,
-        "targets": {"sunbeam_run_hit_at_most_0_3s": results["sunbeam-run (hit, sync_only)"] <= 0.3},
+        "targets": {
+            "sunbeam_run_hit_at_most_0_3s": results["sunbeam-run (hit, sync_only)"] <= 0.3,
+            "own_start_up_plus_hit_at_most_0_3s": results["sunbeam-run start-up + hit, no API"]
+            <= 0.3,
+        },
+        "ratios_to_python_c_pass": {
+            name: round(seconds / results["python -c pass"], 1) for name, seconds in results.items()
+        },
     }
     for name, seconds in results.items():
-        print(f"{name:32s} {seconds:6.3f}s")
+        print(f"{name:40s} {seconds:6.3f}s")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench_launcher-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")

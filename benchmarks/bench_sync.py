@@ -6,6 +6,7 @@ baselines: `python -m venv` + `pip install -r` of the same pins, and a fresh clo
 into its `.venv` (what Prefect's own uv launcher does per run).
 
     uv run python benchmarks/bench_sync.py [--project-dir pipeline] [--repeat 5] [--skip-pip]
+    uv run python benchmarks/bench_sync.py --only-hit-check   # issue 11 §3: the hit path's check
 """
 
 from __future__ import annotations
@@ -97,31 +98,45 @@ def timed_prepare(repo: Path, cache: Path, **settings: object) -> tuple[float, d
         PrepareRequest(repo=str(repo), ref="main", project_dir="pipeline"), settings=s
     ) as p:
         elapsed = time.perf_counter() - start
-        result = p.result.model_dump()
+        result = p.result.as_dict()
     wait_for_bytecode()
     return elapsed, result
 
 
-def hit_check_seconds(env: Path, key: str, repeat: int) -> dict[str, float]:
-    """The hit path's verification of one env: all of it, and without the interpreter start."""
+def hit_check_seconds(env: Path, key: str, repeat: int) -> dict[str, object]:
+    """Issue 11 §3: the hit path's verification of one env, against the full check in the same run.
+
+    The full check (`quick=False`) is what every hit ran before the index: every RECORD parsed,
+    every folder walked, the env's interpreter started for its prefix.
+    """
+    from sunbeam_sync.manifest import Manifest
     from sunbeam_sync.verify import check_records, verify_env
 
-    manifest = json.loads((env / "sunbeam-manifest.json").read_text())
-    full, files_only = [], []
-    for _ in range(max(repeat, 5)):
+    quick, full, full_files = [], [], []
+    for _ in range(max(repeat, 9)):  # interleaved, so load changes hit both alike
         start = time.perf_counter()
         assert verify_env(env, key) is None
+        quick.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert verify_env(env, key, quick=False) is None
         full.append(time.perf_counter() - start)
         start = time.perf_counter()
-        assert verify_env(env, key, check_prefix=False) is None
-        files_only.append(time.perf_counter() - start)
-    from sunbeam_sync.manifest import Manifest
-
-    files = check_records(env, Manifest.model_validate(manifest)).files
+        assert verify_env(env, key, quick=False, check_prefix=False) is None
+        full_files.append(time.perf_counter() - start)
+    manifest = Manifest.read(env)
+    assert manifest is not None
+    files = check_records(env, manifest).files
+    hit = statistics.median(quick)
     return {
         "files checked": files,
-        "hit check, all (median s)": statistics.median(full),
-        "hit check, files only (median s)": statistics.median(files_only),
+        "hit check, index (median s)": hit,
+        "hit check, full check as before (median s)": statistics.median(full),
+        "hit check, full check without the interpreter start (median s)": statistics.median(
+            full_files
+        ),
+        "hit check per 6,000 files (s), target < 0.1": hit * 6000 / files,
+        "full / index": statistics.median(full) / hit,
+        "load average (1 min)": os.getloadavg()[0],
     }
 
 
@@ -157,13 +172,29 @@ def speed(repo: Path, work: Path, repeat: int) -> dict[str, object]:
     }
 
 
+def only_hit_check(project_dir: str, repeat: int) -> int:
+    """One env of the lock (default link mode and bytecode), then its hit-path check."""
+    work = Path(tempfile.mkdtemp(prefix="sunbeam-bench-"))
+    source, repo = make_repo(work, project_dir)
+    _t, res = timed_prepare(repo, work / "cache")
+    result = {"lock": source, **hit_check_seconds(Path(res["env"]), res["env_key"], repeat)}
+    print(json.dumps(result, indent=2))
+    out = ROOT / "benchmarks" / "results" / "sync-hit-check.json"
+    out.write_text(json.dumps(result, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--project-dir", default="pipeline")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-pip", action="store_true")
     ap.add_argument("--only-speed", action="store_true", help="only the issue 11 §6 comparison")
+    ap.add_argument("--only-hit-check", action="store_true", help="only the issue 11 §3 check")
     args = ap.parse_args()
+    if args.only_hit_check:
+        return only_hit_check(args.project_dir, args.repeat)
     if args.only_speed:
         work = Path(tempfile.mkdtemp(prefix="sunbeam-bench-"))
         os.environ["UV_CACHE_DIR"] = str(work / "uv-cache")

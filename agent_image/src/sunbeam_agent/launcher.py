@@ -16,6 +16,7 @@ imported here (the engine imports it in the env), only the sync core and the sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sunbeam_agent.prefect_rest import PrefectAPIError, PrefectREST
+from sunbeam_agent.prefect_rest import PrefectAPIError, PrefectREST, concurrently
 from sunbeam_agent.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.run_log import run_logger
 
@@ -121,21 +122,33 @@ class Launch:
         threading.Thread(target=self.watch, name="sunbeam-run-cancel", daemon=True).start()
         return prepare(request, settings=settings, logger=self.logger, cancel=self.cancel)
 
-    def record(self, config: RunConfig, prepared: EnvLease, seconds: float) -> None:
+    def record(self, config: RunConfig, prepared: EnvLease, seconds: float) -> bool:
+        """Record the sync on the run; True if the run is being cancelled (asked meanwhile)."""
         from sunbeam_agent.records import sync_labels, sync_summary
         from sunbeam_agent.run_names import run_name, run_tags
 
         result = prepared.result
+
+        def best_effort(call: Any) -> None:
+            try:
+                call()
+            except PrefectAPIError as exc:  # provenance is best effort; never fail the run over it
+                self.logger.warning("Could not record the sync on the flow run: %s", exc)
+
         self.logger.info(sync_summary(result, seconds))
-        try:
-            self.api.update_labels(self.flow_run_id, sync_labels(result, seconds))
-            self.api.update_flow_run(
-                self.flow_run_id,
-                name=run_name(config.flow_run_name, result.ref, result.commit),
-                tags=run_tags(config.tags, result.ref, result.commit),
-            )
-        except PrefectAPIError as exc:  # provenance is best effort; never fail the run over it
-            self.logger.warning("Could not record the sync on the flow run: %s", exc)
+        name = run_name(config.flow_run_name, result.ref, result.commit)
+        tags = run_tags(config.tags, result.ref, result.commit)
+        # Independent round trips, all at once: labels, name and tags, and the cancel check.
+        _labels, _name, cancelling = concurrently(
+            lambda: best_effort(
+                lambda: self.api.update_labels(self.flow_run_id, sync_labels(result, seconds))
+            ),
+            lambda: best_effort(
+                lambda: self.api.update_flow_run(self.flow_run_id, name=name, tags=tags)
+            ),
+            self.cancelling,
+        )
+        return bool(cancelling)
 
     def tag_ref(self, config: RunConfig) -> None:
         """A run that never got a commit still shows which ref it asked for."""
@@ -158,8 +171,8 @@ class Launch:
             self.tag_ref(config)
             return self.fail(str(exc))
         self.cancel.set()  # the sync is done: stop watching
-        self.record(config, prepared, time.monotonic() - started)
-        if self.signalled.is_set() or self.cancelling():
+        cancelling = self.record(config, prepared, time.monotonic() - started)
+        if self.signalled.is_set() or cancelling:
             prepared.release()
             return self.stopped()
         if config.sync_only:
@@ -170,7 +183,11 @@ class Launch:
             )
             self.logger.info(message)
             prepared.release()
-            self.api.set_state(self.flow_run_id, "COMPLETED", message)
+            # The last log batch and the final state are independent: one round trip, not two.
+            concurrently(
+                lambda: self.api.set_state(self.flow_run_id, "COMPLETED", message),
+                *(handler.flush for handler in self.logger.handlers),
+            )
             return 0
         return self.exec_engine(config, prepared)
 
@@ -234,6 +251,12 @@ def _keep_leases_across_exec(prepared: EnvLease) -> None:
         os.set_inheritable(lease.fileno(), True)
 
 
+def _preload_sync() -> None:
+    # Any failure shows again, reported properly, at the real import in `prepare`.
+    with contextlib.suppress(Exception):
+        import sunbeam_sync.preparation  # noqa: F401
+
+
 def main() -> int:
     flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
     if not flow_run_id:
@@ -244,6 +267,9 @@ def main() -> int:
     except PrefectAPIError as exc:
         _say(str(exc))
         return 2
+    # The sync core loads while the run and its deployment are read: import time (CPU) and
+    # the API's round trips (waiting on a socket) overlap instead of adding up.
+    threading.Thread(target=_preload_sync, name="sunbeam-run-preload", daemon=True).start()
     logger, handler = run_logger(api, flow_run_id)
     launch = Launch(api, flow_run_id, logger)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sunbeam_agent.prefect_rest import PrefectREST
+from sunbeam_agent.prefect_rest import PrefectREST, concurrently
 from sunbeam_contracts.tags import tagged_refs
 
 VARIABLES = ("repo_url", "ref", "project_dir", "cache_dir", "sync_only")
@@ -85,12 +85,15 @@ def resolve(
     api: PrefectREST, flow_run: dict[str, Any], environ: Mapping[str, str] = os.environ
 ) -> RunConfig:
     from_env = {name: environ[env_name(name)] for name in VARIABLES if env_name(name) in environ}
-    deployment = (
-        api.read_deployment(flow_run["deployment_id"]) if flow_run.get("deployment_id") else {}
+    whole = len(from_env) == len(VARIABLES)  # then no pool needs to be read
+    deployment_id = flow_run.get("deployment_id")
+    deployment, pool = concurrently(  # one round trip, not two
+        lambda: api.read_deployment(deployment_id) if deployment_id else {},
+        lambda: {} if whole else _pool_defaults(api, flow_run.get("work_pool_name")),
     )
     values: dict[str, Any] = dict(DEFAULTS)
-    if len(from_env) < len(VARIABLES):
-        values.update(_pool_defaults(api, flow_run.get("work_pool_name")))
+    if not whole:
+        values.update(pool)
         values.update(deployment.get("job_variables") or {})
         values.update(flow_run.get("job_variables") or {})
     values.update(from_env)

@@ -8,7 +8,6 @@ publish is one rename(2) on one filesystem, and its name says whose it was (`gc`
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ TMP_PREFIX = ".tmp-"
 
 
 def temp_sibling(final: Path) -> Path:
-    return final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 @contextmanager

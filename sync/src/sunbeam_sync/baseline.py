@@ -31,6 +31,14 @@ def site_files(site: Path) -> Iterator[tuple[str, str]]:
                 yield (f"{rel_dir}/{name}" if rel_dir else name), os.path.join(dirpath, name)
 
 
+def site_folders(site: Path) -> Iterator[tuple[str, str]]:
+    """(path relative to site-packages, "" for itself; absolute path) of the folders `site_files` walks."""
+    prefix = len(str(site)) + 1
+    for dirpath, dirs, _files in os.walk(site):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        yield dirpath[prefix:], dirpath
+
+
 def interpreter_identity(env: Path) -> tuple[str, list[int]]:
     """Where `bin/python` leads, and that file's size and modification time."""
     target = os.path.realpath(env / "bin" / "python")

@@ -7,20 +7,20 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib.metadata import PathDistribution
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sunbeam_sync import proc
 from sunbeam_sync.atomic import atomic_directory
 from sunbeam_sync.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
 from sunbeam_sync.bytecode import seed_from_siblings
 from sunbeam_sync.envdiff import closest, describe
+from sunbeam_sync.envindex import write_index
 from sunbeam_sync.envkey import EnvKey
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
 from sunbeam_sync.fsutil import make_read_only
-from sunbeam_sync.interpreter import Interpreter
+from sunbeam_sync.interpreter import Interpreter, env_prefix
 from sunbeam_sync.layout import CacheLayout
 from sunbeam_sync.linkmode import same_filesystem
 from sunbeam_sync.logs import SyncLog
@@ -30,6 +30,9 @@ from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 from sunbeam_sync.timing import Timings
 from sunbeam_sync.uvtool import uv_bin, uv_environment, uv_version
 from sunbeam_sync.verify import check_records
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
 _BROKEN_ENTRY = re.compile(
@@ -120,6 +123,8 @@ class Builder:
                 "build", "uv's cache is on another filesystem: every install is a full copy"
             )
         self.phases = Timings()
+        from concurrent.futures import ThreadPoolExecutor  # builds only: hits never load it
+
         # `uv lock --check` runs beside the install (both only read the lock); nothing is
         # published unless it passed, and its verdict wins over an install error.
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -195,6 +200,9 @@ class Builder:
         manifest.build_phases = self.phases.seconds
         manifest.write(tmp)
         make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
+        with self.phases("interpreter check and index"):
+            _check_prefix(tmp)
+            write_index(tmp, manifest)  # last: it records the folders as they are published
         compiled = self.layout.state / f"{req.key.key}.compiled"
         compiled.unlink(missing_ok=True)
         if self.settings.bytecode is Bytecode.BUILD:
@@ -331,6 +339,17 @@ class Builder:
         return result
 
 
+def _check_prefix(env: Path) -> None:
+    """The env's interpreter starts and knows it is in the env (the index vouches for it later)."""
+    prefix = env_prefix(env / "bin" / "python")
+    if prefix is None or os.path.realpath(prefix) != os.path.realpath(env):
+        said = "does not start" if prefix is None else f"reports prefix {prefix}"
+        raise UvError(
+            f"the new environment's interpreter {said}: check the base interpreter "
+            "(SUNBEAM_PYTHON / UV_PYTHON)"
+        )
+
+
 def site_packages(env: Path) -> Path:
     found = sorted(env.glob("lib/python*/site-packages")) or sorted(env.glob("lib/*/site-packages"))
     if not found:
@@ -344,6 +363,8 @@ def _is_package_line(line: str) -> bool:
 
 
 def _distribution(dist_info: Path) -> Distribution:
+    from importlib.metadata import PathDistribution  # builds only: hits never load it
+
     meta = PathDistribution(dist_info).metadata
     name, version = meta.get("Name") or "", meta.get("Version") or ""
     if not name:

@@ -107,7 +107,7 @@ def prepare_command(
     settings = _settings(cache_dir, python)
     with prepare(request, settings=settings, cancel=_cancel) as prepared:
         r = prepared.result
-        _emit(r.model_dump(), as_json, f"{r.env}\n{r.checkout}")
+        _emit(r.as_dict(), as_json, f"{r.env}\n{r.checkout}")
 
 
 @app.command("list")

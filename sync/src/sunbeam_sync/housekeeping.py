@@ -103,7 +103,7 @@ def verify_all(settings: SyncSettings, *, deep: bool = False) -> list[VerifyRepo
     layout = _layout(settings)
     report = []
     for key in _env_keys(layout):
-        damage = verify_env(layout.env(key), key, deep=deep)
+        damage = verify_env(layout.env(key), key, deep=deep, quick=False)  # everything, always
         if damage is not None:
             write_damage(layout, key, str(damage), damage.modified)
         report.append(

@@ -46,7 +46,7 @@ def find_interpreter(request: str | None, project: Path) -> Interpreter:
     With no request uv honours UV_PYTHON, then the project's `.python-version` / requires-python.
     Discovery is remembered per process for the same inputs: a long-running agent asks it per run.
     """
-    pins = _project_pins(project)
+    pins = project_pins(project)
     key = (request, os.environ.get("UV_PYTHON"), pins)
     if key not in _DISCOVERED:
         # Keyed by the pins, not the folder: every commit has its own checkout folder, and the
@@ -58,7 +58,7 @@ def find_interpreter(request: str | None, project: Path) -> Interpreter:
 _DISCOVERED: dict[tuple[str | None, str | None, str], str] = {}
 
 
-def _project_pins(project: Path) -> str:
+def project_pins(project: Path) -> str:
     pins = []
     for name in (".python-version", "pyproject.toml"):
         try:
@@ -121,7 +121,8 @@ def env_prefix(python: Path) -> str | None:
     """sys.prefix of the interpreter at `python`, or None if it does not run."""
     try:
         out = subprocess.run(
-            [str(python), "-I", "-c", "import sys; print(sys.prefix)"],
+            # -B: a probe leaves the env as it found it (no __pycache__ in its site-packages).
+            [str(python), "-I", "-B", "-c", "import sys; print(sys.prefix)"],
             capture_output=True,
             text=True,
             check=False,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,7 +80,7 @@ class CacheLayout:
 
     def quarantine_path(self, final: Path) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S")
-        return final.parent / f"{BAD_PREFIX}{final.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+        return final.parent / f"{BAD_PREFIX}{final.name}-{stamp}-{os.urandom(3).hex()}"
 
     # Locks: "build" serializes building/healing/evicting one key; "use" is shared by every run
     # using the env (a lease) and taken exclusively only by eviction.

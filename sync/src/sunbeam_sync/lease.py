@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from types import TracebackType
-
-from pydantic import BaseModel
+from typing import Any
 
 from sunbeam_sync.locks import FileLock
 
 
-class PrepareResult(BaseModel):
+@dataclass(kw_only=True)
+class PrepareResult:
     repo: str
     ref: str
     commit: str
@@ -24,6 +25,10 @@ class PrepareResult(BaseModel):
     link_mode: str
     pythonpath: list[str]
     timings: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (`sunbeam-sync prepare --json` prints it)."""
+        return asdict(self)
 
 
 class EnvLease:

@@ -9,7 +9,8 @@ from sunbeam_sync.build import BuildRequest
 from sunbeam_sync.envkey import EnvKey, env_key
 from sunbeam_sync.envstore import EnvOutcome, EnvStore, Outcome
 from sunbeam_sync.gitmirror import Mirror
-from sunbeam_sync.interpreter import Interpreter, find_interpreter
+from sunbeam_sync.interpreter import Interpreter
+from sunbeam_sync.interpreter_memo import remembered_interpreter
 from sunbeam_sync.layout import CacheLayout
 from sunbeam_sync.lease import EnvLease, PrepareResult
 from sunbeam_sync.linkmode import resolve_link_mode
@@ -42,13 +43,15 @@ def prepare(
         with timings("checkout"):
             lease.hold(layout.checkout_lock(mirror.rid, commit).acquire(**wait))  # type: ignore[arg-type]
             where = f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
-            lock = read_project(mirror.checkout(commit), request.project_dir, where)
+            lock = read_project(mirror.checkout(commit), request.project_dir, where, layout.state)
             lock.require(request.required)
             if not settings.allow_external_sources:
                 lock.check_sources()
             project = lock.project
         with timings("verify"):
-            interpreter = find_interpreter(request.python or settings.python, project)
+            interpreter = remembered_interpreter(
+                request.python or settings.python, project, layout.state
+            )
             key = env_key(lock.raw, interpreter, request.groups, request.extras)
             _log_key(log, key, interpreter)
             use = lease.hold(layout.use_lock(key.key).acquire(**wait))  # type: ignore[arg-type]

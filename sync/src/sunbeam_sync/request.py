@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from sunbeam_sync.errors import BadInputError
 from sunbeam_sync.refs import validate_ref
@@ -16,46 +15,58 @@ _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 MAX_PROJECT_DIR = 1024
 
 
-class PrepareRequest(BaseModel):
+# A dataclass checked in __post_init__, not a pydantic model: importing pydantic costs more than
+# a whole cache hit, and every `sunbeam-run` builds one of these. Errors are the sync's own
+# one-line BadInputError, so callers get its message and exit code.
+@dataclass(frozen=True)
+class PrepareRequest:
     repo: str
     ref: str
     project_dir: str = "."
     python: str | None = None
-    groups: list[str] = Field(default_factory=list)
-    extras: list[str] = Field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
     # Packages the caller cannot work without (the agent needs `prefect`): checked in the lock
     # before anything is built, so a lock that can never run costs no build.
-    required: list[str] = Field(default_factory=list)
+    required: list[str] = field(default_factory=list)
 
-    # BadInputError is not a ValueError: pydantic lets it through unchanged, so callers get the
-    # sync's own one-line message and exit code rather than a ValidationError.
-    @field_validator("repo", mode="before")
-    @classmethod
-    def _repo(cls, value: object) -> str:
-        return check_repo(value)
+    def __post_init__(self) -> None:
+        checked = {
+            "repo": check_repo(self.repo),
+            "ref": validate_ref(self.ref),
+            "project_dir": validate_project_dir(self.project_dir),
+            "python": _optional_text(self.python, "python"),
+            "groups": _names(self.groups, "group"),
+            "extras": _names(self.extras, "extra"),
+            "required": _texts(self.required, "required package"),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
-    @field_validator("ref", mode="before")
-    @classmethod
-    def _ref(cls, value: object) -> str:
-        return validate_ref(value)
 
-    @field_validator("project_dir", mode="before")
-    @classmethod
-    def _project_dir(cls, value: object) -> str:
-        return validate_project_dir(value)
+def _optional_text(value: object, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BadInputError(f"invalid {what}: give a string")
+    return value
 
-    @field_validator("groups", "extras")
-    @classmethod
-    def _names(cls, names: list[str], info: ValidationInfo) -> list[str]:
-        what = "group" if info.field_name == "groups" else "extra"
-        for name in names:
-            if not _NAME.match(name):
-                shown = name.encode("unicode_escape").decode()[:80]
-                raise BadInputError(
-                    f"invalid {what} name {shown!r}: use letters, digits, '-', '_' and '.', "
-                    "starting and ending with a letter or digit"
-                )
-        return names
+
+def _texts(values: object, what: str) -> list[str]:
+    if isinstance(values, str) or not isinstance(values, list | tuple):
+        raise BadInputError(f"invalid {what} names: give a list")
+    if not all(isinstance(v, str) for v in values):
+        raise BadInputError(f"invalid {what} names: give strings")
+    return list(values)
+
+
+def _names(names: object, what: str) -> list[str]:
+    for name in _texts(names, what):
+        if not _NAME.match(name):
+            shown = str(name).encode("unicode_escape").decode()[:80]
+            raise BadInputError(
+                f"invalid {what} name {shown!r}: use letters, digits, '-', '_' and '.', "
+                "starting and ending with a letter or digit"
+            )
+    return list(names)
 
 
 def validate_project_dir(project_dir: object) -> str:

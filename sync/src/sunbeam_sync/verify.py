@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sunbeam_sync.baseline import differing, interpreter_identity, read_hashes, sha256, site_files
+from sunbeam_sync.envindex import EnvIndex, read_index
 from sunbeam_sync.interpreter import env_prefix
 from sunbeam_sync.manifest import Manifest
+from sunbeam_sync.recordfile import file_rows, read_record
 
 
 @dataclass
@@ -31,30 +32,47 @@ class RecordCheck:
 
 
 def verify_env(
-    env: Path, key: str, *, deep: bool = False, check_prefix: bool = True
+    env: Path, key: str, *, deep: bool = False, check_prefix: bool = True, quick: bool = True
 ) -> Damage | None:
-    """None if `env` is intact; otherwise what is wrong with it."""
+    """None if `env` is intact; otherwise what is wrong with it.
+
+    `quick` (the hit path) answers from the env's index (`envindex`) where it can: the same
+    checks by stat alone. `deep` and `quick=False` always read every RECORD and folder.
+    """
     manifest = Manifest.read(env)
     if manifest is None:
         return Damage("its manifest is missing or unreadable (an interrupted or foreign build)")
     if manifest.key != key:
         return Damage(f"its manifest is for key {manifest.key[:12]}, not {key[:12]}")
-    damage = _venv_damage(env, manifest, check_prefix)
+    index = read_index(env) if quick and not deep else None
+    damage = _venv_damage(env, manifest, check_prefix, index)
     if damage is not None:
         return damage
+    found = index.check(env, manifest) if index is not None else None
+    if found is not None:
+        return _file_damage(found.problems, found.modified, found.stray)
     result = check_records(env, manifest, deep=deep and read_hashes(env) is None)
-    if result.problems:
+    damage = _file_damage(result.problems, result.modified, [])
+    if damage is None:
+        damage = _file_damage([], set(), stray_files(env, manifest, result))
+    if damage is None and deep:
+        damage = _deep_damage(env, manifest, result)
+    return damage
+
+
+def _file_damage(problems: list[str], modified: set[str], stray: list[str]) -> Damage | None:
+    if problems:
         return Damage(
-            f"installed files differ from their RECORD: {_shown(result.problems)}",
-            sorted(result.modified),
+            f"installed files differ from their RECORD: {_shown(problems)}", sorted(modified)
         )
-    stray = stray_files(env, manifest, result)
     if stray:
         return Damage(f"site-packages holds files no distribution installed: {_shown(stray)}")
-    return _deep_damage(env, manifest, result) if deep else None
+    return None
 
 
-def _venv_damage(env: Path, manifest: Manifest, check_prefix: bool) -> Damage | None:
+def _venv_damage(
+    env: Path, manifest: Manifest, check_prefix: bool, index: EnvIndex | None = None
+) -> Damage | None:
     cfg = env / "pyvenv.cfg"
     if not cfg.is_file():
         return Damage("pyvenv.cfg is missing (uv would treat the base interpreter as the env)")
@@ -71,7 +89,9 @@ def _venv_damage(env: Path, manifest: Manifest, check_prefix: bool) -> Damage | 
                 f"bin/python is not the interpreter the env was built with ({target}, "
                 f"built with {manifest.interpreter})"
             )
-    if check_prefix:
+    # The index vouches for the prefix the build saw only if the interpreter is the one built with.
+    trusted = index is not None and manifest.interpreter is not None and index.prefix_holds(env)
+    if check_prefix and not trusted:
         prefix = env_prefix(python)
         if prefix is None:
             return Damage("its interpreter does not start")
@@ -128,8 +148,7 @@ def _check_dist(
 ) -> None:
     prefix = str(site) + os.sep
     try:
-        with (site / dist_info / "RECORD").open(newline="") as fh:
-            rows = list(csv.reader(fh))
+        rows = read_record(site, dist_info)
     except OSError:
         out.problems.append(f"{name} {version} is missing (no RECORD)")
         return
@@ -138,14 +157,9 @@ def _check_dist(
             f"the RECORD of {name} was edited ({len(rows)} rows, built with {rows_expected})"
         )
         out.modified.add(name)
-    for row in rows:
-        if len(row) < 3 or not row[0]:
-            continue
-        rel, digest, size = row[0], row[1], row[2]
+    for rel, digest, size in file_rows(rows):
         if not rel.startswith(".."):
             out.owned[rel] = name
-        if rel.endswith(".pyc") or "__pycache__" in rel:
-            continue
         # Plain concatenation: this loop runs for every installed file on every run.
         path = prefix + rel if not rel.startswith("..") else os.path.normpath(prefix + rel)
         out.files += 1

@@ -1,0 +1,147 @@
+"""Issue 11 §3: the hit path's index finds exactly what the full check finds, by stat alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sunbeam_sync import SyncSettings
+from sunbeam_sync.envindex import INDEX, read_index
+from sunbeam_sync.manifest import Manifest
+from sunbeam_sync.verify import verify_env
+from tests.sync.conftest import Project, prep
+
+
+def _site(env: Path) -> Path:
+    return next(env.glob("lib/python*/site-packages"))
+
+
+def _both(env: Path) -> tuple[str | None, str | None]:
+    """(the hit path's verdict, the full check's verdict), as their messages."""
+    quick = verify_env(env, env.name)
+    full = verify_env(env, env.name, quick=False)
+    return (str(quick) if quick else None), (str(full) if full else None)
+
+
+def _indexed(env: Path) -> bool:
+    """The index answered by itself (no fall back to the full check)."""
+    index = read_index(env)
+    manifest = Manifest.read(env)
+    return index is not None and manifest is not None and index.check(env, manifest) is not None
+
+
+def _plant(path: Path) -> Callable[[], None]:
+    path.parent.mkdir(exist_ok=True)  # root ignores the read-only folders; a flow would not
+    path.write_text("import os\n")
+    return lambda: shutil.rmtree(path.parent) if path.parent.name == "brand_new" else path.unlink()
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    path.unlink()  # a new inode: the file hardlinked with uv's cache is left alone
+    path.write_bytes(data)
+
+
+def _grow(path: Path) -> Callable[[], None]:
+    data = path.read_bytes()
+    _rewrite(path, data + b"# more\n")
+    return lambda: _rewrite(path, data)
+
+
+def _delete(path: Path) -> Callable[[], None]:
+    data = path.read_bytes()
+    path.unlink()
+    return lambda: path.write_bytes(data)  # type: ignore[return-value]
+
+
+def _extra_dist(site: Path) -> Callable[[], None]:
+    extra = site / "sneaky-1.0.dist-info"
+    extra.mkdir()
+    (extra / "RECORD").write_text("")
+    return lambda: shutil.rmtree(extra)
+
+
+def _hidden_by_utime(path: Path) -> Callable[[], None]:
+    # A planted file with its folder's mtime set back: ctime cannot be set back.
+    st = os.stat(path.parent)
+    undo = _plant(path)
+    os.utime(path.parent, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return undo
+
+
+DAMAGE: dict[str, tuple[Callable[[Path], Callable[[], None]], str]] = {
+    "file grown": (lambda s: _grow(s / "alpha" / "__init__.py"), "changed size"),
+    "file deleted": (lambda s: _delete(s / "alpha" / "__init__.py"), "is missing"),
+    ".pth planted": (lambda s: _plant(s / "evil.pth"), "evil.pth"),
+    "module planted in a package": (lambda s: _plant(s / "alpha" / "extra.py"), "alpha/extra.py"),
+    "new package planted": (lambda s: _plant(s / "brand_new" / "__init__.py"), "brand_new/"),
+    "dist-info added": (_extra_dist, "sneaky-1.0.dist-info was installed after the build"),
+    "planted, folder mtime reset": (lambda s: _hidden_by_utime(s / "sitecustomize.py"), "sitecustomize"),
+}  # fmt: skip
+
+
+def test_index_finds_what_the_full_check_finds(project: Project, settings: SyncSettings) -> None:
+    env = Path(prep(settings, project.repo.url, "main").env)
+    site = _site(env)
+    assert (env / INDEX).is_file() and _both(env) == (None, None)
+    for what, (damage, said) in DAMAGE.items():
+        undo = damage(site)
+        quick, full = _both(env)
+        assert quick is not None and said in quick, (what, quick)
+        assert quick == full, what
+        assert _indexed(env), f"{what}: the index fell back to the full check"
+        undo()
+        assert _both(env) == (None, None), f"{what} undone, still damaged"
+    # Folders changed since the build (above) are listed, not trusted: still a clean hit.
+    assert _indexed(env)
+
+
+def test_edited_record_falls_back_to_the_full_check(
+    project: Project, settings: SyncSettings
+) -> None:
+    env = Path(prep(settings, project.repo.url, "main").env)
+    site = _site(env)
+    (site / "alpha" / "__init__.py").unlink()
+    record = next(site.glob("alpha-*.dist-info")) / "RECORD"
+    rows = [r for r in record.read_text().splitlines() if not r.startswith("alpha/__init__.py")]
+    record.write_text("\n".join(rows) + "\n")
+    assert not _indexed(env)
+    quick, full = _both(env)
+    assert quick == full and "RECORD of alpha was edited" in (quick or "")
+
+
+def test_prefix_is_vouched_for_only_while_bin_is_as_built(
+    project: Project, settings: SyncSettings
+) -> None:
+    # The hit path starts no interpreter while bin/ and the interpreter are as the build left
+    # them (the build asked the interpreter for its prefix); anything added to bin/, or
+    # bin/python replaced by another link, and the interpreter is asked again.
+    env = Path(prep(settings, project.repo.url, "main").env)
+    index = read_index(env)
+    assert index is not None and index.prefix_holds(env)
+    python = env / "bin" / "python"
+    target = os.readlink(python)
+    python.unlink()
+    python.symlink_to(target)  # the same interpreter: still intact, but no longer vouched for
+    assert not index.prefix_holds(env)
+    assert _both(env) == (None, None)
+
+
+@pytest.mark.parametrize("state", ["missing", "garbled"])
+def test_env_without_a_usable_index_is_checked_in_full(
+    project: Project, settings: SyncSettings, state: str
+) -> None:
+    env = Path(prep(settings, project.repo.url, "main").env)
+    if state == "missing":
+        (env / INDEX).unlink()
+    else:
+        (env / INDEX).write_text('{"version": 1, "folders": [')
+    assert read_index(env) is None
+    assert _both(env) == (None, None)
+    _plant(_site(env) / "alpha" / "extra.py")
+    quick, full = _both(env)
+    assert quick == full and "alpha/extra.py" in (quick or "")
+    assert prep(settings, project.repo.url, "main").healed
