@@ -166,6 +166,24 @@ async def create_prewarm_run(client: PrefectClient, commit: str, pushed_ref: str
     )
 
 
+async def create_commission_run(
+    client: PrefectClient, deployment_id: UUID, ref: str, commit: str
+) -> FlowRun:
+    """A sync-only run of a just-registered deployment, on the deployment's own ref.
+
+    The agent prepares the ref's env and, because the run's ref is the deployment's, stores the
+    flow's parameter schema on the deployment. Keyed by deployment and commit: registering the
+    same commit again (every `sunbeam up`, every API container start) queues nothing new.
+    """
+    return await client.create_flow_run_from_deployment(
+        deployment_id,
+        job_variables={"sync_only": True},
+        tags=[PREWARM_TAG, ref_tag(ref)],
+        idempotency_key=f"{prewarm_idempotency_key(commit)}:{deployment_id}",
+        name=f"prewarm-{commit[:12]}",
+    )
+
+
 async def list_runs(
     client: PrefectClient,
     *,
