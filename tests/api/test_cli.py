@@ -57,6 +57,20 @@ def test_deploy_registers_a_ref_deployment_and_queues_its_prewarm(
 
 
 @pytest.mark.usefixtures("cli_env")
+def test_deploy_to_a_repository_it_cannot_list_warns_and_registers(
+    prefect: PrefectServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compose's API runs `sunbeam deploy` on start without the agent's git token."""
+    repo = (tmp_path / "not-here.git").as_uri()
+    assert cli.main(["deploy", "--repo", repo, "--ref", "unlisted"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not list the refs" in err[0] and "warning" in err[0], err
+    deployment = read_deployment(prefect.api_url, "run-sunbeam/ref-unlisted")
+    assert deployment is not None
+    assert [r.name for r in deployment_runs(prefect.api_url, deployment.id)] == ["prewarm-unlisted"]
+
+
+@pytest.mark.usefixtures("cli_env")
 def test_deploy_of_a_ref_the_repository_lacks_fails_in_one_line(
     prefect: PrefectServer, cli_repo: PipelineRepo
 ) -> None:
@@ -116,7 +130,6 @@ def test_deploy_defaults_repo_to_this_checkout(
             ["deploy", "--repo", "{repo}", "--pool", "missing-pool"],
             "work pool 'missing-pool' does not exist",
         ),
-        (["deploy", "--repo", "file:///x"], "could not list the refs of the pipeline repository"),
     ],
 )
 def test_deploy_reports_bad_input_in_one_line(
