@@ -2,7 +2,8 @@
 
 Any worker type (process, docker, kubernetes, ours) starts it with the run's id in
 PREFECT__FLOW_RUN_ID. It resolves the run's ref, prepares that commit's env with the sync
-(every line streamed into the run's log), records what it used on the run, and then *replaces
+(every line streamed into the run's log), records what it used on the run, gives a deployment
+of the run's own ref the flow's parameter schema (flow_schema.py), and then *replaces
 itself* with the env's interpreter running Prefect's engine from the checkout, so the process
 the worker watches is the flow itself. The env's lease is inherited by the engine and held
 until the flow ends.
