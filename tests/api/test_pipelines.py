@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
 
 import httpx
 import pytest
-from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.responses import DeploymentResponse
-from prefect.exceptions import ObjectNotFound
 
+from sunbeam_contracts.tags import PREWARM_TAG
 from tests.api.seed import seed_series
-from tests.support.api_stack import API_KEY, DB, POOL, REPO_URL, make_settings, served
+from tests.support.api_stack import (
+    API_KEY,
+    DB,
+    POOL,
+    REPO_ROOT,
+    REPO_URL,
+    deployment_runs,
+    make_settings,
+    read_deployment,
+    served,
+)
 from tests.support.mongo import Mongo
 from tests.support.prefect_server import PrefectServer
 
 
 def _deployment(prefect: PrefectServer, name: str) -> DeploymentResponse | None:
-    async def read() -> DeploymentResponse | None:
-        async with PrefectClient(api=prefect.api_url) as client:
-            try:
-                return await client.read_deployment_by_name(f"run-sunbeam/{name}")
-            except ObjectNotFound:
-                return None
+    return read_deployment(prefect.api_url, f"run-sunbeam/{name}")
 
-    return asyncio.run(read())
+
+def _git(*args: str) -> str:
+    remote = REPO_ROOT / "remote.git"
+    return subprocess.run(
+        ["git", "-C", str(remote), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_commission_creates_a_deployment_visible_in_prefect(
@@ -53,6 +62,14 @@ def test_commission_creates_a_deployment_visible_in_prefect(
 
     listed = {p["ref"]: p for p in api.get("/pipelines").json()}
     assert listed["feature/solar"]["deployment_id"] == body["deployment_id"]
+
+    # Issue 10.7: one sync-only run on the deployment's own ref (twice commissioned, same commit),
+    # so the agent stores the flow's parameter schema before anyone's first run.
+    runs = deployment_runs(prefect.api_url, deployment.id)
+    assert [(r.job_variables, PREWARM_TAG in r.tags) for r in runs] == [({"sync_only": True}, True)]
+    commit = _git("rev-parse", "refs/heads/feature/solar")
+    assert runs[0].name == f"prewarm-{commit[:12]}"
+    assert api.get(f"/runs/{runs[0].id}").json()["prewarm"] is True
 
 
 def test_main_gets_the_nightly_schedule(

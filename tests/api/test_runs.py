@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import LogCreate
+from prefect.client.schemas.actions import DeploymentUpdate, LogCreate
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Failed, Scheduled
 from prefect.utilities.callables import parameter_schema
@@ -258,8 +258,14 @@ def test_a_deployment_with_the_flow_schema_refuses_typod_parameters(
                 client, repo_url=REPO_URL, ref="main", work_pool=POOL, parameter_schema=with_schema
             )
 
+    async def clear_schema() -> None:
+        async with PrefectClient(api=prefect.api_url) as client:
+            off = DeploymentUpdate(parameter_openapi_schema={}, enforce_parameter_schema=False)
+            await client.update_deployment(UUID(main_deployment), off)
+
     asyncio.run(deploy(schema))
     try:
+        asyncio.run(deploy(None))  # re-registering (`sunbeam up`, Compose's API start) keeps it
         r = api.post("/runs", json={"ref": "main", "parameters": {"evnts": ["E1"]}}, headers=auth)
         assert r.status_code == 422, r.text
         assert "evnts" in r.json()["detail"] and "\n" not in r.json()["detail"]
@@ -280,4 +286,4 @@ def test_a_deployment_with_the_flow_schema_refuses_typod_parameters(
 
         assert asyncio.run(through_prefect()) == 409  # Prefect refuses it the same way
     finally:
-        asyncio.run(deploy(None))
+        asyncio.run(clear_schema())

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jsonschema
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from sunbeam_agent.flow_schema import compute_schema
+from sunbeam_contracts.naming import ENTRYPOINT
+from sunbeam_contracts.parameter_schemas import parameter_names, strict_schema
 from sunbeam_pipeline.errors import ConfigError, StagesFailedError, StorageError
 from sunbeam_pipeline.flow import run_sunbeam
 from sunbeam_pipeline.simulator import simulate, write_csv
 from sunbeam_pipeline.sources.csv_source import csv_path
 from sunbeam_pipeline.stages import STAGES
-from tests.support.pipeline_env import AGENT_ENV, CompletedRun, PipelineEnv
+from tests.support.pipeline_env import AGENT_ENV, PIPELINE_SRC, CompletedRun, PipelineEnv
 
 EXPECTED = {
     "ingress": {
@@ -219,3 +225,21 @@ def test_unreachable_mongo_fails_the_run_without_leaking_credentials(
     assert str(error).startswith("MongoDB at mongodb://127.0.0.1:")
     assert "hunter2" not in str(error) and "hunter2" not in (state.message or "")
     assert (datetime.now(UTC) - started).total_seconds() < 30
+
+
+def test_the_flows_deployment_schema_lists_events_and_stages() -> None:
+    """Issue 10.7: what the agent stores on run-sunbeam/main, computed as the agent computes it
+    (the env's interpreter, in the project folder, with src/ on PYTHONPATH)."""
+    project = PIPELINE_SRC.parent
+    env = {**os.environ, "PYTHONPATH": str(PIPELINE_SRC)}
+    schema = strict_schema(compute_schema(sys.executable, ENTRYPOINT, str(project), env))
+    assert parameter_names(schema) == ["events", "stages"]
+    assert schema.get("required", []) == []
+    names = {"anyOf": [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}]}
+    for name in ("events", "stages"):
+        assert schema["properties"][name].items() >= {**names, "default": None}.items()
+        assert schema["properties"][name]["description"]  # shown under the field in the dashboard
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"events": ["FSGP_2026_Day_1"], "stages": None})
+    assert not validator.is_valid({"evnts": ["FSGP_2026_Day_1"]})
+    assert not validator.is_valid({"events": "FSGP_2026_Day_1"})

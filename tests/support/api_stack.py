@@ -11,10 +11,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import uvicorn
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.exceptions import ObjectNotFound
 
 from sunbeam_api.deployments import ensure_pipeline_deployment
 from sunbeam_api.main import create_app
@@ -115,6 +120,30 @@ def ensure_main(settings: Settings) -> str:
             )
 
     return asyncio.run(ensure())
+
+
+def read_deployment(prefect_api_url: str, full_name: str) -> DeploymentResponse | None:
+    """The deployment `flow/name`, or None when there is none."""
+
+    async def read() -> DeploymentResponse | None:
+        async with PrefectClient(api=prefect_api_url) as client:
+            try:
+                return await client.read_deployment_by_name(full_name)
+            except ObjectNotFound:
+                return None
+
+    return asyncio.run(read())
+
+
+def deployment_runs(prefect_api_url: str, deployment_id: UUID) -> list[FlowRun]:
+    """Every flow run of one deployment."""
+
+    async def read() -> list[FlowRun]:
+        async with PrefectClient(api=prefect_api_url) as client:
+            only = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            return await client.read_flow_runs(deployment_filter=only)
+
+    return asyncio.run(read())
 
 
 SEEDED = [

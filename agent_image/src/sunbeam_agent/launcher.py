@@ -2,7 +2,8 @@
 
 Any worker type (process, docker, kubernetes, ours) starts it with the run's id in
 PREFECT__FLOW_RUN_ID. It resolves the run's ref, prepares that commit's env with the sync
-(every line streamed into the run's log), records what it used on the run, and then *replaces
+(every line streamed into the run's log), records what it used on the run, gives a deployment
+of the run's own ref the flow's parameter schema (flow_schema.py), and then *replaces
 itself* with the env's interpreter running Prefect's engine from the checkout, so the process
 the worker watches is the flow itself. The env's lease is inherited by the engine and held
 until the flow ends.
@@ -34,7 +35,7 @@ from sunbeam_agent.run_log import run_logger
 if TYPE_CHECKING:
     import logging
 
-    from sunbeam_sync import EnvLease
+    from sunbeam_sync import EnvLease, PrepareResult
 
 CANCEL_POLL_SECONDS = float(os.environ.get("SUNBEAM_CANCEL_POLL_SECONDS", "1.0"))
 HANDED_BACK = "The worker stopped while syncing; the run is scheduled again"
@@ -159,6 +160,19 @@ class Launch:
         except PrefectAPIError as exc:
             self.logger.warning("Could not tag the flow run with its ref: %s", exc)
 
+    def store_schema(self, config: RunConfig, result: PrepareResult) -> None:
+        """Give the run's deployment this commit's parameter schema (best effort, see flow_schema)."""
+        from sunbeam_agent.flow_env import FlowEnvError
+        from sunbeam_agent.flow_schema import needs_schema, refresh_schema
+
+        if not needs_schema(config, result.commit):
+            return
+        try:
+            entrypoint, env = flow_process(config, result)
+        except FlowEnvError:
+            return  # a flow run fails with the reason next; a prewarm has no flow to describe
+        refresh_schema(self.api, config, result, entrypoint, env, self.logger)
+
     def launch(self, config: RunConfig) -> int:
         from sunbeam_sync import Cancelled, SunbeamSyncError
 
@@ -172,6 +186,7 @@ class Launch:
             return self.fail(str(exc))
         self.cancel.set()  # the sync is done: stop watching
         cancelling = self.record(config, prepared, time.monotonic() - started)
+        self.store_schema(config, prepared.result)
         if self.signalled.is_set() or cancelling:
             prepared.release()
             return self.stopped()
@@ -192,20 +207,11 @@ class Launch:
         return self.exec_engine(config, prepared)
 
     def exec_engine(self, config: RunConfig, prepared: EnvLease) -> int:
-        from sunbeam_agent.flow_env import (
-            FlowEnvError,
-            flow_entrypoint,
-            flow_environment,
-            without_credentials,
-        )
+        from sunbeam_agent.flow_env import FlowEnvError, flow_environment
 
         result = prepared.result
         try:
-            entrypoint = flow_entrypoint(config.entrypoint, result)
-            env = without_credentials(
-                {**os.environ, **flow_environment(result, os.environ)}
-                | {"PREFECT__FLOW_ENTRYPOINT": entrypoint}
-            )
+            entrypoint, env = flow_process(config, result)
         except FlowEnvError as exc:
             prepared.release()
             return self.fail(str(exc))
@@ -227,6 +233,18 @@ class Launch:
         except OSError as exc:
             return self.fail(f"Could not start the flow with {result.python}: {exc}")
         return 1  # unreachable: execve does not return
+
+
+def flow_process(config: RunConfig, result: PrepareResult) -> tuple[str, dict[str, str]]:
+    """The flow's absolute entrypoint and the environment its processes get (FlowEnvError)."""
+    from sunbeam_agent.flow_env import flow_entrypoint, flow_environment, without_credentials
+
+    entrypoint = flow_entrypoint(config.entrypoint, result)
+    env = without_credentials(
+        {**os.environ, **flow_environment(result, os.environ)}
+        | {"PREFECT__FLOW_ENTRYPOINT": entrypoint}
+    )
+    return entrypoint, env
 
 
 def _write_record(path: str | None, result: Any, entrypoint: str, env: dict[str, str]) -> None:

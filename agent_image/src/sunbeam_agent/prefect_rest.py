@@ -111,6 +111,9 @@ class PrefectREST:
     def read_work_pool(self, name: str) -> dict[str, Any]:
         return self.request("GET", f"/work_pools/{name}")
 
+    def update_deployment(self, deployment_id: str, **fields: Any) -> None:
+        self.request("PATCH", f"/deployments/{deployment_id}", fields)
+
     def update_flow_run(self, flow_run_id: str, **fields: Any) -> None:
         self.request("PATCH", f"/flow_runs/{flow_run_id}", fields)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sunbeam_agent.prefect_rest import PrefectREST, concurrently
@@ -36,6 +36,10 @@ class RunConfig:
     cache_dir: str | None
     sync_only: bool
     entrypoint: str | None
+    # The deployment's own side (flow_schema.py): its id, its job variables, its stored schema.
+    deployment_id: str | None = None
+    deployment_variables: Mapping[str, Any] = field(default_factory=dict)
+    deployment_schema: Mapping[str, Any] | None = None
 
 
 def env_name(variable: str) -> str:
@@ -120,4 +124,7 @@ def resolve(
         cache_dir=str(values["cache_dir"]) if values.get("cache_dir") else None,
         sync_only=_flag(values.get("sync_only")),
         entrypoint=deployment.get("entrypoint"),
+        deployment_id=str(deployment["id"]) if deployment.get("id") else None,
+        deployment_variables=dict(deployment.get("job_variables") or {}),
+        deployment_schema=deployment.get("parameter_openapi_schema"),
     )

@@ -28,6 +28,7 @@ from sunbeam_contracts.naming import (
     MAIN_REF,
     deployment_name,
 )
+from sunbeam_contracts.parameter_schemas import strict_schema
 from sunbeam_contracts.tags import ref_tag, tagged_refs
 
 CRON_TIMEZONE = "UTC"
@@ -47,12 +48,6 @@ class PipelineDeployment(BaseModel):
     project_dir: str | None
     created: datetime | None
     updated: datetime | None
-
-
-def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A flow's parameter schema (`prefect.utilities.callables.parameter_schema(flow.fn)`) that
-    also refuses unknown parameter names: Prefect's own leaves additionalProperties open."""
-    return {**schema, "additionalProperties": False}
 
 
 def cron_schedule(cron: str) -> CronSchedule:
@@ -97,7 +92,11 @@ async def ensure_pipeline_deployment(
     cron: str | None = None,
     parameter_schema: dict[str, Any] | None = None,
 ) -> UUID:
-    """Create or update the deployment for `ref` (idempotent: Prefect upserts by name)."""
+    """Create or update the deployment for `ref` (idempotent: Prefect upserts by name).
+
+    Without `parameter_schema`, a schema the deployment already has (the agent stores the flow's,
+    docs/contracts.md) is kept: re-registering must not switch parameter validation off.
+    """
     name = deployment_name(ref)
     existing = await _read_by_name(client, name)
     if existing is not None and _deployed_ref(existing) not in (None, ref):
@@ -116,6 +115,7 @@ async def ensure_pipeline_deployment(
     # Only per-ref deployments carry the ref tag: Prefect unions deployment tags into every run,
     # and on-demand runs of other refs are created from run-sunbeam/main.
     tags = [] if ref == MAIN_REF else [ref_tag(ref)]
+    schema = _schema_to_store(existing, parameter_schema)
     return await client.create_deployment(
         flow_id=flow_id,
         name=name,
@@ -127,9 +127,19 @@ async def ensure_pipeline_deployment(
         description=f"Sunbeam pipeline on ref {ref}",
         # With the flow's schema Prefect validates parameters when a run is created (422 for a
         # typo) and the UI shows the fields; without one, nothing is enforced.
-        parameter_openapi_schema=strict_schema(parameter_schema) if parameter_schema else None,
-        enforce_parameter_schema=parameter_schema is not None,
+        parameter_openapi_schema=schema,
+        enforce_parameter_schema=schema is not None,
     )
+
+
+def _schema_to_store(
+    existing: DeploymentResponse | None, given: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if given:
+        return strict_schema(given)
+    if existing is None or not existing.enforce_parameter_schema:
+        return None
+    return dict(existing.parameter_openapi_schema or {}) or None
 
 
 def _summary(deployment: DeploymentResponse, ref: str) -> PipelineDeployment:

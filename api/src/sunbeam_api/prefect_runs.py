@@ -31,8 +31,8 @@ from pydantic import BaseModel
 
 from sunbeam_api.deployments import main_deployment_id
 from sunbeam_contracts import run_labels
-from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF
-from sunbeam_contracts.tags import PREWARM_TAG, ref_tag, tagged_refs
+from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF, ref_slug
+from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag, tagged_refs
 
 FUTURE_MARGIN = timedelta(minutes=5)
 PREFECT_PAGE = 200  # the most rows Prefect's server returns per filter request
@@ -147,6 +147,26 @@ async def create_pipeline_run(
         parameters=parameters,
         job_variables={"ref": ref},
         tags=[ref_tag(ref)],
+    )
+
+
+async def create_commission_run(
+    client: PrefectClient, deployment_id: UUID, ref: str, commit: str | None
+) -> FlowRun:
+    """A sync-only run of a just-registered deployment, on the deployment's own ref.
+
+    The agent prepares the ref's env and, because the run's ref is the deployment's, stores the
+    flow's parameter schema on the deployment. Keyed by deployment and commit (the ref when the
+    commit could not be read): registering the same commit again (every `sunbeam up`, every API
+    container start) queues nothing new.
+    """
+    version = commit or ref
+    return await client.create_flow_run_from_deployment(
+        deployment_id,
+        job_variables={"sync_only": True},
+        tags=[PREWARM_TAG, ref_tag(ref)],
+        idempotency_key=f"{prewarm_idempotency_key(version)}:{deployment_id}",
+        name=f"prewarm-{commit[:12] if commit else ref_slug(ref)}",
     )
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
-from sunbeam_api.errors import BackendUnavailableError
+from sunbeam_api.errors import BackendUnavailableError, BadInputError
 
 if TYPE_CHECKING:  # GitPython loads only when a ref is commissioned, not at the API's start-up
     from git.exc import GitCommandError
@@ -84,3 +84,14 @@ async def resolve_remote_ref(repo_url: str, ref: str, timeout: float) -> str | N
     except OSError as exc:  # git itself missing or not runnable
         raise BackendUnavailableError(f"could not run git to check the ref: {exc}") from None
     return parse(listing, names)
+
+
+async def require_remote_ref(repo_url: str, ref: str, timeout: float) -> str:
+    """The commit `ref` points at in `repo_url`; BadInputError naming the ref when there is none."""
+    commit = await resolve_remote_ref(repo_url, ref, timeout)
+    if commit is None:
+        raise BadInputError(
+            f"ref {ref!r} is neither a branch nor a tag of the pipeline repository: "
+            "push it first, or check the spelling"
+        )
+    return commit

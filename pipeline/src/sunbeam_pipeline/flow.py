@@ -119,8 +119,11 @@ def _run_event(
 def run_sunbeam(events: list[str] | None = None, stages: list[str] | None = None) -> dict[str, Any]:
     """Run the Sunbeam pipeline.
 
-    events: event names from sunbeam.toml (default: all configured events).
-    stages: stage names to run (default: all); their upstream stages run too.
+    (Google-style Args: Prefect shows them as the parameters' descriptions in the dashboard.)
+
+    Args:
+        events: event names from sunbeam.toml (default: all configured events).
+        stages: stage names to run (default: all); their upstream stages run too.
     """
     logger = get_run_logger()
     settings = load_settings()

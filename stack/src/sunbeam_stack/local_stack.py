@@ -224,7 +224,10 @@ class LocalStack:
         if done.returncode != 0:
             tail = (cfg.logs / "deploy.log").read_text(errors="replace")[-1500:]
             raise StackError(f"registering the {ref} deployment failed:\n{tail}")
-        self.say(f"✓ deployment for {ref} registered against {cfg.repo_url}")
+        self.say(
+            f"✓ deployment for {ref} registered against {cfg.repo_url}; a prewarm run builds "
+            "its env and gives it the flow's parameters"
+        )
 
     # ------------------------------------------------------------------ run / stop
     def check_alive(self) -> None:

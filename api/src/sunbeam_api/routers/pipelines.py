@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sunbeam_api import deployments, store
+from sunbeam_api import deployments, prefect_runs, store
 from sunbeam_api.dependencies import AuthDep, DbDep, PrefectDep, Ref, SettingsDep
 from sunbeam_api.errors import BadInputError, DisabledError, NotFoundError
-from sunbeam_api.remote_refs import resolve_remote_ref
+from sunbeam_api.remote_refs import require_remote_ref
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
@@ -56,21 +56,19 @@ async def commission(
         raise DisabledError(
             "commissioning is disabled: set SUNBEAM_PIPELINE_REPO to the pipeline repository URL"
         )
-    commit = await resolve_remote_ref(
+    commit = await require_remote_ref(
         settings.pipeline_repo, body.ref, timeout=settings.backend_timeout_s * 3
     )
-    if commit is None:
-        raise BadInputError(
-            f"ref {body.ref!r} is neither a branch nor a tag of the pipeline repository: "
-            "push it first, or check the spelling"
-        )
-    await deployments.ensure_pipeline_deployment(
+    deployment_id = await deployments.ensure_pipeline_deployment(
         client,
         repo_url=settings.pipeline_repo,
         ref=body.ref,
         work_pool=settings.work_pool,
         cron=body.cron,
     )
+    # The agent stores the flow's parameter schema on the deployment during this prewarm, so the
+    # dashboard shows the parameters and Prefect checks them before anyone's first run.
+    await prefect_runs.create_commission_run(client, deployment_id, body.ref, commit)
     found = await deployments.read_pipeline_deployment(client, body.ref)
     if found is None:  # deleted between the two calls
         raise NotFoundError(f"the deployment for {body.ref!r} vanished right after creation")
