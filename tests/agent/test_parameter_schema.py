@@ -19,7 +19,7 @@ from sunbeam_contracts.parameter_schemas import parameter_names, schema_commit
 from tests.support import agent_flow as flow_source
 from tests.support.agent_stack import Stack, labels
 
-HELLO_PARAMETERS = ["crash", "fail", "out", "sleep"]
+HELLO_PARAMETERS = ["crash", "fail", "gate", "out", "sleep"]
 STORED_LINE = "Deployment parameters from"
 
 
@@ -52,7 +52,9 @@ def test_a_prewarm_stores_the_flow_schema_and_prefect_refuses_a_typo(stack: Stac
     assert schema["additionalProperties"] is False
     assert schema_commit(schema) == labels(warm)["sunbeam.commit"]
     assert stack.client.read_deployment(deployment_id).enforce_parameter_schema
-    stack.wait_for_log(warm.id, f"{STORED_LINE} {labels(warm)['sunbeam.commit'][:12]}: 4")
+    stack.wait_for_log(
+        warm.id, f"{STORED_LINE} {labels(warm)['sunbeam.commit'][:12]}: {len(HELLO_PARAMETERS)}"
+    )
 
     runs = _run_count(stack, deployment_id)
     with pytest.raises(PrefectHTTPStatusError) as refused:
@@ -68,7 +70,7 @@ def test_a_prewarm_stores_the_flow_schema_and_prefect_refuses_a_typo(stack: Stac
 
 
 def test_only_a_deployment_of_the_runs_ref_takes_its_schema(stack: Stack) -> None:
-    flow = flow_source.FLOW.replace("sleep: float = 0.0):", "sleep: float = 0.0, laps: int = 1):")
+    flow = flow_source.FLOW.replace('gate: str = ""\n):', 'gate: str = "", laps: int = 1\n):')
     assert flow != flow_source.FLOW
     sha = stack.repo.push_branch("schema-laps", {"flows/hello.py": flow})
     main_deployment = stack.deployment("schema-main-other")
