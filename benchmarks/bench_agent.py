@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -158,6 +159,12 @@ def run_once(client: SyncPrefectClient, variant: Variant, i: int, timeout: float
     return run
 
 
+def bench_pyproject(name: str) -> str:
+    """The bench project; any 3.11, since the agent image's Python (Debian 12's) is 3.11.2."""
+    text = pyproject(name, ["prefect==3.9.1"])
+    return re.sub(r'requires-python = ".*"', 'requires-python = ">=3.11,<3.12"', text)
+
+
 def median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
@@ -181,10 +188,10 @@ def main() -> int:
         files={"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
     )
     repo = ProjectRepo(tmp / "repo", project_dir=".")
-    files = {"pyproject.toml": pyproject("bench", ["prefect==3.9.1"]), "flows/bench.py": FLOW}
+    files = {"pyproject.toml": bench_pyproject("bench"), "flows/bench.py": FLOW}
     repo.push_branch("main", files, lock_from=(wheelhouse,))
     for i in range(args.runs + 1):  # one lock per new-lock run, plus a warm-up
-        files = {"pyproject.toml": pyproject(f"bench-new-{i}", ["prefect==3.9.1"])}
+        files = {"pyproject.toml": bench_pyproject(f"bench-new-{i}")}
         repo.push_branch(f"new-{i}", files, lock_from=(wheelhouse,))
 
     floor_code = tmp / "floor-code"  # the flow alone, already on disk (no .git to copy)
