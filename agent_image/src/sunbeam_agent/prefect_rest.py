@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 CONNECT_RETRIES = 3
@@ -28,26 +28,11 @@ class PrefectAPIError(Exception):
 def concurrently(*calls: Callable[[], Any]) -> list[Any]:
     """Run independent API calls at once (each is a round trip to the server); their results in
     order. Every call finishes before the first error (if any) is raised."""
-    results: list[Any] = [None] * len(calls)
-    errors: list[BaseException | None] = [None] * len(calls)
-
-    def one(i: int) -> None:
-        try:
-            results[i] = calls[i]()
-        except BaseException as exc:  # re-raised below, in the caller's thread
-            errors[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(1, len(calls))]
-    for thread in threads:
-        thread.start()
-    if calls:
-        one(0)  # the first in this thread: one fewer to start
-    for thread in threads:
-        thread.join()
-    for error in errors:
-        if error is not None:
-            raise error
-    return results
+    if len(calls) < 2:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [future.result() for future in futures]
 
 
 class PrefectREST:
