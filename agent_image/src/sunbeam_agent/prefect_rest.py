@@ -1,4 +1,4 @@
-"""A small client for Prefect's public REST API, on the standard library only.
+"""A small client for Prefect's public REST API, on the standard library (and the sync's retry).
 
 `sunbeam-run` starts once per flow run and must be quick: importing Prefect's own client costs
 seconds, this costs milliseconds. It speaks the same documented endpoints the Prefect client
@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
+
+from sunbeam_sync.retry import retry
 
 CONNECT_RETRIES = 3
 
@@ -35,11 +37,28 @@ def concurrently(*calls: Callable[[], Any]) -> list[Any]:
     return [future.result() for future in futures]
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """One attempt at a request: its answer, or the error and whether another try may help."""
+
+    value: Any = None
+    error: PrefectAPIError | None = None
+    busy: bool = False  # 429 or 503: the server is there, try again after a while
+    unreachable: bool = False  # no connection at all
+
+
 class PrefectREST:
-    def __init__(self, api_url: str, headers: Mapping[str, str], timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        headers: Mapping[str, str],
+        timeout: float = 30.0,
+        backoff: float = 0.5,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self.headers = {"Content-Type": "application/json", **headers}
         self.timeout = timeout
+        self.backoff = backoff  # seconds before the first retry, doubling after each
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> PrefectREST:
@@ -56,35 +75,52 @@ class PrefectREST:
         return cls(api_url, headers)
 
     def request(self, method: str, path: str, body: Any = None, retries: int = 5) -> Any:
+        """One API call, retried on a busy server (503: SQLite's write lock; 429: rate limit)
+        up to `retries` times and on an unreachable one up to CONNECT_RETRIES times, with the
+        sync's one backoff (`sunbeam_sync.retry`); PrefectAPIError says what failed."""
         data = None if body is None else json.dumps(body, default=str).encode()
-        for attempt in range(retries + 1):
-            req = urllib.request.Request(
-                self.api_url + path, data=data, method=method, headers=self.headers
+        tries = 0
+
+        def attempt() -> _Outcome:
+            nonlocal tries
+            tries += 1
+            return self._attempt(method, path, data)
+
+        def again(outcome: _Outcome) -> bool:
+            # Prefect's client retries 429/503 five times, backing off exponentially, and so do
+            # we (three agents starting nine runs at once on SQLite lost labels to 3 s of linear
+            # backoff); a server that is down is seldom back in seconds.
+            return outcome.busy or (outcome.unreachable and tries <= CONNECT_RETRIES)
+
+        outcome = retry(
+            attempt,
+            again=again,
+            attempts=retries + 1,
+            backoff=self.backoff,
+            cancel=None,
+            on_retry=lambda *_: None,
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value
+
+    def _attempt(self, method: str, path: str, data: bytes | None) -> _Outcome:
+        req = urllib.request.Request(
+            self.api_url + path, data=data, method=method, headers=self.headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as response:
+                raw = response.read()
+            return _Outcome(value=json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:300].decode(errors="replace")
+            error = PrefectAPIError(f"{method} {path} answered {exc.code}: {detail}")
+            return _Outcome(error=error, busy=exc.code in (429, 503))
+        except (urllib.error.URLError, OSError) as exc:
+            error = PrefectAPIError(
+                f"the Prefect API at {self.api_url} did not answer ({exc}); check PREFECT_API_URL"
             )
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as response:
-                    raw = response.read()
-                return json.loads(raw) if raw else None
-            except urllib.error.HTTPError as exc:
-                # 503: SQLite's write lock on a busy server; 429: rate limit. Prefect's client
-                # retries both (5 times, backing off exponentially), so do we: with three agents
-                # starting nine runs at once on SQLite, 3 s of linear backoff lost a run's labels.
-                if exc.code in (429, 503) and attempt < retries:
-                    time.sleep(min(0.5 * 2**attempt, 8.0))
-                    continue
-                detail = exc.read()[:300].decode(errors="replace")
-                raise PrefectAPIError(f"{method} {path} answered {exc.code}: {detail}") from None
-            except (urllib.error.URLError, OSError) as exc:
-                if attempt < min(
-                    retries, CONNECT_RETRIES
-                ):  # a down server is seldom back in seconds
-                    time.sleep(0.5 * (attempt + 1))
-                    continue
-                raise PrefectAPIError(
-                    f"the Prefect API at {self.api_url} did not answer ({exc}); "
-                    "check PREFECT_API_URL"
-                ) from None
-        raise AssertionError("unreachable")
+            return _Outcome(error=error, unreachable=True)
 
     # ----------------------------------------------------------------- endpoints we use
     def read_flow_run(self, flow_run_id: str) -> dict[str, Any]:
