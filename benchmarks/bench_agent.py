@@ -3,6 +3,9 @@
 Variants (same server, same flow, same 1 s worker poll interval, runs interleaved):
   prefect-floor     Prefect's floor: the stock process worker, flow code already on disk (the
                     deployment's path), no pull step, deps in the worker's venv
+  prefect-engine    the same worker and code told its command, `python -m prefect.engine`: one
+                    interpreter instead of Prefect 3.9's default workspace supervisor + engine
+                    (two Prefect imports); the stricter floor
   stock-sunbeam-run the stock process worker, pool from `sunbeam-pool create --type process`:
                     `sunbeam-run` on a hit
   stock-git-clone   Prefect's process worker, `git_clone` pull step, deps from the worker's venv
@@ -257,8 +260,13 @@ def measure(
                 )
 
             ours_vars = {"repo_url": repo.url, "ref": "main", "project_dir": "."}
+            engine_vars = {"command": f"{sys.executable} -m prefect.engine"}
             variants = [
                 Variant("prefect-floor", deploy("floor", "floor", path=str(floor_code))),
+                Variant(
+                    "prefect-engine",
+                    deploy("engine", "floor", path=str(floor_code), job_variables=engine_vars),
+                ),
                 Variant(
                     "stock-sunbeam-run", deploy("stock-run", "stock-run", job_variables=ours_vars)
                 ),
@@ -321,8 +329,13 @@ def measure(
     by = {v.name: v for v in variants}
     hit = statistics.median(by["sunbeam-hit"].running)
     floor = statistics.median(by["prefect-floor"].running)
+    engine = statistics.median(by["prefect-engine"].running)
     ratios = {
         "sunbeam_hit_over_prefect_floor": round(hit / floor, 2),
+        "sunbeam_hit_over_prefect_engine": round(hit / engine, 2),
+        "stock_sunbeam_run_over_prefect_engine": round(
+            statistics.median(by["stock-sunbeam-run"].running) / engine, 2
+        ),
         "stock_sunbeam_run_over_prefect_floor": round(
             statistics.median(by["stock-sunbeam-run"].running) / floor, 2
         ),
@@ -357,6 +370,9 @@ def measure(
         "ratios_created_to_running": ratios,
         "targets": {
             "sunbeam_hit_within_1_2x_of_floor": ratios["sunbeam_hit_over_prefect_floor"] <= 1.2,
+            "sunbeam_hit_within_1_2x_of_engine_floor": (
+                ratios["sunbeam_hit_over_prefect_engine"] <= 1.2
+            ),
             "stock_sunbeam_run_within_1_2x_of_floor": (
                 ratios["stock_sunbeam_run_over_prefect_floor"] <= 1.2
             ),
