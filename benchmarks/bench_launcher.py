@@ -10,10 +10,9 @@ and `sunbeam-run` on a hit: start-up, reading the run and deployment from the AP
 
     uv run python benchmarks/bench_launcher.py [--runs 15] [--before /work/main/.venv/bin]
 
-The workspace's sources are compiled to bytecode first, as the agent image does
-(`UV_COMPILE_BYTECODE=1`): with PYTHONDONTWRITEBYTECODE set, as it is in some shells, every start
-would otherwise recompile the sync and the launcher from source (~0.15 s here) and measure
-something no deployed launcher does.
+The venv and the workspace's sources are compiled to bytecode first, as the agent image has
+them (tests/support/bytecode.py): with PYTHONDONTWRITEBYTECODE set, every start would otherwise
+recompile the sync and the launcher from source (~0.15 s here), which no deployed launcher does.
 
 `--before BIN` adds that installation's `sunbeam-sync` and `sunbeam-run` (e.g. main's venv) as
 baselines in the same run, on the same cache, server and deployment.
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from prefect.client.orchestration import SyncPrefectClient  # noqa: E402
 from prefect.states import Pending  # noqa: E402
 
+from tests.support.bytecode import compile_platform  # noqa: E402
 from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
 from tests.support.prefect_server import start_prefect_server  # noqa: E402
 from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
@@ -60,15 +60,6 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-WORKSPACE_SOURCES = ("contracts/src", "sync/src", "agent_image/src", "api/src", "stack/src")
-
-
-def compile_workspace() -> None:
-    """Bytecode for the workspace members, as the image's `uv sync` writes it (see docstring)."""
-    folders = [str(ROOT / folder) for folder in WORKSPACE_SOURCES if (ROOT / folder).is_dir()]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -76,7 +67,7 @@ def main() -> int:
     parser.add_argument("--before", type=Path, help="bin folder of the implementation to beat")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-launcher-"))
-    compile_workspace()
+    compile_platform()
     wheelhouse = build_wheelhouse(tmp / "wheelhouse")
     repo = ProjectRepo(tmp / "repo", project_dir=".")
     files = {"pyproject.toml": pyproject("bench", ["prefect==3.9.1"]), "flows/bench.py": FLOW}
@@ -142,7 +133,7 @@ def main() -> int:
         "benchmark": "bench_launcher",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "runs": args.runs,
-        "workspace_bytecode": "compiled first, as in the agent image",
+        "bytecode": "venv and workspace compiled first, as in the agent image",
         "load_avg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "median_seconds": results,
         "targets": {
