@@ -41,8 +41,13 @@ def open_page(browser: webdriver.Chrome, stack: Stack, path: str) -> None:
 
 
 def check_clean(browser: webdriver.Chrome, stack: Stack, name: str) -> list[str]:
-    """Screenshot; no console errors; every request went to the API on 127.0.0.1."""
+    """Screenshot; no console errors; no sideways scrolling; every request went to the API on
+    127.0.0.1."""
     browser.save_screenshot(str(stack.shots / f"{name}.png"))
+    wider = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert wider <= 0, f"the {name} page is {wider}px wider than the window"
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
     urls = requests_made(browser)
@@ -90,7 +95,12 @@ def test_root_redirects_and_home_lists_the_refs_of_the_run(browser, stack: Stack
             By.CSS_SELECTOR, f'#refs tr.ref-row[data-ref="{ref}"] td:nth-child(2)'
         ).text
         assert f"commit {provenance['commit'][:12]}" in cell, cell
-        assert f"env {provenance['env_key']}" in cell, cell
+        assert f"env {provenance['env_key'][:12]}" in cell, cell
+        titles = browser.find_elements(
+            By.CSS_SELECTOR, f'#refs tr.ref-row[data-ref="{ref}"] td:nth-child(2) code'
+        )
+        full = {element.get_attribute("title") for element in titles}
+        assert full == {provenance["commit"], provenance["env_key"]}  # whole ids on hover
     check_clean(browser, stack, "home")
 
 

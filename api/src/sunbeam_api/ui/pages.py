@@ -30,6 +30,9 @@ router = APIRouter(include_in_schema=False)
 templates = Environment(
     loader=PackageLoader("sunbeam_api.ui", "templates"), autoescape=select_autoescape()
 )
+# Commits and env keys are 40 and 64 hex digits: a table shows their first 12 (as git does) and
+# keeps the whole id in the tooltip, so the page fits the window and the id can still be read.
+templates.filters["short_id"] = lambda value: (value or "")[:12]
 METHODS = ("minmax-lttb", "bucket-mean")
 DEFAULT_BASE = "main"
 
