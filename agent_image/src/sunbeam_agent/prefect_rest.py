@@ -20,7 +20,12 @@ from typing import Any
 
 from sunbeam_sync.retry import retry
 
-CONNECT_RETRIES = 3
+# Busy answers (503: SQLite's write lock, held for milliseconds; 429) are retried after 0.05 s,
+# doubling up to 6.4 s: 12.75 s in all. A first wait of 0.5 s cost every run half a second,
+# since the launcher's two concurrent writes (labels, name and tags) often meet on SQLite.
+BUSY_RETRIES = 8
+FIRST_BACKOFF = 0.05
+CONNECT_RETRIES = 6  # a server that does not answer at all: 3.15 s of retries, then the error
 
 
 class PrefectAPIError(Exception):
@@ -53,7 +58,7 @@ class PrefectREST:
         api_url: str,
         headers: Mapping[str, str],
         timeout: float = 30.0,
-        backoff: float = 0.5,
+        backoff: float = FIRST_BACKOFF,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.headers = {"Content-Type": "application/json", **headers}
@@ -74,7 +79,7 @@ class PrefectREST:
             headers["Authorization"] = f"Bearer {key}"
         return cls(api_url, headers)
 
-    def request(self, method: str, path: str, body: Any = None, retries: int = 5) -> Any:
+    def request(self, method: str, path: str, body: Any = None, retries: int = BUSY_RETRIES) -> Any:
         """One API call, retried on a busy server (503: SQLite's write lock; 429: rate limit)
         up to `retries` times and on an unreachable one up to CONNECT_RETRIES times, with the
         sync's one backoff (`sunbeam_sync.retry`); PrefectAPIError says what failed."""
@@ -87,9 +92,9 @@ class PrefectREST:
             return self._attempt(method, path, data)
 
         def again(outcome: _Outcome) -> bool:
-            # Prefect's client retries 429/503 five times, backing off exponentially, and so do
-            # we (three agents starting nine runs at once on SQLite lost labels to 3 s of linear
-            # backoff); a server that is down is seldom back in seconds.
+            # Prefect's client retries 429/503 too, backing off exponentially; the whole wait
+            # must stay long (three agents starting nine runs at once on SQLite lost labels to
+            # 3 s of linear backoff) while its first step is short.
             return outcome.busy or (outcome.unreachable and tries <= CONNECT_RETRIES)
 
         outcome = retry(
