@@ -56,19 +56,16 @@ with prepare(request, settings=SyncSettings(), logger=logging.getLogger("bench")
 FLOW = "from prefect import flow\n\n\n@flow(name='bench-launcher')\ndef bench():\n    pass\n"
 
 
-CPU: list[float] = []  # user + system seconds of each command timed since the last clear()
-
-
 def timed(cmd: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of one command; its CPU seconds go to CPU (less swayed by the load)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    CPU.append(cpu)
-    return wall
+    return time.perf_counter() - started
+
+
+def children_cpu() -> float:
+    """User + system seconds of every finished child so far (less swayed by the load than wall)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -137,9 +134,9 @@ def main() -> int:
             cpu: dict[str, list[float]] = {name: [] for name in variants}
             for _ in range(args.runs):  # interleaved, so load changes hit every variant alike
                 for name, measure in variants.items():
-                    CPU.clear()
+                    cpu_before = children_cpu()
                     samples[name].append(measure())
-                    cpu[name].append(sum(CPU))
+                    cpu[name].append(children_cpu() - cpu_before)
     finally:
         server.stop()
     results = {name: round(statistics.median(v), 3) for name, v in samples.items()}
