@@ -23,7 +23,7 @@ from sunbeam_pipeline.config import Settings, load_settings  # noqa: E402
 AGENT_ENV = {
     "SUNBEAM_REF": "feature/fast-laps",
     "SUNBEAM_COMMIT": "0123456789abcdef0123456789abcdef01234567",
-    "SUNBEAM_ENV_KEY": "py311-deadbeefcafe",
+    "SUNBEAM_ENV_KEY": "5eed" * 16,  # the shape of a real key: 64 hex digits
 }
 
 # Short events keep the suite fast but still hold a standing start, several laps and a pit stop
