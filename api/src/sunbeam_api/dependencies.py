@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prefect.client.orchestration import PrefectClient
@@ -12,6 +13,7 @@ from pydantic import AfterValidator, StringConstraints
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from sunbeam_api import prefect_busy
 from sunbeam_api.auth import check_api_key
 from sunbeam_api.errors import BadInputError
 from sunbeam_api.refs import validate_ref
@@ -37,13 +39,20 @@ def get_db(request: Request, settings: SettingsDep) -> AsyncDatabase:
 DbDep = Annotated[AsyncDatabase, Depends(get_db)]
 
 
-def prefect_client(settings: Settings) -> PrefectClient:
+def prefect_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> PrefectClient:
     # A fresh client per use: Prefect's client retries ConnectError with backoff once it has
     # connected, which would turn "Prefect is down" into a minute-long hang instead of a 503.
-    return PrefectClient(
-        api=settings.prefect_api_url,
-        httpx_settings={"timeout": settings.backend_timeout_s * 3},
-    )
+    # The hook lets `prefect_busy.retried_when_busy` retry a busy Prefect at once. `transport`:
+    # for tests.
+    httpx_settings: dict[str, object] = {
+        "timeout": settings.backend_timeout_s * 3,
+        "event_hooks": prefect_busy.EVENT_HOOKS,
+    }
+    if transport is not None:
+        httpx_settings["transport"] = transport
+    return PrefectClient(api=settings.prefect_api_url, httpx_settings=httpx_settings)
 
 
 async def get_prefect(settings: SettingsDep) -> AsyncIterator[PrefectClient]:

@@ -8,6 +8,7 @@ the deployment's shared queue warms whichever host takes it, as before hosts had
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from prefect.client.schemas.objects import FlowRun, Worker, WorkerStatus
 from prefect.client.schemas.responses import DeploymentResponse
 
 from sunbeam_api.deployments import main_deployment
+from sunbeam_api.prefect_busy import retried_when_busy
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.hosts import host_queue, worker_host
 from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag
@@ -28,6 +30,10 @@ MISSED_HEARTBEATS = 3
 DEFAULT_HEARTBEAT_SECONDS = 30
 HEARTBEAT_WINDOW = timedelta(hours=1)  # bounds the read; workers silent for longer are not live
 _PAGE = 200
+# All the hosts' runs are created within this, each retried at once while Prefect is busy
+# (prefect_busy.py); past it Prefect's 503 answers, and GitHub may redeliver (the idempotency
+# keys make that safe).
+CREATE_BUDGET_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -74,14 +80,15 @@ async def create_prewarm_runs(client: PrefectClient, commit: str, pushed_ref: st
     deployment = await main_deployment(client)
     pool = deployment.work_pool_name
     hosts = await live_hosts(client, pool) if pool else []
+    deadline = time.monotonic() + CREATE_BUDGET_S
     if not hosts:
-        run = await _prewarm_run(client, deployment, commit, pushed_ref, host=None)
+        run = await _prewarm_run(client, deployment, commit, pushed_ref, None, deadline)
         note = (
             f"no live sunbeam agent in work pool {pool!r}: one prewarm run on the shared queue, "
             "for whichever host takes it"
         )
         return Prewarms([run], [], note)
-    runs = [await _prewarm_run(client, deployment, commit, pushed_ref, host=h) for h in hosts]
+    runs = [await _prewarm_run(client, deployment, commit, pushed_ref, h, deadline) for h in hosts]
     return Prewarms(runs, hosts)
 
 
@@ -91,16 +98,20 @@ async def _prewarm_run(
     commit: str,
     pushed_ref: str,
     host: str | None,
+    deadline: float,
 ) -> FlowRun:
     labels = {run_labels.PUSHED_REF: pushed_ref}
     if host is not None:
         labels[run_labels.PREWARM_HOST] = host
-    return await client.create_flow_run_from_deployment(
-        deployment.id,
-        job_variables={"ref": commit, "sync_only": True},
-        tags=[PREWARM_TAG, ref_tag(commit)],
-        idempotency_key=prewarm_idempotency_key(commit, host),
-        name=f"prewarm-{commit[:12]}" + (f"@{host}" if host else ""),
-        labels=labels,
-        work_queue_name=host_queue(host) if host else None,
+    return await retried_when_busy(
+        lambda: client.create_flow_run_from_deployment(
+            deployment.id,
+            job_variables={"ref": commit, "sync_only": True},
+            tags=[PREWARM_TAG, ref_tag(commit)],
+            idempotency_key=prewarm_idempotency_key(commit, host),
+            name=f"prewarm-{commit[:12]}" + (f"@{host}" if host else ""),
+            labels=labels,
+            work_queue_name=host_queue(host) if host else None,
+        ),
+        deadline,
     )
