@@ -7,9 +7,13 @@ starts and then waits for the test's go-ahead, so a test can kill the agent mid-
 
 from __future__ import annotations
 
-import io
-import tarfile
+from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.gated_sdist import waiting_sdist
+from tests.support.pipeline_repo import ProjectRepo
+from tests.support.wheelhouse import build_wheelhouse
+from tests.support.wheels import build_wheel
 
 FLOW_NAME = "stack-probe"
 ENTRYPOINT = "flows/probe.py:probe"
@@ -54,70 +58,50 @@ environments = ["sys_platform == 'linux' and platform_machine == 'x86_64'"]
 """
 
 
-_BACKEND = '''
-"""In-tree PEP 517 backend: announces the build, then waits for the test's go-ahead."""
-import base64, hashlib, os, time, zipfile
-from pathlib import Path
-
-SIGNALS = Path({signals!r})
-NAME, VERSION = {name!r}, {version!r}
-DIST = NAME.replace("-", "_")
-META = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n"
-FILES = {{
-    f"{{DIST}}/__init__.py": f"__version__ = {{VERSION!r}}\\n",
-    f"{{DIST}}-{{VERSION}}.dist-info/METADATA": META,
-    f"{{DIST}}-{{VERSION}}.dist-info/WHEEL":
-        "Wheel-Version: 1.0\\nGenerator: probe\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-}}
-
-
-def get_requires_for_build_wheel(config_settings=None):
-    return []
-
-
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    info = Path(metadata_directory) / f"{{DIST}}-{{VERSION}}.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(META)
-    return info.name
-
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    (SIGNALS / "build-started").write_text(str(os.getpid()))
-    deadline = time.monotonic() + 300
-    while not (SIGNALS / "release").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    name = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"
-    record = []
-    with zipfile.ZipFile(Path(wheel_directory) / name, "w") as zf:
-        for path, text in FILES.items():
-            data = text.encode()
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{{path}},sha256={{digest.decode()}},{{len(data)}}")
-            zf.writestr(path, data)
-        rec = f"{{DIST}}-{{VERSION}}.dist-info/RECORD"
-        zf.writestr(rec, "\\n".join(record + [f"{{rec}},,"]) + "\\n")
-    return name
-'''
-
-
 def gated_sdist(dest: Path, name: str, version: str, signals: Path) -> Path:
     """An sdist whose build blocks until `signals/release` exists (it writes `build-started`)."""
-    root = f"{name.replace('-', '_')}-{version}"
-    files = {
-        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        "pyproject.toml": (
-            f'[project]\nname = "{name}"\nversion = "{version}"\n\n[build-system]\nrequires = []\n'
-            'build-backend = "backend"\nbackend-path = ["."]\n'
-        ),
-        "backend.py": _BACKEND.format(signals=str(signals), name=name, version=version),
-    }
-    path = dest / f"{root}.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for rel, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"{root}/{rel}")
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    wait = f"""    signals = Path({str(signals)!r})
+    (signals / "build-started").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 300
+    while not (signals / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)"""
+    return waiting_sdist(dest, name, version, wait)
+
+
+@dataclass(frozen=True)
+class ProbeProject:
+    """The probe pipeline's repository and the packages its branches add, as the containers see them."""
+
+    repo: ProjectRepo
+    wheelhouse: Path
+    shared: Path  # results and build signals, written by the containers' non-root user
+    gitconfig: Path  # mounted as that user's ~/.gitconfig: it trusts the repository
+
+
+def probe_project(root: Path) -> ProbeProject:
+    """Wheelhouse (prefect's closure, probe-extra 1.0, the gated probe-slow 2.0) and repository."""
+    wheelhouse = build_wheelhouse(root / "wheelhouse", roots=("prefect",))
+    shared = root / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    build_wheel(wheelhouse, "probe-extra", "1.0")
+    # Debian 12's Python is 3.11.2, and redis needs async-timeout below 3.11.3, which the host's
+    # newer 3.11 never installed: a stand-in over asyncio's own timeout (what redis uses above).
+    build_wheel(
+        wheelhouse,
+        "async-timeout",
+        "4.0.3",
+        files={"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
+    )
+    gated_sdist(wheelhouse, "probe-slow", "2.0", signals=shared)
+    repo = ProjectRepo(root / "repo")
+    repo.write_project(
+        {"pyproject.toml": pyproject(["prefect"], wheelhouse), "flows/probe.py": FLOW}
+    )
+    repo.lock(wheelhouse)
+    repo.commit("probe pipeline")
+    # git refuses repositories owned by another user: the container's user trusts this one.
+    gitconfig = root / "gitconfig"
+    gitconfig.write_text(f"[safe]\n\tdirectory = {repo.remote}\n")
+    root.chmod(0o755)
+    return ProbeProject(repo, wheelhouse, shared, gitconfig)

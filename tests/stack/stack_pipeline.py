@@ -8,14 +8,13 @@ for the test) or make the flow wait at its start, through HTTP gates the test op
 
 from __future__ import annotations
 
-import io
 import subprocess
-import tarfile
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.stack.dockerkit import ROOT
+from tests.support.gated_sdist import waiting_sdist
 from tests.support.ports import free_port, serve_in_background, shut_down
 
 FLOW_FILE = "src/sunbeam_pipeline/flow.py"
@@ -113,73 +112,15 @@ def flow_waiting_at_start(flow: str, gates: str, name: str) -> str:
     return flow + _WAIT
 
 
-_BACKEND = '''
-"""In-tree PEP 517 backend: announces its build to the test's gates, then waits for them."""
-import base64, hashlib, time, urllib.request, zipfile
-from pathlib import Path
-
-GATES, NAME, VERSION = {gates!r}, {name!r}, {version!r}
-DIST = NAME.replace("-", "_")
-META = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n"
-FILES = {{
-    f"{{DIST}}/__init__.py": f"__version__ = {{VERSION!r}}\\n",
-    f"{{DIST}}-{{VERSION}}.dist-info/METADATA": META,
-    f"{{DIST}}-{{VERSION}}.dist-info/WHEEL":
-        "Wheel-Version: 1.0\\nGenerator: gate\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-}}
-
-
-def get_requires_for_build_wheel(config_settings=None):
-    return []
-
-
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    info = Path(metadata_directory) / f"{{DIST}}-{{VERSION}}.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(META)
-    return info.name
-
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    urllib.request.urlopen(f"{{GATES}}/hit/{{NAME}}-build", timeout=10).close()
+def gated_sdist(dest: Path, name: str, version: str, gates: str) -> Path:
+    """An sdist whose build visits `/hit/NAME-build`, then waits for the gate `NAME-build`."""
+    wait = f"""    gates = {gates!r}
+    urllib.request.urlopen(f"{{gates}}/hit/{{NAME}}-build", timeout=10).close()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"{{GATES}}/gate/{{NAME}}-build", timeout=10).close()
-            break
+            urllib.request.urlopen(f"{{gates}}/gate/{{NAME}}-build", timeout=10).close()
+            return
         except OSError:
-            time.sleep(0.2)
-    name = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"
-    record = []
-    with zipfile.ZipFile(Path(wheel_directory) / name, "w") as zf:
-        for path, text in FILES.items():
-            data = text.encode()
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{{path}},sha256={{digest.decode()}},{{len(data)}}")
-            zf.writestr(path, data)
-        rec = f"{{DIST}}-{{VERSION}}.dist-info/RECORD"
-        zf.writestr(rec, "\\n".join(record + [f"{{rec}},,"]) + "\\n")
-    return name
-'''
-
-
-def gated_sdist(dest: Path, name: str, version: str, gates: str) -> Path:
-    """An sdist whose build visits `/hit/NAME-build`, then waits for the gate `NAME-build`."""
-    root = f"{name.replace('-', '_')}-{version}"
-    files = {
-        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        "pyproject.toml": (
-            f'[project]\nname = "{name}"\nversion = "{version}"\n\n[build-system]\nrequires = []\n'
-            'build-backend = "backend"\nbackend-path = ["."]\n'
-        ),
-        "backend.py": _BACKEND.format(gates=gates, name=name, version=version),
-    }
-    path = dest / f"{root}.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for rel, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"{root}/{rel}")
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return path
+            time.sleep(0.2)"""
+    return waiting_sdist(dest, name, version, wait)

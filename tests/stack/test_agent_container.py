@@ -25,12 +25,10 @@ import httpx
 import pytest
 
 from tests.stack.dockerkit import wait_for
-from tests.stack.probe_pipeline import ENTRYPOINT, FLOW, FLOW_NAME, gated_sdist, pyproject
+from tests.stack.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
 from tests.support.pipeline_repo import ProjectRepo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer
-from tests.support.wheelhouse import build_wheelhouse
-from tests.support.wheels import build_wheel
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -165,31 +163,10 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("stack")
-    wheelhouse = build_wheelhouse(root / "wheelhouse", roots=("prefect",))
-    shared = root / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)  # the container's non-root user writes results and build signals here
-    build_wheel(wheelhouse, "probe-extra", "1.0")
-    # Debian 12's Python is 3.11.2, and redis needs async-timeout below 3.11.3, which the host's
-    # newer 3.11 never installed: a stand-in over asyncio's own timeout (what redis uses above).
-    build_wheel(
-        wheelhouse,
-        "async-timeout",
-        "4.0.3",
-        files={"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
-    )
-    gated_sdist(wheelhouse, "probe-slow", "2.0", signals=shared)
-
-    repo = ProjectRepo(root / "repo")
-    repo.write_project(
-        {"pyproject.toml": pyproject(["prefect"], wheelhouse), "flows/probe.py": FLOW}
-    )
-    repo.lock(wheelhouse)
-    repo.commit("probe pipeline")
-    # git refuses repositories owned by another user: the container's user trusts this one.
-    gitconfig = root / "gitconfig"
-    gitconfig.write_text(f"[safe]\n\tdirectory = {repo.remote}\n")
-    root.chmod(0o755)
+    project = probe_project(root)
+    repo, wheelhouse, shared, gitconfig = (
+        project.repo, project.wheelhouse, project.shared, project.gitconfig
+    )  # fmt: skip
 
     server = prefect_server  # the session's shared server
     volume = f"sunbeam-test-cache-{secrets.token_hex(4)}"

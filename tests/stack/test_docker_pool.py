@@ -30,11 +30,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 
 from tests.stack.dockerkit import wait_for
-from tests.stack.probe_pipeline import ENTRYPOINT, FLOW, FLOW_NAME, gated_sdist, pyproject
+from tests.stack.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
 from tests.support.pipeline_repo import ProjectRepo
 from tests.support.prefect_server import PrefectServer
-from tests.support.wheelhouse import build_wheelhouse
-from tests.support.wheels import build_wheel
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -109,28 +107,10 @@ def _labels(run: FlowRun) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterator[DockerPool]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("docker-pool")
-    wheelhouse = build_wheelhouse(root / "wheelhouse", roots=("prefect",))
-    shared = root / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)  # the containers' non-root user writes results and build signals here
-    build_wheel(wheelhouse, "probe-extra", "1.0")
-    # Debian 12's Python is 3.11.2: the same async-timeout stand-in as the agent-container tests.
-    build_wheel(
-        wheelhouse,
-        "async-timeout",
-        "4.0.3",
-        files={"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
-    )
-    gated_sdist(wheelhouse, "probe-slow", "2.0", signals=shared)
-    repo = ProjectRepo(root / "repo")
-    repo.write_project(
-        {"pyproject.toml": pyproject(["prefect"], wheelhouse), "flows/probe.py": FLOW}
-    )
-    repo.lock(wheelhouse)
-    repo.commit("probe pipeline")
-    gitconfig = root / "gitconfig"
-    gitconfig.write_text(f"[safe]\n\tdirectory = {repo.remote}\n")
-    root.chmod(0o755)
+    project = probe_project(root)
+    repo, wheelhouse, shared, gitconfig = (
+        project.repo, project.wheelhouse, project.shared, project.gitconfig
+    )  # fmt: skip
 
     image = docker_client.images.get(agent_image).tags[0]  # a name: the worker parses it
     tag = secrets.token_hex(3)
