@@ -17,6 +17,7 @@ from tests.support.agent_stack import Agent, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.prefect_server import (
     PrefectServer,
+    drop_postgres_database,
     make_postgres_database,
     start_prefect_server,
 )
@@ -101,6 +102,7 @@ def postgres_server(stack: Stack) -> Iterator[tuple[PrefectServer, SyncPrefectCl
             yield server, client
     finally:
         server.stop()
+        drop_postgres_database("sunbeam_agent_tests")
 
 
 def test_agent_on_a_postgres_backed_server(
@@ -110,7 +112,7 @@ def test_agent_on_a_postgres_backed_server(
     tmp_path: Path,
 ) -> None:
     server, client = postgres_server
-    # Same cache as the SQLite stack: main's env is already there, so this is a hit.
+    # Same cache as the shared stack: main's env is already there, so this is a hit.
     env = worker_env(server, stack.cache_dir, stack.uv_cache)
     env["SUNBEAM_WORK_POOL"] = "agent-pg-pool"
     agent = Agent(env, tmp_path / "agent-pg.log").start()

@@ -92,9 +92,9 @@ def test_scheduled_run_goes_through_the_sync(stack: Stack) -> None:
         schedule=IntervalSchedule(interval=timedelta(hours=1), anchor_date=first), active=True
     )
     deployment_id = stack.deployment("scheduled", schedules=[schedule])
-    # What the server's scheduler service does on its next loop, without waiting for it. The
-    # scheduler may hold SQLite's write lock at that moment; the server then answers 503, which
-    # Prefect's own client retries too.
+    # What the server's scheduler service does on its next loop, without waiting for it. On
+    # SQLite (the shared server's fallback without PostgreSQL) the scheduler may hold the write
+    # lock at that moment; the server then answers 503, which Prefect's own client retries too.
     for attempt in range(10):
         response = httpx.post(
             f"{stack.server.api_url}/deployments/{deployment_id}/schedule",

@@ -84,22 +84,25 @@ def start_prefect_server(home: Path, database_url: str | None = None) -> Prefect
     return server
 
 
-def make_postgres_database(name: str) -> str | None:
-    """Create a fresh database on the machine's local PostgreSQL; None when there is none."""
+def _psql(sql: str) -> bool:
+    """Run one statement on the machine's local PostgreSQL; False when there is none."""
     psql = shutil.which("psql")
     if not psql:
-        return None
-    base = [psql, "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
+        return False
+    argv = [psql, "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]
     try:
-        subprocess.run(
-            [*base, "-c", f'DROP DATABASE IF EXISTS "{name}"'],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        subprocess.run(
-            [*base, "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True, timeout=30
-        )
+        subprocess.run(argv, check=True, capture_output=True, timeout=30)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+def make_postgres_database(name: str) -> str | None:
+    """Create a fresh database on the machine's local PostgreSQL; None when there is none."""
+    if not (drop_postgres_database(name) and _psql(f'CREATE DATABASE "{name}"')):
         return None
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_postgres_database(name: str) -> bool:
+    return _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
