@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.prefect_server import (
-    PrefectServer,
-    drop_postgres_database,
-    make_postgres_database,
-    start_prefect_server,
-)
+from tests.support.prefect_server import PrefectServer, postgres_database, start_prefect_server
 
 
 @pytest.fixture(scope="session")
@@ -21,12 +15,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     machine's PostgreSQL as in production. SQLite only where there is no PostgreSQL: under the
     suite's concurrent writers (three agents, the webhook, heartbeats) it answers "database is
     locked" 503s often enough that Prefect's own worker calls give up and runs crash."""
-    name = f"sunbeam_shared_tests_{os.getpid()}"  # two sessions at once must not share one
-    database_url = make_postgres_database(name)
-    server = start_prefect_server(tmp_path_factory.mktemp("prefect-shared"), database_url)
-    try:
-        yield server
-    finally:
-        server.stop()
-        if database_url:
-            drop_postgres_database(name)
+    with postgres_database("sunbeam_shared_tests") as database_url:
+        server = start_prefect_server(tmp_path_factory.mktemp("prefect-shared"), database_url)
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -17,8 +17,7 @@ from tests.support.agent_stack import Agent, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.prefect_server import (
     PrefectServer,
-    drop_postgres_database,
-    make_postgres_database,
+    postgres_database,
     start_prefect_server,
 )
 
@@ -93,16 +92,15 @@ def test_a_lock_with_an_older_prefect_still_runs(
 
 @pytest.fixture(scope="module")
 def postgres_server(stack: Stack) -> Iterator[tuple[PrefectServer, SyncPrefectClient]]:
-    url = make_postgres_database("sunbeam_agent_tests")
-    if url is None:
-        pytest.skip("no local PostgreSQL")
-    server = start_prefect_server(stack.tmp / "prefect-pg", database_url=url)
-    try:
-        with SyncPrefectClient(server.api_url) as client:
-            yield server, client
-    finally:
-        server.stop()
-        drop_postgres_database("sunbeam_agent_tests")
+    with postgres_database("sunbeam_agent_tests") as url:
+        if url is None:
+            pytest.skip("no local PostgreSQL")
+        server = start_prefect_server(stack.tmp / "prefect-pg", database_url=url)
+        try:
+            with SyncPrefectClient(server.api_url) as client:
+                yield server, client
+        finally:
+            server.stop()
 
 
 def test_agent_on_a_postgres_backed_server(

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
@@ -97,12 +99,16 @@ def _psql(sql: str) -> bool:
     return True
 
 
-def make_postgres_database(name: str) -> str | None:
-    """Create a fresh database on the machine's local PostgreSQL; None when there is none."""
-    if not (drop_postgres_database(name) and _psql(f'CREATE DATABASE "{name}"')):
-        return None
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_postgres_database(name: str) -> bool:
-    return _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str | None]:
+    """A fresh database on the machine's local PostgreSQL for the block, dropped after it; None
+    when there is none. Named per process: two test sessions at once must not share one."""
+    name = f"{prefix}_{os.getpid()}"
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    if not (_psql(drop) and _psql(f'CREATE DATABASE "{name}"')):
+        yield None
+        return
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _psql(drop)
