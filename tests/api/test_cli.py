@@ -139,3 +139,29 @@ def test_deploy_reports_bad_input_in_one_line(
     assert cli.main([arg.replace("{repo}", cli_repo.url) for arg in args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "No such command 'nope'"),
+        (["pool", "create", "x", "--type", "nope"], "'nope' is not one of 'process'"),
+        (["up", "--prefect-port", "abc"], "'--prefect-port'"),
+        (["deploy", "--cron"], "Option '--cron' requires an argument"),
+    ],
+)
+def test_a_mistyped_command_line_gets_one_line_not_a_traceback(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "sunbeam --help" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_command_group_given_no_command_prints_its_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["pool"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: sunbeam pool") and "create" in err and "Traceback" not in err

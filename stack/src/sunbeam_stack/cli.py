@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from sunbeam_agent.pool_cli import app as pool_app
@@ -167,10 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             prog_name="sunbeam",
             standalone_mode=False,
         )
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:
+        # A mistyped command line (typer's usage errors; since typer 0.29 they are no longer
+        # click's, which this caught before and so let through as tracebacks).
+        message = exc.format_message()
+        if message.startswith("Usage:"):  # a group given no command: its help is the answer
+            print(message, file=sys.stderr)
+        else:
+            print(f"sunbeam: {message} (see 'sunbeam --help')", file=sys.stderr)
         return exc.exit_code
-    except click.Abort:
+    except typer.Abort:
         return 130
     return result if isinstance(result, int) else 0
 
