@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sunbeam_sync import PrepareRequest, PrepareResult, SyncSettings, prepare
+from sunbeam_sync import SyncSettings
 from tests.support.gitrepo import PipelineRepo
 from tests.support.pyindex import LocalIndex
-from tests.support.sync_cli import SUNBEAM_SYNC
+from tests.support.sync_project import Project
 from tests.support.wheels import build_wheel
 
 
@@ -52,34 +49,6 @@ def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["UV_CACHE_DIR"] = old
 
 
-def pyproject(deps: Sequence[str], index_url: str, name: str = "pipeline") -> str:
-    listed = ", ".join(f'"{d}"' for d in deps)
-    return (
-        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        f"dependencies = [{listed}]\n\n"
-        f'[[tool.uv.index]]\nname = "local"\nurl = "{index_url}"\ndefault = true\n'
-    )
-
-
-@dataclass
-class Project:
-    repo: PipelineRepo
-    index: LocalIndex
-    subdir: str = "."
-
-    def set_deps(self, deps: Sequence[str], *, lock: bool = True, name: str = "pipeline") -> None:
-        folder = self.repo.work / self.subdir
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "pyproject.toml").write_text(pyproject(deps, self.index.url, name=name))
-        if lock:
-            subprocess.run(
-                ["uv", "lock", "-q", "--project", str(folder)], check=True, capture_output=True
-            )
-
-    def write_code(self, text: str) -> None:
-        self.repo.write(f"{self.subdir}/flows.py", text)
-
-
 @pytest.fixture
 def project(tmp_path: Path, index: LocalIndex) -> Project:
     proj = Project(PipelineRepo(tmp_path / "repo"), index)
@@ -92,41 +61,3 @@ def project(tmp_path: Path, index: LocalIndex) -> Project:
 @pytest.fixture
 def settings(tmp_path: Path) -> SyncSettings:
     return SyncSettings(cache_dir=tmp_path / "cache", bytecode="off", retry_backoff=0.05)
-
-
-def prep(
-    settings: SyncSettings, repo: str, ref: str, project_dir: str = ".", **kw: object
-) -> PrepareResult:
-    with prepare(
-        PrepareRequest(repo=repo, ref=ref, project_dir=project_dir, **kw), settings=settings
-    ) as prepared:
-        return prepared.result
-
-
-def env_python(result: PrepareResult, code: str) -> str:
-    return subprocess.run(
-        [result.python, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> dict:  # type: ignore[type-arg]
-        return json.loads(self.stdout.strip().splitlines()[-1])
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
-    out = subprocess.run(
-        [SUNBEAM_SYNC, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-        check=False,
-    )
-    return CliResult(out.returncode, out.stdout, out.stderr)

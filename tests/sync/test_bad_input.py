@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sunbeam_sync import cli
-from tests.sync.conftest import Project, run_cli
+from tests.support.sync_project import Project, run_cli
 
 HOSTILE_REFS = [
     "--upload-pack=touch /tmp/pwned",

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from sunbeam_sync import SyncSettings
-from tests.sync.conftest import Project, prep
+from tests.support.sync_project import Project, prep
 
 
 def _pyc(env: str, package: str) -> list[Path]:

@@ -11,8 +11,8 @@ import pytest
 from sunbeam_sync import Cancelled, PrepareRequest, SyncSettings, prepare
 from tests.support.pyindex import LocalIndex
 from tests.support.sync_cli import start_prepare, wait_for
+from tests.support.sync_project import CliResult, Project
 from tests.support.wheels import build_wheel
-from tests.sync.conftest import CliResult, Project
 
 
 def test_eight_concurrent_prepares_build_once(project: Project, tmp_path: Path) -> None:

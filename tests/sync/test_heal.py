@@ -14,8 +14,8 @@ import pytest
 
 from sunbeam_sync import SyncSettings
 from tests.support.sync_cli import start_prepare, wait_for
+from tests.support.sync_project import Project, env_python, prep, run_cli
 from tests.support.wheels import build_wheel
-from tests.sync.conftest import Project, env_python, prep, run_cli
 
 
 def _site(env: str) -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sunbeam_sync.credential_free import without_credentials
-from sunbeam_sync.interpreter import env_prefix, probe
+from sunbeam_sync.project.interpreter import env_prefix, probe
+from sunbeam_sync.run.credentials import without_credentials
 
 SECRETS = {
     "SUNBEAM_GIT_TOKEN": "tok-helper-7c1d",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from sunbeam_sync import SyncSettings
-from sunbeam_sync.envindex import INDEX, read_index
-from sunbeam_sync.manifest import Manifest
-from sunbeam_sync.verify import verify_env
-from tests.sync.conftest import Project, prep
+from sunbeam_sync.envs.index import INDEX, read_index
+from sunbeam_sync.envs.manifest import Manifest
+from sunbeam_sync.envs.verify import verify_env
+from tests.support.sync_project import Project, prep
 
 
 def _site(env: Path) -> Path:

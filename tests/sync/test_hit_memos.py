@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.errors import LockfileError
-from sunbeam_sync.interpreter_memo import MEMO, remembered_interpreter
-from sunbeam_sync.lockfile import read_project
+from sunbeam_sync.project.interpreter_memo import remembered_interpreter
+from sunbeam_sync.project.lockfile import read_project
 
 PYPROJECT = '[project]\nname = "p"\nversion = "0"\nrequires-python = ">=3.11"\ndependencies = []\n'
 
@@ -19,39 +20,39 @@ PYPROJECT = '[project]\nname = "p"\nversion = "0"\nrequires-python = ">=3.11"\nd
 def test_interpreter_memo_is_used_only_while_its_inputs_hold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project, state = tmp_path / "project", tmp_path / "state"
+    project, cache = tmp_path / "project", CacheLayout.open(tmp_path / "cache")
     project.mkdir()
-    state.mkdir()
     (project / "pyproject.toml").write_text(PYPROJECT)
-    first = remembered_interpreter(None, project, state)
-    memo = json.loads((state / MEMO).read_text())
+    memo_file = cache.interpreters
+    first = remembered_interpreter(None, project, cache)
+    memo = json.loads(memo_file.read_text())
     assert len(memo) == 1 and next(iter(memo.values()))["interpreter"]["path"] == first.path
     # The remembered answer is what uv said: shown by planting a wrong version in the memo...
     key = next(iter(memo))
     memo[key]["interpreter"]["version"] = "0.0.1"
-    (state / MEMO).write_text(json.dumps(memo))
-    assert remembered_interpreter(None, project, state).version == "0.0.1"
+    memo_file.write_text(json.dumps(memo))
+    assert remembered_interpreter(None, project, cache).version == "0.0.1"
     # ...which is dropped once the interpreter file is no longer the one probed,
     memo[key]["identity"] = [0, 0, 0, 0]
-    (state / MEMO).write_text(json.dumps(memo))
-    assert remembered_interpreter(None, project, state).version == first.version
+    memo_file.write_text(json.dumps(memo))
+    assert remembered_interpreter(None, project, cache).version == first.version
     # and not used for other inputs (here a PATH with one folder more).
-    memo = json.loads((state / MEMO).read_text())
+    memo = json.loads(memo_file.read_text())
     memo[key]["interpreter"]["version"] = "0.0.1"
-    (state / MEMO).write_text(json.dumps(memo))
+    memo_file.write_text(json.dumps(memo))
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    assert remembered_interpreter(None, project, state).version == first.version
-    assert len(json.loads((state / MEMO).read_text())) == 2
+    assert remembered_interpreter(None, project, cache).version == first.version
+    assert len(json.loads(memo_file.read_text())) == 2
 
 
 def test_lock_is_parsed_once_and_a_bad_one_never_remembered(tmp_path: Path) -> None:
-    root, state = tmp_path / "checkout", tmp_path / "state"
+    root, cache = tmp_path / "checkout", CacheLayout.open(tmp_path / "cache")
+    state = cache.state
     root.mkdir()
-    state.mkdir()
     (root / "pyproject.toml").write_text(PYPROJECT)
     lock = '\nversion = 1\n[[package]]\nname = "Typing_Extensions"\nversion = "4"\n'
     (root / "uv.lock").write_text(lock)
-    parsed = read_project(root, ".", "here", state)
+    parsed = read_project(root, ".", "here", cache)
     parsed.require(["typing-extensions", "typing_extensions"])
     (summary,) = state.glob("lock-*.json")
     assert json.loads(summary.read_text())["packages"][0]["canonical"] == "typing-extensions"
@@ -59,12 +60,12 @@ def test_lock_is_parsed_once_and_a_bad_one_never_remembered(tmp_path: Path) -> N
     data = json.loads(summary.read_text())
     data["packages"].append({"name": "planted", "canonical": "planted", "source": {}})
     summary.write_text(json.dumps(data))
-    read_project(root, ".", "here", state).require(["planted"])
+    read_project(root, ".", "here", cache).require(["planted"])
     with pytest.raises(LockfileError, match="does not include prefect"):
-        read_project(root, ".", "here", state).require(["prefect"])
+        read_project(root, ".", "here", cache).require(["prefect"])
     shutil.rmtree(state)
     state.mkdir()
     (root / "uv.lock").write_text("version = [")
     with pytest.raises(LockfileError, match="not a valid lockfile"):
-        read_project(root, ".", "here", state)
+        read_project(root, ".", "here", cache)
     assert not list(state.iterdir())

@@ -14,8 +14,8 @@ import pytest
 
 from sunbeam_sync import cli
 from tests.support.gitrepo import PipelineRepo
+from tests.support.sync_project import Project, pyproject, run_cli
 from tests.support.wheels import build_wheel
-from tests.sync.conftest import Project, pyproject, run_cli
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

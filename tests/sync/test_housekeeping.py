@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sunbeam_sync import PrepareRequest, SyncSettings, prepare
 from tests.support.sync_cli import wait_for
-from tests.sync.conftest import Project, prep, run_cli
+from tests.support.sync_project import Project, prep, run_cli
 
 
 def test_gc_evicts_least_recently_used_but_never_in_use(

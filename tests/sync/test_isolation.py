@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sunbeam_sync import SyncSettings
-from tests.sync.conftest import Project, env_python, prep
+from tests.support.sync_project import Project, env_python, prep
 
 NOBODY = 65534
 

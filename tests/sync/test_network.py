@@ -10,8 +10,8 @@ import pytest
 from sunbeam_sync import NetworkError, SyncSettings
 from tests.support.gitserver import PrivateGitServer
 from tests.support.pyindex import LocalIndex
+from tests.support.sync_project import Project, env_python, prep, run_cli
 from tests.support.wheels import build_wheel
-from tests.sync.conftest import Project, env_python, prep, run_cli
 
 
 def test_known_sha_prepares_with_remote_gone(project: Project, settings: SyncSettings) -> None:

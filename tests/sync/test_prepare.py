@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sunbeam_sync import SyncSettings
-from tests.sync.conftest import Project, env_python, prep, run_cli
+from tests.support.sync_project import Project, env_python, prep, run_cli
 
 
 def test_branch_with_new_dependency_gets_it(project: Project, settings: SyncSettings) -> None:

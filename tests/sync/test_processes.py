@@ -14,8 +14,8 @@ from sunbeam_sync import SyncSettings
 from sunbeam_sync.housekeeping import collect_garbage
 from tests.support.pyindex import LocalIndex
 from tests.support.sync_cli import start_prepare, wait_for
+from tests.support.sync_project import Project, prep
 from tests.support.wheels import build_wheel
-from tests.sync.conftest import Project, prep
 
 NOBODY = 65534
 

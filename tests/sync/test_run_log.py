@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sunbeam_sync import PrepareRequest, SyncSettings, prepare
-from tests.sync.conftest import Project, prep, run_cli
+from tests.support.sync_project import Project, prep, run_cli
 
 
 def _log_of(

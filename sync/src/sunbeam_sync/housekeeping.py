@@ -10,13 +10,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from sunbeam_sync.atomic import TMP_PREFIX
-from sunbeam_sync.fsutil import disk_usage, make_deletable, remove_tree
-from sunbeam_sync.layout import BAD_PREFIX, CacheLayout, repo_id
-from sunbeam_sync.locks import FileLock
+from sunbeam_sync.cache.files import TMP_PREFIX, disk_usage, make_deletable, remove_tree
+from sunbeam_sync.cache.layout import BAD_PREFIX, CacheLayout, repo_id
+from sunbeam_sync.cache.locks import FileLock
+from sunbeam_sync.cache.usage import read_usage
+from sunbeam_sync.envs.verify import verify_env, write_damage
 from sunbeam_sync.settings import SyncSettings
-from sunbeam_sync.usage import damage_marker, read_usage, write_damage
-from sunbeam_sync.verify import verify_env
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 RECENT_DAYS = 7  # gc keeps the checkout of the newest commit of every ref used this recently
@@ -228,7 +227,7 @@ class _Collector:
                 self.drop(
                     "env", Path(env.path), env.key, f"least recently used ({when}), over the budget"
                 )
-                damage_marker(self.layout, env.key).unlink(missing_ok=True)
+                self.layout.damage_marker(env.key).unlink(missing_ok=True)
                 return True
             finally:
                 use.release()

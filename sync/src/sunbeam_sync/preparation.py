@@ -5,21 +5,20 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sunbeam_sync.build import BuildRequest
-from sunbeam_sync.envkey import EnvKey, env_key
-from sunbeam_sync.envstore import EnvOutcome, EnvStore, Outcome
-from sunbeam_sync.gitmirror import Mirror
-from sunbeam_sync.interpreter import Interpreter
-from sunbeam_sync.interpreter_memo import remembered_interpreter
-from sunbeam_sync.layout import CacheLayout
-from sunbeam_sync.lease import EnvLease, PrepareResult
-from sunbeam_sync.linkmode import resolve_link_mode
-from sunbeam_sync.lockfile import read_project
-from sunbeam_sync.logs import Logger, Redactor, SyncLog
+from sunbeam_sync.cache.layout import CacheLayout
+from sunbeam_sync.cache.linkmode import resolve_link_mode
+from sunbeam_sync.cache.usage import record_use
+from sunbeam_sync.envs.build import BuildRequest
+from sunbeam_sync.envs.store import EnvOutcome, EnvStore, Outcome
+from sunbeam_sync.git.mirror import Mirror
+from sunbeam_sync.project.envkey import EnvKey, env_key
+from sunbeam_sync.project.interpreter import Interpreter
+from sunbeam_sync.project.interpreter_memo import remembered_interpreter
+from sunbeam_sync.project.lockfile import read_project
 from sunbeam_sync.request import PrepareRequest
+from sunbeam_sync.result import EnvLease, PrepareResult
+from sunbeam_sync.run.log import Logger, Redactor, SyncLog, Timings
 from sunbeam_sync.settings import SyncSettings
-from sunbeam_sync.timing import Timings
-from sunbeam_sync.usage import record_use
 
 
 def prepare(
@@ -43,15 +42,13 @@ def prepare(
         with timings("checkout"):
             lease.hold(layout.checkout_lock(mirror.rid, commit).acquire(**wait))  # type: ignore[arg-type]
             where = f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
-            lock = read_project(mirror.checkout(commit), request.project_dir, where, layout.state)
+            lock = read_project(mirror.checkout(commit), request.project_dir, where, layout)
             lock.require(request.required)
             if not settings.allow_external_sources:
                 lock.check_sources()
             project = lock.project
         with timings("verify"):
-            interpreter = remembered_interpreter(
-                request.python or settings.python, project, layout.state
-            )
+            interpreter = remembered_interpreter(request.python or settings.python, project, layout)
             key = env_key(lock.raw, interpreter, request.groups, request.extras)
             _log_key(log, key, interpreter)
             use = lease.hold(layout.use_lock(key.key).acquire(**wait))  # type: ignore[arg-type]

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from sunbeam_sync.errors import BadInputError
-from sunbeam_sync.refs import validate_ref
-from sunbeam_sync.repourl import check_repo
+from sunbeam_sync.git.refs import check_repo, validate_ref
 
 # Group and extra names as PEP 685 normalises them: never anything uv could read as an option.
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")

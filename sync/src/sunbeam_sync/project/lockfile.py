@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sunbeam_sync.atomic import atomic_write
+from sunbeam_sync.cache.files import atomic_write
+from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.errors import BadInputError, LockfileError
 
 _RELOCK = "run `uv lock` and commit uv.lock"
@@ -74,7 +75,7 @@ class Lockfile:
         return None
 
 
-def read_project(root: Path, project_dir: str, where: str, summaries: Path) -> Lockfile:
+def read_project(root: Path, project_dir: str, where: str, layout: CacheLayout) -> Lockfile:
     """The lock of `project_dir` in the checkout `root`, after checking it is a uv project there.
 
     Nothing may lead outside the checkout: a symlinked project folder, pyproject.toml or uv.lock
@@ -96,7 +97,7 @@ def read_project(root: Path, project_dir: str, where: str, summaries: Path) -> L
     if not lock.is_file():
         raise LockfileError(f"no uv.lock in {where}: {_RELOCK} there")
     raw = lock.read_bytes()
-    summary = summaries / f"lock-{hashlib.sha256(raw).hexdigest()}.json"
+    summary = layout.lock_summary(hashlib.sha256(raw).hexdigest())
     try:
         packages = json.loads(summary.read_text())["packages"]
         if not all("canonical" in p for p in packages):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sunbeam_sync.interpreter import Interpreter
+from sunbeam_sync.project.interpreter import Interpreter
 
 # Bump when the layout or build recipe of environments changes incompatibly.
 SCHEMA_VERSION = 1

@@ -1,9 +1,12 @@
-"""Where the sync's progress goes: any stdlib logger or adapter (a Prefect flow-run logger works)."""
+"""Where the sync's progress goes (any stdlib logger or adapter; a Prefect flow-run logger works),
+and the wall time of its named phases, as `with timings("fetch"): ...`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 Logger = logging.Logger | logging.LoggerAdapter  # type: ignore[type-arg]
 
@@ -37,3 +40,19 @@ class SyncLog:
 
     def error(self, tag: str, message: str) -> None:
         self.logger.error("[%s] %s", tag, self.redact(message))
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.monotonic() - start, 4)
+
+    def __str__(self) -> str:
+        return " ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items())

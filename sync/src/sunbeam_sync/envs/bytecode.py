@@ -13,10 +13,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from sunbeam_sync.credential_free import without_credentials
-from sunbeam_sync.locks import FileLock
-from sunbeam_sync.logs import SyncLog
-from sunbeam_sync.manifest import Manifest
+from sunbeam_sync.cache.locks import FileLock
+from sunbeam_sync.envs.manifest import Manifest
+from sunbeam_sync.run.credentials import without_credentials
+from sunbeam_sync.run.log import SyncLog
 
 _SIBLINGS = 1
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any
 
-from sunbeam_sync.locks import FileLock
+from sunbeam_sync.cache.locks import FileLock
 
 
 @dataclass(kw_only=True)
@@ -54,6 +55,12 @@ class EnvLease:
     def ready(self, result: PrepareResult) -> EnvLease:
         self._result = result
         return self
+
+    def keep_across_exec(self) -> None:
+        """Let the leases outlive an exec: the flocks are on open files (opened close-on-exec),
+        so a process that execs the flow keeps `gc` away until the flow itself exits."""
+        for lease in self._leases:
+            os.set_inheritable(lease.fileno(), True)
 
     def release(self) -> None:
         for lease in self._leases:

@@ -15,8 +15,18 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from sunbeam_sync import proc
-from sunbeam_sync.logs import SyncLog
+from sunbeam_sync.cache.files import atomic_write
+from sunbeam_sync.run import proc
+from sunbeam_sync.run.credentials import ASKPASS_SCRIPT
+from sunbeam_sync.run.log import SyncLog
+
+
+def askpass_script(folder: Path) -> Path:
+    """The GIT_ASKPASS script in `folder`, written once (it holds no secret)."""
+    path = folder / "askpass.sh"
+    if not path.exists() or path.read_text() != ASKPASS_SCRIPT:
+        atomic_write(path, ASKPASS_SCRIPT, mode=0o755)
+    return path
 
 
 class GitRunner:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from sunbeam_sync.manifest import Manifest
+from sunbeam_sync.envs.manifest import Manifest
 
 _SHOWN = 12
 

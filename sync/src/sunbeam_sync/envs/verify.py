@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sunbeam_sync.baseline import differing, interpreter_identity, read_hashes, sha256, site_files
-from sunbeam_sync.envindex import EnvIndex, read_index
-from sunbeam_sync.interpreter import env_prefix
-from sunbeam_sync.manifest import Manifest
-from sunbeam_sync.recordfile import file_rows, read_record
+from sunbeam_sync.cache.files import atomic_write
+from sunbeam_sync.cache.layout import CacheLayout
+from sunbeam_sync.envs.baseline import (
+    differing,
+    file_rows,
+    interpreter_identity,
+    read_hashes,
+    read_record,
+    sha256,
+    site_files,
+)
+from sunbeam_sync.envs.index import EnvIndex, read_index
+from sunbeam_sync.envs.manifest import Manifest
+from sunbeam_sync.project.interpreter import env_prefix
 
 
 @dataclass
@@ -179,3 +189,17 @@ def _check_dist(
 def _shown(problems: list[str]) -> str:
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     return "; ".join(problems[:3]) + more
+
+
+# Damage markers: `verify` (deep or not) flags an env whose next use must rebuild it.
+def write_damage(layout: CacheLayout, key: str, reason: str, modified: list[str]) -> None:
+    atomic_write(layout.damage_marker(key), json.dumps({"reason": reason, "modified": modified}))
+
+
+def read_damage(marker: Path) -> Damage:
+    text = marker.read_text()
+    try:
+        data = json.loads(text)
+        return Damage(str(data["reason"]), list(data.get("modified", [])))
+    except (ValueError, KeyError, TypeError):
+        return Damage(text.strip())  # a marker from before it was JSON

@@ -7,18 +7,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sunbeam_sync.atomic import TMP_PREFIX
-from sunbeam_sync.baseline import read_hashes
-from sunbeam_sync.build import Builder, BuildRequest
-from sunbeam_sync.bytecode import compile_in_background, needs_compile
-from sunbeam_sync.fsutil import remove_tree
-from sunbeam_sync.layout import CacheLayout
-from sunbeam_sync.locks import FileLock
-from sunbeam_sync.logs import SyncLog
-from sunbeam_sync.manifest import Manifest
+from sunbeam_sync.cache.files import TMP_PREFIX, remove_tree
+from sunbeam_sync.cache.layout import CacheLayout
+from sunbeam_sync.cache.locks import FileLock
+from sunbeam_sync.envs.baseline import read_hashes
+from sunbeam_sync.envs.build import Builder, BuildRequest
+from sunbeam_sync.envs.bytecode import compile_in_background, needs_compile
+from sunbeam_sync.envs.manifest import Manifest
+from sunbeam_sync.envs.verify import Damage, read_damage, verify_env
+from sunbeam_sync.run.log import SyncLog
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
-from sunbeam_sync.usage import damage_marker, read_damage
-from sunbeam_sync.verify import Damage, verify_env
 
 
 class Outcome(StrEnum):
@@ -55,7 +53,7 @@ class EnvStore:
         env = self.layout.env(key)
         if not env.exists():
             return Damage("missing", missing=True)
-        marker = damage_marker(self.layout, key)
+        marker = self.layout.damage_marker(key)
         if marker.exists():
             found = read_damage(marker)
             return Damage(
@@ -86,7 +84,7 @@ class EnvStore:
         return outcome
 
     def _compile_files(self, key: str) -> tuple[Path, Path]:
-        return self.layout.state / f"{key}.compiled", self.layout.locks / f"{key}.compiling"
+        return self.layout.compiled_marker(key), self.layout.compile_lock(key)
 
     def _resume_compile(self, key: str, lease: FileLock) -> None:
         if self.settings.bytecode is not Bytecode.BACKGROUND:
@@ -125,7 +123,7 @@ class EnvStore:
             expect = read_hashes(bad)
         builder = Builder(self.layout, self.settings, self.log, self.cancel)
         builder.build(request, clean=clean, expect=expect)
-        damage_marker(self.layout, key).unlink(missing_ok=True)
+        self.layout.damage_marker(key).unlink(missing_ok=True)
         _PUBLISHED[key] = self.layout.env(key).stat().st_ino
 
     def _clear_stale_temporaries(self, key: str) -> None:

@@ -9,16 +9,15 @@ import threading
 import time
 from pathlib import Path
 
-from sunbeam_sync import proc
-from sunbeam_sync.atomic import atomic_directory
-from sunbeam_sync.credentials import git_environment
+from sunbeam_sync.cache.files import atomic_directory, make_read_only, remove_tree
+from sunbeam_sync.cache.layout import CacheLayout, repo_id
 from sunbeam_sync.errors import GitError, NetworkError, UnknownRefError
-from sunbeam_sync.fsutil import make_read_only, remove_tree
-from sunbeam_sync.gitrun import GitRunner
-from sunbeam_sync.layout import CacheLayout, repo_id
-from sunbeam_sync.logs import SyncLog
-from sunbeam_sync.refs import FULL_SHA, HEX_SHA
-from sunbeam_sync.retry import is_transient, retry
+from sunbeam_sync.git.refs import FULL_SHA, HEX_SHA
+from sunbeam_sync.git.runner import GitRunner, askpass_script
+from sunbeam_sync.run import proc
+from sunbeam_sync.run.credentials import git_environment
+from sunbeam_sync.run.log import SyncLog
+from sunbeam_sync.run.retry import is_transient, retry
 from sunbeam_sync.settings import SyncSettings
 
 CHECKOUT_MARKER = ".sunbeam-commit"
@@ -47,7 +46,8 @@ class Mirror:
         self.settings = settings
         self.log = log
         self.cancel = cancel
-        self.git = GitRunner(layout.git, git_environment(settings, layout.git), log, cancel)
+        askpass = askpass_script(layout.git) if settings.git_token is not None else None
+        self.git = GitRunner(layout.git, git_environment(settings, askpass), log, cancel)
 
     def _git(self, *args: str, quiet: bool = True) -> proc.ProcResult:
         return self.git.run(f"--git-dir={self.path}", *args, quiet=quiet)

@@ -16,11 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sunbeam_sync.atomic import atomic_write
-from sunbeam_sync.interpreter import Interpreter, find_interpreter, project_pins
-from sunbeam_sync.uvtool import uv_bin
+from sunbeam_sync.cache.files import atomic_write
+from sunbeam_sync.cache.layout import CacheLayout
+from sunbeam_sync.project.interpreter import Interpreter, find_interpreter, project_pins
+from sunbeam_sync.run.uv import uv_bin
 
-MEMO = "interpreters.json"
 _ENV = ("UV_PYTHON", "PYENV", "CONDA_PREFIX")  # what steers uv's discovery (VIRTUAL_ENV is dropped)
 _KEEP = 64
 
@@ -33,10 +33,10 @@ def _identity(path: str) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def remembered_interpreter(request: str | None, project: Path, folder: Path) -> Interpreter:
-    """`find_interpreter`, answered from the memo in `folder` when nothing it depends on changed."""
+def remembered_interpreter(request: str | None, project: Path, layout: CacheLayout) -> Interpreter:
+    """`find_interpreter`, answered from the cache's memo when nothing it depends on changed."""
     key = _key(request, project_pins(project))
-    memo = _Memo(folder / MEMO)
+    memo = _Memo(layout.interpreters)
     found = memo.interpreter(key)
     if found is None:
         found = find_interpreter(request, project)

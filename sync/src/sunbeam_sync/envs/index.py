@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sunbeam_sync.baseline import site_files, site_folders
-from sunbeam_sync.fsutil import PYCACHE
-from sunbeam_sync.manifest import Manifest
-from sunbeam_sync.recordfile import file_rows, read_record
+from sunbeam_sync.cache.files import PYCACHE
+from sunbeam_sync.envs.baseline import file_rows, read_record, site_files, site_folders
+from sunbeam_sync.envs.manifest import Manifest
 
 INDEX = "sunbeam-index.json"
 _VERSION = 1

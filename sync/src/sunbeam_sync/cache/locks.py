@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sunbeam_sync.errors import Cancelled, LockTimeout
-from sunbeam_sync.logs import SyncLog
+from sunbeam_sync.run.log import SyncLog
 
 _POLL = 0.05
 _REPORT_EVERY = 5.0

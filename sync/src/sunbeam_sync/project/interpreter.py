@@ -9,9 +9,9 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sunbeam_sync.credential_free import without_credentials
 from sunbeam_sync.errors import BadInputError
-from sunbeam_sync.uvtool import uv_bin
+from sunbeam_sync.run.credentials import without_credentials
+from sunbeam_sync.run.uv import uv_bin
 
 _PROBE = (
     "import json, platform, sys, sysconfig;"

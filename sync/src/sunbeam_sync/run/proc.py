@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from sunbeam_sync.errors import Cancelled
-from sunbeam_sync.logs import SyncLog
+from sunbeam_sync.run.log import SyncLog
 
 _LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
 _PR_SET_PDEATHSIG = 1

@@ -1,0 +1,1 @@
+"""Environments: built, recorded, indexed, verified on every use, healed, diffed, compiled."""
