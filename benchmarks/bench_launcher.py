@@ -47,7 +47,7 @@ BIN = Path(sys.executable).parent
 # sunbeam-run minus the Prefect API: its own imports, then the prepare call it makes (launcher.py).
 SYNC_PART = """
 import sys, logging
-import sunbeam_agent.launcher, sunbeam_agent.run_log
+import sunbeam_agent.launch.launcher, sunbeam_agent.launch.run_log
 from sunbeam_sync import PrepareRequest, SyncSettings, prepare
 request = PrepareRequest(repo=sys.argv[1], ref="main", project_dir=".", required=["prefect"])
 with prepare(request, settings=SyncSettings(), logger=logging.getLogger("bench")) as held:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sunbeam_agent import entrypoint
-from sunbeam_agent.entrypoint import worker_command
-from sunbeam_agent.host_identity import HOST_ID_FILE, HostIdError, cache_host_id
+from sunbeam_agent.host import entrypoint
+from sunbeam_agent.host.entrypoint import worker_command
+from sunbeam_agent.host.identity import HOST_ID_FILE, HostIdError, cache_host_id
 from sunbeam_agent.settings import AgentSettings
 from sunbeam_contracts.hosts import host_id_problem, host_queue, worker_host, worker_name
 from tests.support.agent_stack import BIN

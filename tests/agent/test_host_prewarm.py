@@ -17,7 +17,7 @@ from uuid import UUID
 
 import pytest
 
-from sunbeam_agent.host_identity import HOST_ID_FILE
+from sunbeam_agent.host.identity import HOST_ID_FILE
 from sunbeam_api.settings import Settings
 from sunbeam_contracts.hosts import host_queue, worker_host
 from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT

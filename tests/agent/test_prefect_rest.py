@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sunbeam_agent.prefect_rest import CONNECT_RETRIES, PrefectAPIError, PrefectREST
+from sunbeam_agent.launch.prefect_rest import CONNECT_RETRIES, PrefectAPIError, PrefectREST
 
 
 class Scripted(ThreadingHTTPServer):

@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from sunbeam_agent.entrypoint import AgentStartError, ensure_work_pool, wait_for_api
+from sunbeam_agent.host.entrypoint import AgentStartError, ensure_work_pool, wait_for_api
 from tests.support.agent_stack import BIN, PREFECT_PIN, Agent, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.ports import free_port
@@ -121,7 +121,7 @@ def test_scheduled_run_goes_through_the_sync(stack: Stack) -> None:
 
 
 def test_entrypoint_keeps_an_existing_pool_template_unless_asked(stack: Stack) -> None:
-    from sunbeam_agent.worker import SunbeamWorker
+    from sunbeam_agent.host.worker import SunbeamWorker
 
     template = SunbeamWorker.get_default_base_job_template()
     template["variables"]["properties"]["ref"]["default"] = "release"

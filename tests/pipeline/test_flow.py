@@ -14,7 +14,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from sunbeam_agent.flow_schema import compute_schema
+from sunbeam_agent.launch.flow_schema import compute_schema
 from sunbeam_contracts.naming import ENTRYPOINT
 from sunbeam_contracts.parameter_schemas import parameter_names, strict_schema
 from sunbeam_pipeline.errors import ConfigError, StagesFailedError, StorageError

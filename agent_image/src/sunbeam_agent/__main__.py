@@ -2,6 +2,6 @@
 
 import sys
 
-from sunbeam_agent.entrypoint import main
+from sunbeam_agent.host.entrypoint import main
 
 sys.exit(main())

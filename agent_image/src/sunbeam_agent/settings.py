@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sunbeam_contracts.hosts import host_id_problem
-from sunbeam_sync.settings import default_cache_dir
+from sunbeam_sync import default_cache_dir
 
 
 class AgentSettings(BaseSettings):

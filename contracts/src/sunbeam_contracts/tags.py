@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 REF_TAG_PREFIX = "sunbeam-ref:"  # every run the API creates, and every per-ref deployment
+COMMIT_TAG_PREFIX = "sunbeam-commit:"  # set by the agent: the commit a run ran (8 hex digits)
 PREWARM_TAG = "sunbeam-prewarm"  # sync-only runs created by the push webhook
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from sunbeam_agent.pool_cli import app as pool_app
+from sunbeam_agent.pools.cli import app as pool_app
 from sunbeam_stack.options import (
     DEFAULT_API_PORT,
     DEFAULT_MONGO_PORT,
@@ -105,7 +105,7 @@ def demo(
 def env(state_dir: StateDir = None) -> int:
     """Print the running stack's URLs and API key as shell exports: eval "$(uv run sunbeam env)"."""
     from sunbeam_stack.checkout import checkout_root, default_state_dir
-    from sunbeam_stack.processes import StackError
+    from sunbeam_stack.errors import StackError
     from sunbeam_stack.shell_env import exports
 
     try:

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sunbeam_agent.prefect_rest import PrefectAPIError, PrefectREST
-from sunbeam_agent.run_config import RunConfig
+from sunbeam_agent.errors import AgentError
+from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST
+from sunbeam_agent.launch.run_config import RunConfig
 from sunbeam_contracts.parameter_schemas import parameter_names, schema_commit, strict_schema
 
 if TYPE_CHECKING:
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
     from sunbeam_sync import PrepareResult
 
 SCHEMA_TIMEOUT = float(os.environ.get("SUNBEAM_SCHEMA_TIMEOUT", "120"))
-_PROGRAM = resources.files("sunbeam_agent").joinpath("_schema_main.py").read_text(encoding="utf-8")
+_PROGRAM = (
+    resources.files("sunbeam_agent.launch").joinpath("_schema_main.py").read_text(encoding="utf-8")
+)
 
 
-class FlowSchemaError(Exception):
+class FlowSchemaError(AgentError):
     """The flow's schema could not be computed; the message says why."""
 
 

@@ -35,8 +35,8 @@ from prefect.workers.process import (
 )
 from pydantic import Field
 
-from sunbeam_agent.hooks import EnvHookRunner, install_worker_hook_notice
-from sunbeam_agent.run_config import variables_as_env
+from sunbeam_agent.host.hooks import EnvHookRunner, install_worker_hook_notice
+from sunbeam_agent.launch.run_config import variables_as_env
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun

@@ -15,6 +15,8 @@ from enum import StrEnum
 from importlib import resources
 from typing import Any
 
+from sunbeam_agent.errors import AgentError
+
 
 class PoolType(StrEnum):
     PROCESS = "process"
@@ -22,12 +24,12 @@ class PoolType(StrEnum):
     KUBERNETES = "kubernetes"
 
 
-class PoolError(Exception):
+class PoolError(AgentError):
     """The pool cannot be created or updated; the message says why."""
 
 
 def load_template(pool_type: PoolType) -> dict[str, Any]:
-    text = resources.files("sunbeam_agent").joinpath(f"pool_templates/{pool_type.value}.json")
+    text = resources.files("sunbeam_agent.pools").joinpath(f"pool_templates/{pool_type.value}.json")
     return json.loads(text.read_text(encoding="utf-8"))
 
 

@@ -6,13 +6,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from sunbeam_sync import PrepareResult
-from sunbeam_sync.credential_free import without_credentials
+from sunbeam_agent.errors import AgentError
+from sunbeam_sync import PrepareResult, without_credentials
 
 __all__ = ["FlowEnvError", "flow_environment", "prefect_version", "without_credentials"]
 
 
-class FlowEnvError(Exception):
+class FlowEnvError(AgentError):
     """The prepared env cannot run a Prefect flow; the message says what to fix."""
 
 

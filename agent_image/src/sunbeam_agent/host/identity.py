@@ -14,13 +14,14 @@ import secrets
 import socket
 from pathlib import Path
 
+from sunbeam_agent.errors import AgentError
 from sunbeam_contracts.hosts import host_id_problem
 
 HOST_ID_FILE = "host-id"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class HostIdError(Exception):
+class HostIdError(AgentError):
     """The host id cannot be read or recorded; the message says why and what to do."""
 
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sunbeam_agent.prefect_rest import PrefectREST, concurrently
+from sunbeam_agent.errors import AgentError
+from sunbeam_agent.launch.prefect_rest import PrefectREST, concurrently
 from sunbeam_contracts.tags import tagged_refs
 
 VARIABLES = ("repo_url", "ref", "project_dir", "cache_dir", "sync_only")
@@ -21,7 +22,7 @@ ENV_PREFIX = "SUNBEAM_RUN_"
 DEFAULTS: dict[str, Any] = {"ref": "main", "project_dir": ".", "sync_only": False}
 
 
-class RunConfigError(Exception):
+class RunConfigError(AgentError):
     """The run's configuration is unusable; the message says what to set."""
 
 

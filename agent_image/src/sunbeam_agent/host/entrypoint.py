@@ -27,13 +27,14 @@ from types import FrameType
 import httpx
 from pydantic import ValidationError
 
-from sunbeam_agent.host_identity import HostIdError, cache_host_id
+from sunbeam_agent.errors import AgentError
+from sunbeam_agent.host.identity import HostIdError, cache_host_id
+from sunbeam_agent.host.worker import DRAIN_FILE_ENV
 from sunbeam_agent.settings import AgentSettings
-from sunbeam_agent.worker import DRAIN_FILE_ENV
 from sunbeam_contracts.hosts import SHARED_QUEUE, host_queue, worker_name
 
 
-class AgentStartError(Exception):
+class AgentStartError(AgentError):
     """The agent cannot start; the message says why."""
 
 
@@ -73,8 +74,8 @@ async def ensure_work_pool(name: str, overwrite: bool, say: Callable[[str], None
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolUpdate
 
-    from sunbeam_agent.pools import read_or_create_pool
-    from sunbeam_agent.worker import SunbeamWorker
+    from sunbeam_agent.host.worker import SunbeamWorker
+    from sunbeam_agent.pools.templates import read_or_create_pool
 
     template = SunbeamWorker.get_default_base_job_template()
     async with get_client() as client:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from sunbeam_agent.pools import PoolError, PoolType, create_or_update_pool, template_with
+from sunbeam_agent.pools.templates import PoolError, PoolType, create_or_update_pool, template_with
 
 app = typer.Typer(help="Work pools whose runs go through sunbeam-run.", no_args_is_help=True)
 

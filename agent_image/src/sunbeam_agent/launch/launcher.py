@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sunbeam_agent.prefect_rest import PrefectAPIError, PrefectREST, concurrently
-from sunbeam_agent.run_config import RunConfig, RunConfigError, resolve
-from sunbeam_agent.run_log import run_logger
+from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST, concurrently
+from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
+from sunbeam_agent.launch.run_log import run_logger
 
 if TYPE_CHECKING:
     import logging
@@ -125,8 +125,8 @@ class Launch:
 
     def record(self, config: RunConfig, prepared: EnvLease, seconds: float) -> bool:
         """Record the sync on the run; True if the run is being cancelled (asked meanwhile)."""
-        from sunbeam_agent.records import sync_labels, sync_summary
-        from sunbeam_agent.run_names import run_name, run_tags
+        from sunbeam_agent.launch.records import sync_labels, sync_summary
+        from sunbeam_agent.launch.run_names import run_name, run_tags
 
         result = prepared.result
 
@@ -153,7 +153,7 @@ class Launch:
 
     def tag_ref(self, config: RunConfig) -> None:
         """A run that never got a commit still shows which ref it asked for."""
-        from sunbeam_agent.run_names import ref_tags
+        from sunbeam_agent.launch.run_names import ref_tags
 
         try:
             self.api.update_flow_run(self.flow_run_id, tags=ref_tags(config.tags, config.ref))
@@ -162,8 +162,8 @@ class Launch:
 
     def store_schema(self, config: RunConfig, result: PrepareResult) -> None:
         """Give the run's deployment this commit's parameter schema (best effort, see flow_schema)."""
-        from sunbeam_agent.flow_env import FlowEnvError
-        from sunbeam_agent.flow_schema import needs_schema, refresh_schema
+        from sunbeam_agent.launch.flow_env import FlowEnvError
+        from sunbeam_agent.launch.flow_schema import needs_schema, refresh_schema
 
         if not needs_schema(config, result.commit):
             return
@@ -207,7 +207,7 @@ class Launch:
         return self.exec_engine(config, prepared)
 
     def exec_engine(self, config: RunConfig, prepared: EnvLease) -> int:
-        from sunbeam_agent.flow_env import FlowEnvError, flow_environment
+        from sunbeam_agent.launch.flow_env import FlowEnvError, flow_environment
 
         result = prepared.result
         try:
@@ -224,7 +224,7 @@ class Launch:
         self.logger.info(
             "Starting flow %s with %s (cwd %s)", entrypoint, result.python, result.checkout
         )
-        _keep_leases_across_exec(prepared)
+        prepared.keep_across_exec()
         for handler in list(self.logger.handlers):
             handler.close()
         os.chdir(result.checkout)
@@ -237,7 +237,7 @@ class Launch:
 
 def flow_process(config: RunConfig, result: PrepareResult) -> tuple[str, dict[str, str]]:
     """The flow's absolute entrypoint and the environment its processes get (FlowEnvError)."""
-    from sunbeam_agent.flow_env import flow_entrypoint, flow_environment, without_credentials
+    from sunbeam_agent.launch.flow_env import flow_entrypoint, flow_environment, without_credentials
 
     entrypoint = flow_entrypoint(config.entrypoint, result)
     env = without_credentials(
@@ -262,17 +262,10 @@ def _write_record(path: str | None, result: Any, entrypoint: str, env: dict[str,
     Path(path).write_text(json.dumps(record), encoding="utf-8")
 
 
-def _keep_leases_across_exec(prepared: EnvLease) -> None:
-    # The env's shared leases are flocks on open files: inherited across exec they keep gc away
-    # until the flow itself exits. (The sync opens them close-on-exec; sync/ owns the attribute.)
-    for lease in getattr(prepared, "_leases", []):
-        os.set_inheritable(lease.fileno(), True)
-
-
 def _preload_sync() -> None:
     # Any failure shows again, reported properly, at the real import in `prepare`.
     with contextlib.suppress(Exception):
-        import sunbeam_sync.preparation  # noqa: F401
+        from sunbeam_sync import prepare  # noqa: F401
 
 
 def main() -> int:

@@ -19,10 +19,10 @@ from prefect.logging.loggers import flow_run_logger
 from prefect.settings import get_current_settings
 from prefect.utilities.processutils import run_process, sanitize_subprocess_env
 
-from sunbeam_agent.flow_env import without_credentials
+from sunbeam_agent.launch.flow_env import without_credentials
 
 _HOOK_PROGRAM = (
-    resources.files("sunbeam_agent").joinpath("_hook_main.py").read_text(encoding="utf-8")
+    resources.files("sunbeam_agent.host").joinpath("_hook_main.py").read_text(encoding="utf-8")
 )
 
 

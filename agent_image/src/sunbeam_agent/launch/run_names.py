@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from sunbeam_contracts.tags import REF_TAG_PREFIX, ref_tag
+from sunbeam_contracts.tags import COMMIT_TAG_PREFIX, REF_TAG_PREFIX, ref_tag
 
-COMMIT_TAG_PREFIX = "sunbeam-commit:"
 SHORT_COMMIT = 8
 _OURS = re.compile(rf"^\S+@[0-9a-f]{{{SHORT_COMMIT}}} \((?P<name>.*)\)$")
 

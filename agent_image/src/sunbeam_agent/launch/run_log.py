@@ -14,7 +14,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from sunbeam_agent.prefect_rest import PrefectAPIError, PrefectREST
+from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST
 
 LOGGER_NAME = "prefect.flow_runs.sunbeam"
 

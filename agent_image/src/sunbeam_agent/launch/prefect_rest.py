@@ -1,9 +1,10 @@
-"""A small client for Prefect's public REST API, on the standard library (and the sync's retry).
+"""A small client for Prefect's public REST API, on the standard library.
 
 `sunbeam-run` starts once per flow run and must be quick: importing Prefect's own client costs
 seconds, this costs milliseconds. It speaks the same documented endpoints the Prefect client
 uses (`/flow_runs`, `/deployments`, `/work_pools`, `/logs`) with the same settings
-(PREFECT_API_URL, PREFECT_API_KEY or PREFECT_API_AUTH_STRING).
+(PREFECT_API_URL, PREFECT_API_KEY or PREFECT_API_AUTH_STRING). A busy server is asked again on
+the one schedule every Sunbeam caller uses (`sunbeam_contracts.prefect_api`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -18,17 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sunbeam_sync.retry import retry
+from sunbeam_agent.errors import AgentError
+from sunbeam_contracts.prefect_api import BUSY_BUDGET_S, BUSY_STATUSES, FIRST_PAUSE_S, busy_pause
 
-# Busy answers (503: SQLite's write lock, held for milliseconds; 429) are retried after 0.05 s,
-# doubling up to 6.4 s: 12.75 s in all. A first wait of 0.5 s cost every run half a second,
-# since the launcher's two concurrent writes (labels, name and tags) often meet on SQLite.
-BUSY_RETRIES = 8
-FIRST_BACKOFF = 0.05
-CONNECT_RETRIES = 6  # a server that does not answer at all: 3.15 s of retries, then the error
+# A server that does not answer at all is tried this many times more (about 2.5 s), then named.
+CONNECT_RETRIES = 6
 
 
-class PrefectAPIError(Exception):
+class PrefectAPIError(AgentError):
     """The Prefect API could not be reached or refused a request; the message says which."""
 
 
@@ -48,7 +47,7 @@ class _Outcome:
 
     value: Any = None
     error: PrefectAPIError | None = None
-    busy: bool = False  # 429 or 503: the server is there, try again after a while
+    busy: bool = False  # BUSY_STATUSES: the server is there, try again after a while
     unreachable: bool = False  # no connection at all
 
 
@@ -58,7 +57,7 @@ class PrefectREST:
         api_url: str,
         headers: Mapping[str, str],
         timeout: float = 30.0,
-        backoff: float = FIRST_BACKOFF,
+        backoff: float = FIRST_PAUSE_S,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.headers = {"Content-Type": "application/json", **headers}
@@ -79,35 +78,29 @@ class PrefectREST:
             headers["Authorization"] = f"Bearer {key}"
         return cls(api_url, headers)
 
-    def request(self, method: str, path: str, body: Any = None, retries: int = BUSY_RETRIES) -> Any:
-        """One API call, retried on a busy server (503: SQLite's write lock; 429: rate limit)
-        up to `retries` times and on an unreachable one up to CONNECT_RETRIES times, with the
-        sync's one backoff (`sunbeam_sync.retry`); PrefectAPIError says what failed."""
+    def request(self, method: str, path: str, body: Any = None, retries: int | None = None) -> Any:
+        """One API call; PrefectAPIError says what failed.
+
+        A busy answer is asked again on the shared schedule (at most `retries` times, default:
+        until BUSY_BUDGET_S is spent); an unreachable server up to CONNECT_RETRIES times."""
         data = None if body is None else json.dumps(body, default=str).encode()
-        tries = 0
-
-        def attempt() -> _Outcome:
-            nonlocal tries
-            tries += 1
-            return self._attempt(method, path, data)
-
-        def again(outcome: _Outcome) -> bool:
-            # Prefect's client retries 429/503 too, backing off exponentially; the whole wait
-            # must stay long (three agents starting nine runs at once on SQLite lost labels to
-            # 3 s of linear backoff) while its first step is short.
-            return outcome.busy or (outcome.unreachable and tries <= CONNECT_RETRIES)
-
-        outcome = retry(
-            attempt,
-            again=again,
-            attempts=retries + 1,
-            backoff=self.backoff,
-            cancel=None,
-            on_retry=lambda *_: None,
-        )
-        if outcome.error is not None:
+        deadline = time.monotonic() + BUSY_BUDGET_S
+        busy = unreachable = 0
+        while True:
+            outcome = self._attempt(method, path, data)
+            if outcome.error is None:
+                return outcome.value
+            busy += outcome.busy
+            unreachable += outcome.unreachable
+            pause = busy_pause(busy + unreachable, self.backoff)
+            if outcome.busy and (retries is None or busy <= retries):
+                if time.monotonic() + pause < deadline:
+                    time.sleep(pause)
+                    continue
+            elif outcome.unreachable and unreachable <= CONNECT_RETRIES:
+                time.sleep(pause)
+                continue
             raise outcome.error
-        return outcome.value
 
     def _attempt(self, method: str, path: str, data: bytes | None) -> _Outcome:
         req = urllib.request.Request(
@@ -120,7 +113,7 @@ class PrefectREST:
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode(errors="replace")
             error = PrefectAPIError(f"{method} {path} answered {exc.code}: {detail}")
-            return _Outcome(error=error, busy=exc.code in (429, 503))
+            return _Outcome(error=error, busy=exc.code in BUSY_STATUSES)
         except (urllib.error.URLError, OSError) as exc:
             error = PrefectAPIError(
                 f"the Prefect API at {self.api_url} did not answer ({exc}); check PREFECT_API_URL"

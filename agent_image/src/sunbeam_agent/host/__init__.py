@@ -1,0 +1,1 @@
+"""A host's agent: the `sunbeam` worker type, its container entrypoint, env hooks, host id."""
