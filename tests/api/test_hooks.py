@@ -14,7 +14,7 @@ import pytest
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
 
-from sunbeam_api.deployments import ensure_pipeline_deployment
+from sunbeam_api.orchestration.deployments import ensure_pipeline_deployment
 from sunbeam_api.settings import Settings
 from tests.support.api_stack import (
     BASE_JOB_TEMPLATE,

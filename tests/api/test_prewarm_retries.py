@@ -20,8 +20,8 @@ import pytest
 from prefect.client.schemas.objects import FlowRun, Worker, WorkerStatus
 from prefect.client.schemas.responses import DeploymentResponse
 
-from sunbeam_api import prewarm
 from sunbeam_api.dependencies import prefect_client
+from sunbeam_api.orchestration import prewarm
 from sunbeam_api.settings import Settings
 from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT
 

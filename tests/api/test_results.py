@@ -12,7 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api.conftest import DB, Mongo
+from tests.support.api_stack import DB
+from tests.support.mongo import Mongo
 from tests.support.pipeline_store import SeriesKey, write_series
 
 pytestmark = pytest.mark.usefixtures("seeded")

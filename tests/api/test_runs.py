@@ -15,7 +15,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Failed, Scheduled
 from prefect.utilities.callables import parameter_schema
 
-from sunbeam_api.deployments import ensure_pipeline_deployment
+from sunbeam_api.orchestration.deployments import ensure_pipeline_deployment
 from tests.support.api_stack import POOL, REPO_URL
 from tests.support.prefect_server import PrefectServer
 

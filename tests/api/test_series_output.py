@@ -8,9 +8,9 @@ import io
 import numpy as np
 import orjson
 
-from sunbeam_api.downsampling import Points
-from sunbeam_api.iso_time import END_MS, FIRST_MS, iso_z, iso_z_bytes
-from sunbeam_api.series_output import CSV_ROWS_PER_PART, _csv_parts
+from sunbeam_api.results.iso_time import END_MS, FIRST_MS, iso_z, iso_z_bytes
+from sunbeam_api.results.output import CSV_ROWS_PER_PART, _csv_parts
+from sunbeam_api.results.points import Points
 
 
 def numpy_iso_z(t_ms: np.ndarray) -> list[str]:

@@ -21,8 +21,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 
-from sunbeam_api.deployments import ensure_pipeline_deployment
 from sunbeam_api.main import create_app
+from sunbeam_api.orchestration.deployments import ensure_pipeline_deployment
 from sunbeam_api.settings import Settings
 from tests.support.mongo import Mongo
 from tests.support.ports import free_port

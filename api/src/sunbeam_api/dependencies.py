@@ -13,11 +13,22 @@ from pydantic import AfterValidator, StringConstraints
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sunbeam_api import prefect_busy
 from sunbeam_api.auth import check_api_key
 from sunbeam_api.errors import BadInputError
-from sunbeam_api.refs import validate_ref
+from sunbeam_api.orchestration import busy as prefect_busy
 from sunbeam_api.settings import Settings
+from sunbeam_contracts import ref_rules
+
+
+def validate_ref(ref: object) -> str:
+    """A valid git ref name or hex SHA (SHAs lower-cased); BadInputError (422) otherwise.
+
+    The rules are sunbeam_contracts' (shared with the sync core): the agent accepts what the API
+    accepts."""
+    try:
+        return ref_rules.validate_ref(ref)
+    except ref_rules.InvalidRef as exc:
+        raise BadInputError(str(exc)) from None
 
 
 def app_settings(request: Request) -> Settings:

@@ -1,6 +1,6 @@
 """`sunbeam deploy`: register (or update) the pipeline deployment for a ref.
 
-It calls `sunbeam_api.deployments`, the same code the API's commission endpoint uses: the ref is
+It calls `sunbeam_api.orchestration.deployments`, the same code the API's commission endpoint uses: the ref is
 checked against the repository first (nothing is created for a ref that is not there), and a
 sync-only run is queued so the agent prepares the ref's env and stores the flow's parameter
 schema on the deployment before anyone's first run.
@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sunbeam_api import deployments, prefect_runs
-from sunbeam_api.dependencies import prefect_client
+from sunbeam_api.dependencies import prefect_client, validate_ref
 from sunbeam_api.errors import BackendUnavailableError, BadInputError
-from sunbeam_api.refs import validate_ref
-from sunbeam_api.remote_refs import require_remote_ref
+from sunbeam_api.orchestration import deployments
+from sunbeam_api.orchestration import runs as prefect_runs
+from sunbeam_api.orchestration.remote_refs import require_remote_ref
 from sunbeam_api.settings import get_settings
 from sunbeam_contracts.naming import full_deployment_name
 from sunbeam_stack.checkout import find_checkout

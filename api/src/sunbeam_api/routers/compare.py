@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sunbeam_api import compare as comparing
 from sunbeam_api.dependencies import DbDep, Ref
+from sunbeam_api.results import compare as comparing
 
 router = APIRouter(prefix="/results", tags=["results"])
 

@@ -16,10 +16,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 
-from sunbeam_api import prewarm
-from sunbeam_api.dependencies import PrefectDep, SettingsDep
+from sunbeam_api.dependencies import PrefectDep, SettingsDep, validate_ref
 from sunbeam_api.errors import BadInputError, DisabledError, UnauthorizedError
-from sunbeam_api.refs import validate_ref
+from sunbeam_api.orchestration import prewarm
 
 router = APIRouter(prefix="/hooks", tags=["hooks"])
 

@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sunbeam_api import deployments, prefect_runs, store
 from sunbeam_api.dependencies import AuthDep, DbDep, PrefectDep, Ref, SettingsDep
 from sunbeam_api.errors import BadInputError, DisabledError, NotFoundError
-from sunbeam_api.remote_refs import require_remote_ref
+from sunbeam_api.orchestration import deployments
+from sunbeam_api.orchestration import runs as prefect_runs
+from sunbeam_api.orchestration.remote_refs import require_remote_ref
+from sunbeam_api.results import store
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 

@@ -13,9 +13,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from sunbeam_api import series_output, series_reader, store
 from sunbeam_api.dependencies import DbDep, Name, Ref
 from sunbeam_api.errors import BadInputError, NotFoundError
+from sunbeam_api.results import output as series_output
+from sunbeam_api.results import reader as series_reader
+from sunbeam_api.results import store
+from sunbeam_api.results.points import Window, to_ms
 
 router = APIRouter(prefix="/results", tags=["results"])
 
@@ -79,7 +82,7 @@ async def _series(
     start, end = (store.as_utc(start) if start else None), (store.as_utc(end) if end else None)
     if start and end and start > end:
         raise BadInputError("start must not be after end")
-    window = series_reader.Window(series_reader.to_ms(start), series_reader.to_ms(end))
+    window = Window(to_ms(start), to_ms(end))
     view = await series_reader.read_view(
         db, key, window=window, max_points=max_points, method=method
     )

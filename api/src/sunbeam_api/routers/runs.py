@@ -11,9 +11,9 @@ from fastapi import APIRouter, Path, Query, Response, status
 from prefect.client.schemas.objects import StateType
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sunbeam_api import prefect_runs
 from sunbeam_api.dependencies import AuthDep, PrefectDep, Ref
 from sunbeam_api.errors import NotFoundError
+from sunbeam_api.orchestration import runs as prefect_runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 

@@ -17,8 +17,9 @@ import httpx
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sunbeam_api import prefect_runs
 from sunbeam_api.dependencies import prefect_client
+from sunbeam_api.orchestration import runs as prefect_runs
+from sunbeam_api.results import store
 from sunbeam_api.settings import Settings
 
 log = logging.getLogger("sunbeam_api")
@@ -60,9 +61,8 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
 
 
 async def ref_rows(db: AsyncDatabase) -> list[RefRow]:
-    cursor = db["series"].find({}, {"_id": 0, "ref": 1, "event": 1, "provenance": 1})
     rows: dict[str, dict[str, EventRow]] = {}
-    async for doc in cursor:
+    async for doc in store.provenance_rows(db):
         event = rows.setdefault(doc["ref"], {}).setdefault(doc["event"], EventRow(doc["event"]))
         event.n_series += 1
         p: dict[str, Any] = doc.get("provenance") or {}

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from sunbeam_api import compare as comparing
-from sunbeam_api import store
-from sunbeam_api.dependencies import NAME_PATTERN, DbDep, SettingsDep
+from sunbeam_api.dependencies import NAME_PATTERN, DbDep, SettingsDep, validate_ref
 from sunbeam_api.errors import BadInputError, NotFoundError, SunbeamApiError
-from sunbeam_api.refs import validate_ref
-from sunbeam_api.series_output import iso_z_one
-from sunbeam_api.series_reader import Window, read_view
+from sunbeam_api.results import compare as comparing
+from sunbeam_api.results import store
+from sunbeam_api.results.output import iso_z_one
+from sunbeam_api.results.points import Window
+from sunbeam_api.results.reader import read_view
 from sunbeam_api.ui import home
 from sunbeam_api.ui.assets import bokeh_js
 from sunbeam_api.ui.plots import PLOT_POINTS, Line, plot
@@ -78,18 +78,16 @@ def _name(value: str, what: str) -> str:
 
 async def _known(db: DbDep, ref: str, event: str | None = None, **more: str) -> None:
     """Say which part of the address is unknown: the ref, the event, or the series."""
-    if not await db["series"].find_one({"ref": ref}, {"_id": 1}):
+    if not await store.has_series(db, ref=ref):
         raise PageError(404, f"unknown ref {ref!r}: no results were stored for it")
-    if event is not None and not await db["series"].find_one(
-        {"ref": ref, "event": event}, {"_id": 1}
-    ):
+    if event is not None and not await store.has_series(db, ref=ref, event=event):
         raise PageError(
             404,
             f"unknown event {event!r} for ref {ref!r}",
             _event_url(ref, None),
             f"results of {ref}",
         )
-    if more and not await db["series"].find_one({"ref": ref, "event": event, **more}, {"_id": 1}):
+    if more and not await store.has_series(db, ref=ref, event=event, **more):
         where = "/".join(more.values())
         raise PageError(
             404,
@@ -134,10 +132,8 @@ async def home_page(db: DbDep, settings: SettingsDep) -> HTMLResponse:
 async def event_page(db: DbDep, ref: str = "", event: str = "") -> HTMLResponse:
     ref, event = _ref(ref), _name(event, "event")
     await _known(db, ref, event)
-    cursor = db["series"].find({"ref": ref, "event": event}, store.LISTING)
-    series = sorted([d async for d in cursor], key=lambda d: (d["stage"], d["name"]))
-    refs = await db["series"].distinct("ref", {"event": event})
-    others = [r for r in sorted(refs) if r != ref]
+    series = await store.event_series(db, ref, event)
+    others = [r for r in await store.refs_with_event(db, event) if r != ref]
 
     def overlay_query(s: dict[str, Any]) -> str:
         return urlencode(

@@ -15,10 +15,10 @@ import numpy as np
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
-from sunbeam_api.downsampling import Points
-from sunbeam_api.iso_time import iso_z, iso_z_bytes
-from sunbeam_api.series_reader import View
-from sunbeam_api.store import KEYS, SeriesInfo, safe_filename
+from sunbeam_api.results.iso_time import iso_z, iso_z_bytes
+from sunbeam_api.results.points import Points
+from sunbeam_api.results.reader import View
+from sunbeam_api.results.store import KEYS, SeriesInfo, safe_filename
 
 CSV_ROWS_PER_PART = 50_000  # ~3 MB of text: small parts keep the export's memory flat
 

@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sunbeam_api.errors import BadInputError, NotFoundError
-from sunbeam_api.series_reader import SERIES, Window, read_view
-from sunbeam_api.store import LISTING
+from sunbeam_api.results.points import Window
+from sunbeam_api.results.reader import read_view
+from sunbeam_api.results.store import LISTING, SERIES
 
 # Units whose time integral means something, and what it is called (value·s / divisor).
 INTEGRALS = {"W": ("Wh", 3600.0), "kW": ("kWh", 3600.0), "A": ("Ah", 3600.0), "m/s": ("m", 1.0)}

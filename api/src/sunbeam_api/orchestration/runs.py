@@ -29,7 +29,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from pydantic import BaseModel
 
-from sunbeam_api.deployments import main_deployment_id
+from sunbeam_api.orchestration.deployments import main_deployment_id
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF, ref_slug
 from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag, tagged_refs

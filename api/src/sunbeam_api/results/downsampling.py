@@ -9,31 +9,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from tsdownsample import MinMaxLTTBDownsampler
 
-if TYPE_CHECKING:
-    from sunbeam_api.series_reader import Window
+from sunbeam_api.results.points import I64_MAX, I64_MIN, Points, Window
 
 MINMAX_LTTB = "minmax-lttb"
 BUCKET_MEAN = "bucket-mean"
 LTTB_MIN_POINTS = 3  # LTTB keeps the first and last point and needs one more
-
-
-@dataclass(frozen=True)
-class Points:
-    t: np.ndarray  # int64 ms since the epoch, UTC, ascending
-    v: np.ndarray  # float64, NaN where there is no value
-
-    @classmethod
-    def empty(cls) -> Points:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
-
-    def __len__(self) -> int:
-        return int(self.t.shape[0])
 
 
 def _edges(n: int, max_points: int) -> np.ndarray:
@@ -91,8 +76,8 @@ def downsample_levels(
 ) -> tuple[str, Points]:
     """Downsample the buckets of one level (its chunk documents, in order) that meet the window."""
     tf, tl = _column(docs, "tf", "<i8"), _column(docs, "tl", "<i8")
-    lo = -(2**63) if window.start_ms is None else window.start_ms
-    hi = 2**63 - 1 if window.end_ms is None else window.end_ms
+    lo = I64_MIN if window.start_ms is None else window.start_ms
+    hi = I64_MAX if window.end_ms is None else window.end_ms
     keep = (tl >= lo) & (tf <= hi)
     if _uses_minmax(max_points, method):
         # Each bucket's min and max are real points: MinMax-LTTB over them keeps every peak.

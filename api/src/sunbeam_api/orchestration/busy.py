@@ -7,14 +7,14 @@ client waits 2, 4, 8, 16 s (jittered) before its retries, so a handful of 503s a
 webhook's per-host run creations outlasts GitHub's 10 s delivery timeout, or a 30 s one.
 
 Every API Prefect client has the response hook `raise_when_busy`; inside `retried_when_busy` it
-raises a busy answer at once (before the client's own back-off), and the call is made again
-after a short pause, until a deadline. Outside it the client keeps Prefect's retries.
+raises a busy answer at once (before the client's own back-off), and the call is made again on
+the schedule every Sunbeam caller uses (`sunbeam_contracts.prefect_api`), until a deadline.
+Outside it the client keeps Prefect's retries.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -22,11 +22,10 @@ from typing import TypeVar
 
 import httpx
 
+from sunbeam_contracts.prefect_api import BUSY_STATUSES, busy_pause
+
 T = TypeVar("T")
 
-BUSY_STATUSES = frozenset({408, 429, 502, 503})  # the answers Prefect's client retries
-PAUSE_S = 0.1  # times the attempt's number, at most MAX_PAUSE_S, jittered
-MAX_PAUSE_S = 1.0
 
 _fail_fast: ContextVar[bool] = ContextVar("sunbeam_prefect_fail_fast", default=False)
 
@@ -62,7 +61,7 @@ async def retried_when_busy(call: Callable[[], Awaitable[T]], deadline: float) -
             error = exc
         finally:
             _fail_fast.reset(token)
-        pause = min(PAUSE_S * attempt, MAX_PAUSE_S) * random.uniform(0.5, 1.5)
+        pause = busy_pause(attempt)
         if time.monotonic() + pause >= deadline:
             raise error
         await asyncio.sleep(pause)

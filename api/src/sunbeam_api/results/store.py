@@ -1,12 +1,15 @@
-"""Read-only access to pipeline results in MongoDB (`series` and `series_chunks`, see contracts).
+"""The one door to pipeline results in MongoDB: the collection names, listings, lookups, purges.
 
-Every filter is built here from validated strings, so caller input is only ever compared for
-equality and never becomes a query operator.
+The collections (`series`, `series_chunks`, `series_levels`; docs/contracts.md) are named here
+only; the series reader and compare use these names, and the pages ask these functions. Every
+filter is built from validated strings, so caller input is only ever compared for equality and
+never becomes a query operator.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -15,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 SERIES = "series"
 CHUNKS = "series_chunks"
+LEVELS = "series_levels"
 KEYS = ("ref", "event", "stage", "name")
 ResultKey = Literal["ref", "event", "stage", "name"]
 # A listing needs no level table or chunk index (kilobytes per series at a season's scale).
@@ -100,5 +104,29 @@ def as_utc(t: datetime) -> datetime:
 async def purge_ref(db: AsyncDatabase, ref: str) -> dict[str, int]:
     series = await db[SERIES].delete_many({"ref": ref})
     chunks = await db[CHUNKS].delete_many({"ref": ref})
-    await db["series_levels"].delete_many({"ref": ref})
+    await db[LEVELS].delete_many({"ref": ref})
     return {"series": series.deleted_count, "chunks": chunks.deleted_count}
+
+
+async def has_series(db: AsyncDatabase, **key: str | None) -> bool:
+    """Is at least one series stored under this (ref, event, stage, name) prefix?"""
+    return await db[SERIES].find_one(key_filter(**key), {"_id": 1}) is not None
+
+
+async def event_series(db: AsyncDatabase, ref: str, event: str) -> list[dict[str, Any]]:
+    """The listing of every series of one ref and event, by stage and name."""
+    cursor = db[SERIES].find({"ref": ref, "event": event}, LISTING)
+    return sorted([d async for d in cursor], key=lambda d: (d["stage"], d["name"]))
+
+
+async def refs_with_event(db: AsyncDatabase, event: str) -> list[str]:
+    return sorted(
+        r for r in await db[SERIES].distinct("ref", {"event": event}) if isinstance(r, str)
+    )
+
+
+async def provenance_rows(db: AsyncDatabase) -> AsyncIterator[dict[str, Any]]:
+    """(ref, event, provenance) of every series: what the home page summarises."""
+    cursor = db[SERIES].find({}, {"_id": 0, "ref": 1, "event": 1, "provenance": 1})
+    async for doc in cursor:
+        yield doc

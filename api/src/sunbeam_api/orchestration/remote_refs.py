@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from sunbeam_api.errors import BackendUnavailableError, BadInputError
+from sunbeam_contracts.ref_rules import HEX_SHA
 
 if TYPE_CHECKING:  # GitPython loads only when a ref is commissioned, not at the API's start-up
     from git.exc import GitCommandError
 
 # Servers list refs, not commits: a commit SHA cannot be checked without fetching, so it is
 # taken as given (the agent fails a run on a missing commit with a clear message).
-_HEX_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _USERINFO = re.compile(r"://[^/@\s]+@")
 _PEELED = "^{}"
 
@@ -69,7 +69,7 @@ def parse(listing: str, names: list[str]) -> str | None:
 
 async def resolve_remote_ref(repo_url: str, ref: str, timeout: float) -> str | None:
     """The commit `ref` points at in `repo_url`; None when the repository has no such ref."""
-    if _HEX_SHA.match(ref):
+    if HEX_SHA.match(ref):
         return ref
     from git.exc import GitCommandError
 

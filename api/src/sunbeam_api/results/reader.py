@@ -9,52 +9,22 @@ never touches raw points. Schema version 1 (lists of datetimes and floats) is st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 from bson.codec_options import CodecOptions
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sunbeam_api.downsampling import (
-    Points,
+from sunbeam_api.results.downsampling import (
     downsample_levels,
     downsample_points,
     level_fields,
 )
+from sunbeam_api.results.points import Points, Window, to_ms
+from sunbeam_api.results.store import CHUNKS, LEVELS, SERIES
 
-SERIES = "series"
-CHUNKS = "series_chunks"
-LEVELS = "series_levels"
 Method = Literal["minmax-lttb", "bucket-mean"]
 RAW = "raw"
-I64_MIN, I64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-
-
-@dataclass(frozen=True)
-class Window:
-    start_ms: int | None
-    end_ms: int | None
-
-    def time_filter(self, lo: str = "t0", hi: str = "t1") -> dict[str, Any]:
-        """Chunks whose [lo, hi] span meets the window."""
-        out: dict[str, Any] = {}
-        if self.start_ms is not None:
-            out[hi] = {"$gte": _dt(self.start_ms)}
-        if self.end_ms is not None:
-            out[lo] = {"$lte": _dt(self.end_ms)}
-        return out
-
-    def mask(self, t: np.ndarray) -> np.ndarray:
-        lo = I64_MIN if self.start_ms is None else self.start_ms
-        hi = I64_MAX if self.end_ms is None else self.end_ms
-        return (t >= lo) & (t <= hi)
-
-    def cut(self, points: Points) -> Points:
-        """The points inside the window, as views of `points` (times ascending, no copy)."""
-        lo = 0 if self.start_ms is None else np.searchsorted(points.t, self.start_ms, "left")
-        hi = len(points) if self.end_ms is None else np.searchsorted(points.t, self.end_ms, "right")
-        return Points(points.t[lo:hi], points.v[lo:hi])
 
 
 @dataclass(frozen=True)
@@ -70,14 +40,6 @@ class View:
         if self.method is None:
             return None
         return f"{self.method}:{self.points_in_window}->{len(self.points)}"
-
-
-def _dt(ms: int) -> datetime:
-    return np.datetime64(ms, "ms").astype(datetime)  # naive UTC, as BSON stores it
-
-
-def to_ms(t: datetime | None) -> int | None:
-    return None if t is None else round(t.timestamp() * 1000)
 
 
 def _i64(b: bytes) -> np.ndarray:

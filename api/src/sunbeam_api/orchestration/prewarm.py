@@ -17,8 +17,8 @@ from prefect.client.schemas.filters import WorkerFilter, WorkerFilterLastHeartbe
 from prefect.client.schemas.objects import FlowRun, Worker, WorkerStatus
 from prefect.client.schemas.responses import DeploymentResponse
 
-from sunbeam_api.deployments import main_deployment
-from sunbeam_api.prefect_busy import retried_when_busy
+from sunbeam_api.orchestration.busy import retried_when_busy
+from sunbeam_api.orchestration.deployments import main_deployment
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.hosts import host_queue, worker_host
 from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag

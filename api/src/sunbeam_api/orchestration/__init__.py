@@ -1,0 +1,1 @@
+"""Orchestration through Prefect and git: runs, prewarms, deployments, busy answers, remote refs."""

@@ -1,0 +1,1 @@
+"""Results in MongoDB: the one data-access layer (store), series windows, downsampling, output, compare."""

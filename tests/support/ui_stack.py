@@ -1,0 +1,24 @@
+"""What the browser tests share: the results the pipeline wrote (two refs), and where they are served."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymongo
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+DB = "ui_results"
+EVENT = "Test_Day_2"
+BRANCH = "feat/efficiency"
+BRANCH_CONFIG = "[efficiency]\nwindow_s = 120.0\n"
+
+
+@dataclass
+class Stack:
+    url: str
+    db: pymongo.database.Database
+    prefect_url: str
+    runs: dict[str, dict]  # ref -> the flow's summary
+    shots: Path
