@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pymongo
@@ -19,26 +18,11 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from sunbeam_api.settings import Settings
-from tests.api.conftest import LiveServer
+from tests.support.api_stack import LiveServer
 from tests.support.mongo import mongo_server
 from tests.support.pipeline_env import EVENTS_TOML, make_env, write_config
 from tests.support.prefect_server import PrefectServer
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-DB = "ui_results"
-EVENT = "Test_Day_2"
-BRANCH = "feat/efficiency"
-BRANCH_CONFIG = "[efficiency]\nwindow_s = 120.0\n"
-
-
-@dataclass
-class Stack:
-    url: str
-    db: pymongo.database.Database
-    prefect_url: str
-    runs: dict[str, dict]  # ref -> the flow's summary
-    shots: Path
+from tests.support.ui_stack import BRANCH, BRANCH_CONFIG, CHROMEDRIVER, CHROMIUM, DB, EVENT, Stack
 
 
 def _run(ref: str, directory: Path, uri: str, extra: str = "") -> dict:

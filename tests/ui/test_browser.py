@@ -18,7 +18,7 @@ from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.ui.conftest import BRANCH, EVENT, Stack
+from tests.support.ui_stack import BRANCH, EVENT, Stack
 
 pytestmark = pytest.mark.slow
 WAIT_S = 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sunbeam_stack.processes import StackError
+from sunbeam_stack.errors import StackError
 
 
 def find_checkout(cwd: Path | None = None) -> Path | None:

@@ -1,6 +1,7 @@
-"""Request a deployment's flow run with the Prefect client and follow it to a final state.
+"""Request a deployment's flow run and follow it to a final state.
 
-Prefect's client retries the server's transient answers (a 503 while SQLite is busy) itself.
+Through the agent's stdlib Prefect client (`PrefectREST`): no Prefect import for one request and
+a poll, and a busy server is asked again on the schedule every Sunbeam caller uses.
 """
 
 from __future__ import annotations
@@ -8,14 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.objects import StateType
-
+from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST
 from sunbeam_contracts import run_labels
-from sunbeam_stack.processes import StackError
+from sunbeam_stack.errors import StackError
 
-FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 @dataclass
@@ -44,25 +44,40 @@ def run_and_wait(
     timeout: float = 900,
 ) -> RunReport:
     """Create a run of `deployment` ("flow/name") and wait for its final state."""
+    try:
+        return _run_and_wait(prefect_api, deployment, job_variables or {}, timeout)
+    except PrefectAPIError as exc:
+        raise StackError(str(exc)) from None
+
+
+def _run_and_wait(
+    prefect_api: str, deployment: str, job_variables: dict[str, Any], timeout: float
+) -> RunReport:
     started = time.monotonic()
-    with SyncPrefectClient(api=prefect_api, httpx_settings={"timeout": 30}) as client:
-        dep = client.read_deployment_by_name(deployment)
-        run = client.create_flow_run_from_deployment(dep.id, job_variables=job_variables or {})
-        running_at: float | None = None
-        while True:
-            run = client.read_flow_run(run.id)
-            if running_at is None and run.state_type in ({StateType.RUNNING} | FINAL):
-                running_at = time.monotonic() - started
-            if run.state_type in FINAL:
-                break
-            if time.monotonic() - started > timeout:
-                raise StackError(f"flow run {run.id} did not finish within {timeout:.0f}s")
-            time.sleep(0.3)
-    labels = {k: str(v) for k, v in (run.labels or {}).items() if k.startswith(run_labels.PREFIX)}
+    api = PrefectREST(prefect_api, {})
+    flow, _, name = deployment.partition("/")
+    dep = api.request("GET", f"/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}")
+    body = {"job_variables": job_variables}
+    run = api.request("POST", f"/deployments/{dep['id']}/create_flow_run", body)
+    running_at: float | None = None
+    while True:
+        run = api.read_flow_run(run["id"])
+        state_type = run.get("state_type")
+        if running_at is None and state_type in {"RUNNING"} | FINAL:
+            running_at = time.monotonic() - started
+        if state_type in FINAL:
+            break
+        if time.monotonic() - started > timeout:
+            raise StackError(f"flow run {run['id']} did not finish within {timeout:.0f}s")
+        time.sleep(0.3)
+    labels = {
+        k: str(v) for k, v in (run.get("labels") or {}).items() if k.startswith(run_labels.PREFIX)
+    }
+    state = run.get("state") or {}
     return RunReport(
-        run_id=str(run.id),
-        state=run.state_type.value if run.state_type else "UNKNOWN",
-        message=run.state.message if run.state else None,
+        run_id=str(run["id"]),
+        state=state_type or "UNKNOWN",
+        message=state.get("message"),
         seconds_to_running=running_at,
         seconds_total=time.monotonic() - started,
         labels=labels,

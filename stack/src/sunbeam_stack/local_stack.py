@@ -20,8 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from sunbeam_stack.errors import StackError
 from sunbeam_stack.ports import free_port
-from sunbeam_stack.processes import Child, StackError, wait_until
+from sunbeam_stack.processes import Child, wait_until
 from sunbeam_stack.state import Recorded, StackState, me, start_time
 
 Say = Callable[[str], None]

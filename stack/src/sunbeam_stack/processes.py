@@ -11,11 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sunbeam_stack.errors import StackError
 from sunbeam_stack.state import start_time
-
-
-class StackError(Exception):
-    """The local stack cannot start or keep running; the message is for the user."""
 
 
 @dataclass

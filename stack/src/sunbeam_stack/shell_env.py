@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from sunbeam_stack.processes import StackError
+from sunbeam_stack.errors import StackError
 from sunbeam_stack.state import StackState
 
 EXPORTED = ("PREFECT_API_URL", "SUNBEAM_API_URL")

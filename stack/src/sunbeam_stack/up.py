@@ -23,10 +23,11 @@ from sunbeam_stack.apikey import ensure_api_key
 from sunbeam_stack.checkout import checkout_root, default_state_dir
 from sunbeam_stack.console import Console
 from sunbeam_stack.demo import run_demo, scratch_remote
+from sunbeam_stack.errors import StackError
 from sunbeam_stack.local_stack import LocalStack, StackConfig
 from sunbeam_stack.options import DemoOptions, StackOptions
 from sunbeam_stack.ports import pick_port
-from sunbeam_stack.processes import StackError, stop_groups
+from sunbeam_stack.processes import stop_groups
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 Say = Callable[[str], None]

@@ -15,7 +15,7 @@ import pytest
 from sunbeam_stack.apikey import ensure_api_key
 from sunbeam_stack.baseline import compare, read_baseline
 from sunbeam_stack.checkout import default_state_dir
-from sunbeam_stack.processes import StackError
+from sunbeam_stack.errors import StackError
 from sunbeam_stack.shell_env import exports
 from sunbeam_stack.state import Recorded, StackState, me
 

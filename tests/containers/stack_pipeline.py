@@ -13,7 +13,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.stack.dockerkit import ROOT
+from tests.containers.dockerkit import ROOT
 from tests.support.gated_sdist import waiting_sdist
 from tests.support.ports import free_port, serve_in_background, shut_down
 

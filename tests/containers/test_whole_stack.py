@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.stack.dockerkit import ROOT, wait_for
-from tests.stack.stack_pipeline import (
+from tests.containers.dockerkit import ROOT, wait_for
+from tests.containers.stack_pipeline import (
     FLOW_FILE,
     Gates,
     flow_importing,

@@ -24,8 +24,8 @@ import docker.errors
 import httpx
 import pytest
 
-from tests.stack.dockerkit import wait_for
-from tests.stack.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
+from tests.containers.dockerkit import wait_for
+from tests.containers.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
 from tests.support.pipeline_repo import ProjectRepo
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.dockerkit import (
+from tests.containers.dockerkit import (
     BASE_IMAGE,
     ROOT,
     DockerUnavailable,

@@ -29,8 +29,8 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 
-from tests.stack.dockerkit import wait_for
-from tests.stack.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
+from tests.containers.dockerkit import wait_for
+from tests.containers.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
 from tests.support.pipeline_repo import ProjectRepo
 from tests.support.prefect_server import PrefectServer
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.dockerkit import ROOT
+from tests.containers.dockerkit import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = {"prefect-server", "postgres", "agent", "mongodb", "api"}
