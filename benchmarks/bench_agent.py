@@ -118,7 +118,7 @@ class DockerSide:
 
 def docker_side(tmp: Path, wheelhouse: Path, repo: ProjectRepo) -> DockerSide | None:
     """Build the agent image on the local base image; None (variant skipped) without an engine."""
-    from tests.stack.dockerkit import BASE_IMAGE, DockerUnavailable, build_agent_image, connect
+    from tests.containers.dockerkit import BASE_IMAGE, DockerUnavailable, build_agent_image, connect
 
     try:
         client = connect()
@@ -189,7 +189,7 @@ def main() -> int:
     compile_platform()  # the floor's processes start from this venv: compiled, as in the image
     wheelhouse = build_wheelhouse(tmp / "wheelhouse")
     # The agent image's Python is Debian 12's 3.11.2, for which the lock also needs async-timeout
-    # (a stand-in: the stdlib has it), as in tests/stack/test_docker_pool.py.
+    # (a stand-in: the stdlib has it), as in tests/containers/test_docker_pool.py.
     build_wheel(
         wheelhouse,
         "async-timeout",

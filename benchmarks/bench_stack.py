@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.stack.dockerkit import wait_for  # noqa: E402
+from tests.containers.dockerkit import wait_for  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
