@@ -123,9 +123,7 @@ def hit_check_seconds(env: Path, key: str, repeat: int) -> dict[str, object]:
         assert verify_env(env, key, quick=False, check_prefix=False) is None
         full_files.append(time.perf_counter() - start)
     # The files the check covers: every installed file, bytecode caches aside.
-    files = sum(
-        len(names) for folder, _dirs, names in os.walk(env) if "__pycache__" not in folder
-    )
+    files = sum(len(names) for folder, _dirs, names in os.walk(env) if "__pycache__" not in folder)
     hit = statistics.median(quick)
     return {
         "files checked": files,

@@ -22,5 +22,5 @@ BUSY_BUDGET_S = 15.0
 
 def busy_pause(attempt: int, first: float = FIRST_PAUSE_S) -> float:
     """Seconds to wait after the `attempt`-th busy answer (1, 2, ...) before asking again."""
-    pause = min(first * 2 ** (attempt - 1), MAX_PAUSE_S)
+    pause: float = min(first * 2.0 ** (attempt - 1), MAX_PAUSE_S)
     return pause * random.uniform(0.75, 1.25)

@@ -58,14 +58,15 @@ def _texts(values: object, what: str) -> list[str]:
 
 
 def _names(names: object, what: str) -> list[str]:
-    for name in _texts(names, what):
+    checked = _texts(names, what)
+    for name in checked:
         if not _NAME.match(name):
             shown = str(name).encode("unicode_escape").decode()[:80]
             raise BadInputError(
                 f"invalid {what} name {shown!r}: use letters, digits, '-', '_' and '.', "
                 "starting and ending with a letter or digit"
             )
-    return list(names)
+    return checked
 
 
 def validate_project_dir(project_dir: object) -> str:

@@ -151,7 +151,7 @@ class SyncSettings:
         if unknown:
             raise TypeError(f"SyncSettings has no setting {unknown[0]!r}")
         defaults = {
-            f.name: f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+            f.name: f.default_factory() if f.default is MISSING else f.default  # type: ignore[operator]
             for f in fields(self)
         }
         for name, value in {**defaults, **_from_environment(os.environ), **values}.items():

@@ -125,7 +125,8 @@ class SunbeamWorkerResult(ProcessWorkerResult):
 class SunbeamWorker(ProcessWorker):
     type = "sunbeam"
     job_configuration = SunbeamJobConfiguration
-    job_configuration_variables = SunbeamWorkerVariables
+    # ProcessWorker declares it None (it has none); a worker type with variables sets a class.
+    job_configuration_variables = SunbeamWorkerVariables  # type: ignore[assignment]
 
     _description = (
         "Runs each flow run on its git ref's own locked environment: checks out the ref, "

@@ -100,7 +100,7 @@ async def _prewarm_run(
     host: str | None,
     deadline: float,
 ) -> FlowRun:
-    labels = {run_labels.PUSHED_REF: pushed_ref}
+    labels: dict[str, bool | int | float | str] = {run_labels.PUSHED_REF: pushed_ref}
     if host is not None:
         labels[run_labels.PREWARM_HOST] = host
     return await retried_when_busy(

@@ -37,7 +37,7 @@ def _ls_remote(repo_url: str, names: list[str], timeout: float) -> str:
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "GCM_INTERACTIVE": "never"}
     git = Git()
     git.update_environment(**env)
-    return git.ls_remote(repo_url, *names, kill_after_timeout=timeout)
+    return str(git.ls_remote(repo_url, *names, kill_after_timeout=timeout))
 
 
 def _cause(exc: GitCommandError, timeout: float) -> str:

@@ -95,7 +95,8 @@ def _ref_tags_filter(ref: str) -> FlowRunFilterTags:
     if ref == MAIN_REF:
         # run-sunbeam/main carries no ref tag (its tags would land on every on-demand run made
         # from it), so its scheduled runs are the pipeline's only untagged runs.
-        return FlowRunFilterTags(operator=Operator.or_, all_=[ref_tag(ref)], is_null_=True)
+        # (`operator` is a field of Prefect's filter base class that its stubs do not show.)
+        return FlowRunFilterTags(operator=Operator.or_, all_=[ref_tag(ref)], is_null_=True)  # type: ignore[call-arg]
     return FlowRunFilterTags(all_=[ref_tag(ref)])
 
 

@@ -131,7 +131,7 @@ async def _row(db: AsyncDatabase, key: tuple[str, str, str], r: Any, b: Any) -> 
             ref=ref_sum,
             base=base_sum,
         )
-    if rs.get("digest") and bs.get("digest"):
+    if rs and bs and rs.get("digest") and bs.get("digest"):
         same = rs["digest"] == bs["digest"]
     else:
         same = ref_sum == base_sum

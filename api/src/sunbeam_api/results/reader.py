@@ -86,10 +86,10 @@ async def read_view(
     # The window holds at most its chunks' points: when not even that many would fill a level,
     # the raw read is the answer (and its length the exact count), with no counting read first.
     level = None if max_points is None else _pick_level(header, int(chunks.n.sum()), max_points)
-    if level is not None:
+    if level is not None and max_points is not None:
         in_window = await _count_in_window(db, key, chunks, window)
         level = _pick_level(header, in_window, max_points)
-    if level is None:
+    if level is None or max_points is None:
         points = await _read_raw(db, key, chunks.chunk.tolist(), window)
         return _finish(header, points, max_points, method)
     used, points = await _read_level(db, key, level, window, max_points, method)
@@ -131,8 +131,9 @@ def _pick_level(header: dict[str, Any], in_window: int, max_points: int) -> dict
 def _chunks_from_header(header: dict[str, Any], window: Window) -> Chunks | None:
     """The chunk index the writer keeps in the series document (None if it has none)."""
     n_chunks = header.get("n_chunks") or 0
-    fields = [header.get(f) for f in ("chunk_t0", "chunk_t1", "chunk_n")]
-    if any(f is None for f in fields) or any(len(f) != 8 * n_chunks for f in fields):
+    found = [header.get(f) for f in ("chunk_t0", "chunk_t1", "chunk_n")]
+    fields = [f for f in found if f is not None and len(f) == 8 * n_chunks]
+    if len(fields) != len(found):
         return None
     t0, t1, n = (_i64(f) for f in fields)
     meets = np.ones(n_chunks, dtype=bool)
@@ -187,7 +188,9 @@ async def _read_v1(
     db: AsyncDatabase, key: dict[str, str], header: dict[str, Any], window: Window
 ) -> Points:
     # Naive datetimes (BSON's UTC) convert to datetime64 in C; aware ones would not.
-    naive = db.with_options(codec_options=CodecOptions(tz_aware=False))
+    naive: AsyncDatabase[dict[str, Any]] = db.with_options(
+        codec_options=CodecOptions(tz_aware=False)
+    )
     n_chunks = header.get("n_chunks")
     query: dict[str, Any] = dict(key)
     if n_chunks is not None:

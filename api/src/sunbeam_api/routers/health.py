@@ -65,10 +65,12 @@ async def health(request: Request, settings: SettingsDep) -> JSONResponse:
     )
     mongo = mongo_down is None
     down = [name for name, ok in (("mongodb", mongo), ("prefect", prefect)) if not ok]
-    reasons = {} if mongo else {"mongodb": mongo_down}
+    reasons: dict[str, str] = {} if mongo_down is None else {"mongodb": mongo_down}
     if not prefect:
-        reasons["prefect"] = f"no healthy answer from {settings.prefect_api_url} within "
-        reasons["prefect"] += f"{settings.backend_timeout_s:g} s"
+        reasons["prefect"] = (
+            f"no healthy answer from {settings.prefect_api_url} within "
+            f"{settings.backend_timeout_s:g} s"
+        )
     body = Health(
         status="ok" if not down else "degraded",
         mongodb="up" if mongo else "down",

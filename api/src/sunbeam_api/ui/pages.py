@@ -168,8 +168,8 @@ async def _lines(
             {"ref": ref, **key},
             window=Window(None, None),
             max_points=PLOT_POINTS,
-            method=method,
-        )  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]  # checked against the Literal by the route
+        )
         if view is None:
             continue
         header = header or view.header
@@ -281,11 +281,8 @@ async def overlay_page(
 def _pair(row: comparing.CompareRow, field: str) -> str:
     a = getattr(row.ref, field) if row.ref else None
     b = getattr(row.base, field) if row.base else None
-    units = (
-        (row.ref or row.base).integral_units
-        if field == "integral" and (row.ref or row.base)
-        else None
-    )
+    either = row.ref or row.base
+    units = either.integral_units if field == "integral" and either is not None else None
     text = f"{_fmt(a) or '-'} / {_fmt(b) or '-'}"
     return f"{text} {units}" if units else text
 

@@ -72,7 +72,7 @@ def plot(lines: list[Line], *, title: str, units: str | None, method: str) -> tu
     fig = figure(
         title=title,
         x_axis_type="datetime",
-        x_range=Range1d(lo, hi if hi > lo else lo + 1000.0),
+        x_range=Range1d(start=lo, end=hi if hi > lo else lo + 1000.0),
         height=460,
         sizing_mode="stretch_width",
         tools="xpan,xwheel_zoom,box_zoom,reset,save",
@@ -85,8 +85,9 @@ def plot(lines: list[Line], *, title: str, units: str | None, method: str) -> tu
     for i, line in enumerate(lines):
         source = ColumnDataSource({"x": line.t_ms.astype(np.float64), "y": line.v})
         fig.line(
-            "x", "y", source=source, color=Category10_10[i % 10], width=1.5, legend_label=line.label
-        )
+            "x", "y", source=source, color=Category10_10[i % 10], line_width=1.5,
+            legend_label=line.label,
+        )  # fmt: skip
         sources.append(source)
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"

@@ -14,7 +14,8 @@ _KEEP = 50
 
 def read_usage(layout: CacheLayout, key: str) -> dict[str, Any]:
     try:
-        return json.loads(layout.usage_record(key).read_text())
+        record: dict[str, Any] = json.loads(layout.usage_record(key).read_text())
+        return record
     except (OSError, ValueError):
         return {}
 

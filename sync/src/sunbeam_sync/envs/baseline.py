@@ -94,7 +94,8 @@ def write_hashes(env: Path, site: Path, known: InodeHashes) -> dict[str, str]:
 
 def read_hashes(env: Path) -> dict[str, str] | None:
     try:
-        return json.loads((env / HASHES).read_text())
+        hashes: dict[str, str] = json.loads((env / HASHES).read_text())
+        return hashes
     except (OSError, ValueError):
         return None
 

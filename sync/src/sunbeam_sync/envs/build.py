@@ -244,7 +244,8 @@ def _distribution(dist_info: Path) -> Distribution:
     from importlib.metadata import PathDistribution  # builds only: hits never load it
 
     meta = PathDistribution(dist_info).metadata
-    name, version = meta.get("Name") or "", meta.get("Version") or ""
+    name = next(iter(meta.get_all("Name") or []), "")
+    version = next(iter(meta.get_all("Version") or []), "")
     if not name:
         name, _, version = dist_info.name.removesuffix(".dist-info").partition("-")
     record = dist_info / "RECORD"

@@ -251,7 +251,8 @@ def _extract(tar: tarfile.TarFile, dest: Path) -> list[str]:
     that no member is ever written through it; nothing of ours follows it (`lockfile` refuses a
     project file that resolves outside). Other members are refused as tarfile's "data" filter does.
     """
-    members, outward = [], []
+    members: list[tarfile.TarInfo] = []
+    outward: list[tarfile.TarInfo] = []
     for member in tar.getmembers():
         parts = Path(member.name).parts
         if member.name.startswith("/") or ".." in parts:
