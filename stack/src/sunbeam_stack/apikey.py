@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from pathlib import Path
+
+from sunbeam_sync import atomic_write
 
 KEY_FILE = "api-key"
 
@@ -19,9 +20,5 @@ def ensure_api_key(state_dir: Path) -> tuple[str, Path, bool]:
             return key, path, False
     state_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(key + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, key + "\n", mode=0o600)
     return key, path, True

@@ -15,6 +15,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sunbeam_sync import atomic_write
+
 STATE_FILE = "stack.json"
 
 
@@ -49,9 +51,7 @@ class StackState:
 
     def write(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = state_dir / f".{STATE_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        os.replace(tmp, state_dir / STATE_FILE)
+        atomic_write(state_dir / STATE_FILE, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def read(cls, state_dir: Path) -> StackState | None:

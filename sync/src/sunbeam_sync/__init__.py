@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sunbeam_sync.cache.files import atomic_write
     from sunbeam_sync.envs.verify import verify_env
     from sunbeam_sync.errors import (
         BadInputError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings, default_cache_dir
 
 _HOME = {
+    "atomic_write": "cache.files",
     "BadInputError": "errors",
     "Cancelled": "errors",
     "GitError": "errors",
@@ -64,6 +66,7 @@ __all__ = [
     "SyncSettings",
     "UnknownRefError",
     "UvError",
+    "atomic_write",
     "default_cache_dir",
     "prepare",
     "verify_env",

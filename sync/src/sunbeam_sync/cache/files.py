@@ -48,12 +48,17 @@ def atomic_directory(
 
 
 def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Replace `path` with `text` so that readers see the old or the new content, never half."""
+    """Replace `path` with `text` so that readers see the old or the new content, never half.
+
+    With `mode`, the file has that mode from its first byte (a secret is never readable by others,
+    not even for a moment); without it, the umask's default."""
     tmp = temp_sibling(path)
     try:
-        tmp.write_text(text)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
         if mode is not None:
-            tmp.chmod(mode)
+            os.chmod(tmp, mode)  # the umask may have taken bits the caller asked for
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from sunbeam_sync.cache.files import atomic_write
+
 HASHES = "sunbeam-hashes.json"
 
 
@@ -81,9 +83,7 @@ class InodeHashes:
 
     def save(self) -> None:
         if self.added:
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.known, separators=(",", ":")))
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(self.known, separators=(",", ":")))
 
 
 def write_hashes(env: Path, site: Path, known: InodeHashes) -> dict[str, str]:
