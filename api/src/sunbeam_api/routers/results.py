@@ -7,10 +7,11 @@ A series is addressed either by path, `/results/{ref}/{event}/{stage}/{name}` (t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from sunbeam_api.dependencies import DbDep, Name, Ref
@@ -70,26 +71,36 @@ async def distinct(
     return await store.distinct_values(db, key, filters)
 
 
-async def _series(
-    db: DbDep,
-    key: dict[str, str],
-    start: datetime | None,
-    end: datetime | None,
-    max_points: int | None,
-    format: str,
-    method: series_reader.Method = "minmax-lttb",
-) -> Response:
-    start, end = (store.as_utc(start) if start else None), (store.as_utc(end) if end else None)
+@dataclass
+class ViewOptions:
+    """How a series is read and written out: the query parameters both series routes share."""
+
+    start: StartQ = None
+    end: EndQ = None
+    max_points: MaxPointsQ = None
+    format: FormatQ = "json"
+    method: MethodQ = "minmax-lttb"
+
+
+ViewDep = Annotated[ViewOptions, Depends()]
+
+
+async def _series(db: DbDep, key: dict[str, str], view_options: ViewOptions) -> Response:
+    o = view_options
+    start, end = (
+        (store.as_utc(o.start) if o.start else None),
+        (store.as_utc(o.end) if o.end else None),
+    )
     if start and end and start > end:
         raise BadInputError("start must not be after end")
     window = Window(to_ms(start), to_ms(end))
     view = await series_reader.read_view(
-        db, key, window=window, max_points=max_points, method=method
+        db, key, window=window, max_points=o.max_points, method=o.method
     )
     if view is None:
         where = "/".join(key[k] for k in store.KEYS)
         raise NotFoundError(f"no series {where!r}")
-    render = series_output.csv_response if format == "csv" else series_output.json_response
+    render = series_output.csv_response if o.format == "csv" else series_output.json_response
     return render(view, start, end)
 
 
@@ -111,14 +122,9 @@ async def series_by_query(
     event: Annotated[Name, Query()],
     stage: Annotated[Name, Query()],
     name: Annotated[Name, Query()],
-    start: StartQ = None,
-    end: EndQ = None,
-    max_points: MaxPointsQ = None,
-    format: FormatQ = "json",
-    method: MethodQ = "minmax-lttb",
+    options: ViewDep,
 ) -> Response:
-    key = {"ref": ref, "event": event, "stage": stage, "name": name}
-    return await _series(db, key, start, end, max_points, format, method)
+    return await _series(db, {"ref": ref, "event": event, "stage": stage, "name": name}, options)
 
 
 @router.get(
@@ -133,11 +139,6 @@ async def series_by_path(
     event: Annotated[Name, Path()],
     stage: Annotated[Name, Path()],
     name: Annotated[Name, Path()],
-    start: StartQ = None,
-    end: EndQ = None,
-    max_points: MaxPointsQ = None,
-    format: FormatQ = "json",
-    method: MethodQ = "minmax-lttb",
+    options: ViewDep,
 ) -> Response:
-    key = {"ref": ref, "event": event, "stage": stage, "name": name}
-    return await _series(db, key, start, end, max_points, format, method)
+    return await _series(db, {"ref": ref, "event": event, "stage": stage, "name": name}, options)
