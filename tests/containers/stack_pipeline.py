@@ -10,40 +10,31 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.containers.dockerkit import ROOT
 from tests.support.gated_sdist import waiting_sdist
-from tests.support.ports import free_port, serve_in_background, shut_down
+from tests.support.ports import LocalHTTPServer, QuietHandler
 
 FLOW_FILE = "src/sunbeam_pipeline/flow.py"
 _FLOW_START = "    logger = get_run_logger()\n    settings = load_settings()\n"
 
 
-class Gates:
+class Gates(LocalHTTPServer):
     """HTTP gates on 127.0.0.1: `GET /hit/NAME` counts a visit, `GET /gate/NAME` is 200 once open."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.hits: Counter[str] = Counter()
         self.opened: set[str] = set()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def open(self, name: str) -> None:
         self.opened.add(name)
 
-    def start(self) -> Gates:
+    def handler(self) -> type[QuietHandler]:
         gates = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 _, kind, name = [*self.path.split("/", 2), "", ""][:3]
                 if kind == "hit":
@@ -53,11 +44,7 @@ class Gates:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = serve_in_background(self.port, Handler)
-        return self
-
-    def stop(self) -> None:
-        shut_down(self._server)
+        return Handler
 
 
 _WAIT = """

@@ -216,8 +216,8 @@ def _local_index(root: Path, gates: Gates) -> LocalIndex:
         files={"async_timeout/__init__.py": "from asyncio import Timeout, timeout\n"},
     )
     build_wheel(wheels, "stack-extra", "1.0")
-    gated_sdist(wheels, "stack-slow", "2.0", gates.url)
-    gated_sdist(wheels, "stack-crowd", "3.0", gates.url)
+    gated_sdist(wheels, "stack-slow", "2.0", gates.base_url)
+    gated_sdist(wheels, "stack-crowd", "3.0", gates.base_url)
     index = LocalIndex(root / "index").start()
     index.add_all(sorted(wheels.iterdir()))
     return index
@@ -432,7 +432,7 @@ def test_six_concurrent_runs_of_a_new_lock_build_one_env_on_several_agents(
 
 def _push_gated(stack: WholeStack, branch: str, gate: str) -> None:
     flow = pipeline_files()[FLOW_FILE]
-    stack.repo.push_branch(branch, {FLOW_FILE: flow_waiting_at_start(flow, stack.gates.url, gate)})
+    stack.repo.push_branch(branch, {FLOW_FILE: flow_waiting_at_start(flow, stack.gates.base_url, gate)})
 
 
 def test_prefect_server_restart_mid_flow(stack: WholeStack) -> None:

@@ -5,31 +5,26 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.support.ports import free_port, serve_in_background, shut_down
+from tests.support.ports import LocalHTTPServer, QuietHandler
 
 
-class PrivateGitServer:
+class PrivateGitServer(LocalHTTPServer):
     def __init__(self, root: Path, token: str, user: str = "x-access-token") -> None:
+        super().__init__()
         self.root = root
         self.expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
-        self.port = free_port()
         self.requests: list[str] = []  # request lines seen (to prove auth was exercised)
-        self._server: ThreadingHTTPServer | None = None
 
     def url(self, repo: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{repo}"
+        return f"{self.base_url}/{repo}"
 
-    def start(self) -> PrivateGitServer:
+    def handler(self) -> type[QuietHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _handle(self) -> None:
                 auth = self.headers.get("Authorization", "")
                 server.requests.append(f"{self.command} {self.path} auth={'yes' if auth else 'no'}")
@@ -82,9 +77,4 @@ class PrivateGitServer:
             do_GET = _handle
             do_POST = _handle
 
-        self._server = serve_in_background(self.port, Handler)
-        return self
-
-    def stop(self) -> None:
-        shut_down(self._server)
-        self._server = None
+        return Handler

@@ -1,13 +1,13 @@
-"""Loopback ports and background HTTP servers for the services tests start."""
+"""Loopback ports and the one background HTTP server every test service is built on."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from http.server import ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
 
-__all__ = ["free_port", "serve_in_background", "shut_down"]
+__all__ = ["LocalHTTPServer", "QuietHandler", "free_port", "serve_in_background", "shut_down"]
 
 
 def free_port() -> int:
@@ -29,3 +29,40 @@ def shut_down(server: ThreadingHTTPServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps the test's output clean (no access log)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class LocalHTTPServer:
+    """A test service on its own loopback port: subclasses say how to answer (`handler`)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def handler(self) -> Any:
+        """The request handler class (or a partial of one) serving this service."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._server = serve_in_background(self.port, self.handler())
+        return self
+
+    def stop(self) -> None:
+        shut_down(self._server)
+        self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

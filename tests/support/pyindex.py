@@ -8,25 +8,25 @@ import html
 import threading
 import time
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
-from tests.support.ports import free_port, serve_in_background, shut_down
+from tests.support.ports import LocalHTTPServer, QuietHandler
 
 
-class LocalIndex:
+class LocalIndex(LocalHTTPServer):
     def __init__(self, root: Path, port: int | None = None) -> None:
+        super().__init__()
         self.root = root
         self.files = root / "files"
         self.files.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+        self.port = port or self.port
         self.delay = 0.0  # seconds to stall every wheel download (for "slow sync" tests)
         self.stalling = threading.Event()  # set once a download is being stalled
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/simple"
+        return f"{self.base_url}/simple"
 
     def add(self, wheel: Path) -> None:
         self.add_all([wheel])
@@ -54,12 +54,11 @@ class LocalIndex:
             )
             (page / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
 
-    def start(self) -> LocalIndex:
+    def handler(self) -> partial[SimpleHTTPRequestHandler]:
         index = self
 
         class Handler(SimpleHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+            log_message = QuietHandler.log_message
 
             def do_GET(self) -> None:
                 if self.path.startswith("/files/") and index.delay:
@@ -69,9 +68,4 @@ class LocalIndex:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     super().do_GET()
 
-        self._server = serve_in_background(self.port, partial(Handler, directory=str(self.root)))
-        return self
-
-    def stop(self) -> None:
-        shut_down(self._server)
-        self._server = None
+        return partial(Handler, directory=str(self.root))
