@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.gated_sdist import waiting_sdist
-from tests.support.pipeline_repo import ProjectRepo
+from tests.support.pipeline_repo import LINUX_X86_64, ProjectRepo, project_toml
 from tests.support.wheelhouse import build_wheelhouse
 from tests.support.wheels import build_wheel
 
@@ -42,20 +42,9 @@ def probe(out: str, module: str = "") -> None:
 
 
 def pyproject(dependencies: list[str], wheelhouse: Path) -> str:
-    deps = ", ".join(f'"{d}"' for d in dependencies)
     # The agent image's Python may be any 3.11.x; the wheels come from the host's 3.11.
-    return f"""[project]
-name = "stack-probe"
-version = "0.1.0"
-requires-python = ">=3.11,<3.12"
-dependencies = [{deps}]
-
-[tool.uv]
-package = false
-no-index = true
-find-links = ["{wheelhouse}"]
-environments = ["sys_platform == 'linux' and platform_machine == 'x86_64'"]
-"""
+    uv = ["package = false", "no-index = true", f'find-links = ["{wheelhouse}"]', LINUX_X86_64]
+    return project_toml("stack-probe", dependencies, requires_python=">=3.11,<3.12", uv=uv)
 
 
 def gated_sdist(dest: Path, name: str, version: str, signals: Path) -> Path:

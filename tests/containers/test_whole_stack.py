@@ -432,7 +432,9 @@ def test_six_concurrent_runs_of_a_new_lock_build_one_env_on_several_agents(
 
 def _push_gated(stack: WholeStack, branch: str, gate: str) -> None:
     flow = pipeline_files()[FLOW_FILE]
-    stack.repo.push_branch(branch, {FLOW_FILE: flow_waiting_at_start(flow, stack.gates.base_url, gate)})
+    stack.repo.push_branch(
+        branch, {FLOW_FILE: flow_waiting_at_start(flow, stack.gates.base_url, gate)}
+    )
 
 
 def test_prefect_server_restart_mid_flow(stack: WholeStack) -> None:

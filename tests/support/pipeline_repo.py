@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support.gitrepo import PipelineRepo
@@ -16,18 +17,38 @@ def pinned_python_range() -> str:
     return f">={v.major}.{v.minor}.{v.micro},<{v.major}.{v.minor + 1}"
 
 
-def pyproject(name: str, dependencies: list[str]) -> str:
+def project_toml(
+    name: str,
+    dependencies: Sequence[str],
+    *,
+    requires_python: str,
+    uv: Sequence[str] = (),
+    index_url: str | None = None,
+) -> str:
+    """The one pyproject.toml builder of the tests: a project, `[tool.uv]` lines, a default index."""
     deps = ", ".join(f'"{d}"' for d in dependencies)
-    return f"""[project]
-name = "{name}"
-version = "0.1.0"
-requires-python = "{pinned_python_range()}"
-dependencies = [{deps}]
+    text = (
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
+        f"dependencies = [{deps}]\n"
+    )
+    if uv:
+        text += "\n[tool.uv]\n" + "".join(f"{line}\n" for line in uv)
+    if index_url:
+        text += f'\n[[tool.uv.index]]\nname = "local"\nurl = "{index_url}"\ndefault = true\n'
+    return text
 
-[tool.uv]
-package = false
-environments = ["sys_platform == 'linux' and platform_machine == 'x86_64'"]
-"""
+
+LINUX_X86_64 = "environments = [\"sys_platform == 'linux' and platform_machine == 'x86_64'\"]"
+
+
+def pyproject(name: str, dependencies: list[str]) -> str:
+    """A virtual project locked for this exact interpreter, from local wheels."""
+    return project_toml(
+        name,
+        dependencies,
+        requires_python=pinned_python_range(),
+        uv=["package = false", LINUX_X86_64],
+    )
 
 
 class ProjectRepo(PipelineRepo):

@@ -13,17 +13,13 @@ from dataclasses import dataclass
 
 from sunbeam_sync import PrepareRequest, PrepareResult, SyncSettings, prepare
 from tests.support.gitrepo import PipelineRepo
+from tests.support.pipeline_repo import project_toml
 from tests.support.pyindex import LocalIndex
 from tests.support.sync_cli import SUNBEAM_SYNC
 
 
 def pyproject(deps: Sequence[str], index_url: str, name: str = "pipeline") -> str:
-    listed = ", ".join(f'"{d}"' for d in deps)
-    return (
-        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        f"dependencies = [{listed}]\n\n"
-        f'[[tool.uv.index]]\nname = "local"\nurl = "{index_url}"\ndefault = true\n'
-    )
+    return project_toml(name, deps, requires_python=">=3.11", index_url=index_url)
 
 
 @dataclass
