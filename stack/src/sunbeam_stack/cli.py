@@ -6,7 +6,6 @@ Each subcommand imports what it runs (Prefect, FastAPI, the stack) inside its bo
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,7 +46,9 @@ StateDir = Annotated[
 
 
 def _default_pool() -> str:
-    return os.environ.get("SUNBEAM_WORK_POOL", "sunbeam")
+    from sunbeam_stack.settings import StackSettings
+
+    return StackSettings().work_pool
 
 
 @app.command()

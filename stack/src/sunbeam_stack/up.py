@@ -28,6 +28,7 @@ from sunbeam_stack.local_stack import LocalStack, StackConfig
 from sunbeam_stack.options import DemoOptions, StackOptions
 from sunbeam_stack.ports import pick_port
 from sunbeam_stack.processes import stop_groups
+from sunbeam_stack.settings import StackSettings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 Say = Callable[[str], None]
@@ -73,10 +74,10 @@ def clear_leftovers(state_dir: Path, say: Say) -> None:
 
 
 def _api_key(state_dir: Path, say: Say) -> tuple[str, Path | None]:
-    given = os.environ.get("SUNBEAM_API_KEY", "").strip()
-    if given:
+    given = StackSettings().api_key
+    if given is not None:
         say("API key: SUNBEAM_API_KEY from the environment")
-        return given, None
+        return given.get_secret_value().strip(), None
     key, path, created = ensure_api_key(state_dir)
     say(f"API key: {'created' if created else 'kept'} in {path} (mode 0600; never printed)")
     return key, path
@@ -92,7 +93,7 @@ def _config(options: StackOptions, state_dir: Path, repo_url: str, say: Say) -> 
         prefect_port=pick_port(options.prefect_port, "the Prefect server", say),
         api_port=pick_port(options.api_port, "the API", say),
         mongo_port=pick_port(options.mongo_port, "MongoDB", say),
-        mongodb_uri=os.environ.get("MONGODB_URI") or None,
+        mongodb_uri=StackSettings().mongodb_uri,
         api_key=key,
         api_key_file=key_file,
     )
