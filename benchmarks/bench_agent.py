@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from prefect.client.orchestration import SyncPrefectClient  # noqa: E402
 from prefect.client.schemas.objects import FlowRun  # noqa: E402
 
+from benchmarks.results_file import write_report  # noqa: E402
 from sunbeam_contracts import run_labels  # noqa: E402
 from tests.support.bytecode import compile_platform  # noqa: E402
 from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
@@ -398,10 +399,7 @@ def measure(
         )
     print("ratios (created→Running):", json.dumps(ratios))
     print("targets:", json.dumps(report["targets"]))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench_agent-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_report("bench_agent", report, args.out)
     return 0
 
 

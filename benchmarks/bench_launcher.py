@@ -22,7 +22,6 @@ baselines in the same run, on the same cache, server and deployment.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from prefect.client.orchestration import SyncPrefectClient  # noqa: E402
 from prefect.states import Pending  # noqa: E402
 
+from benchmarks.results_file import write_report  # noqa: E402
 from tests.support.bytecode import compile_platform  # noqa: E402
 from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
 from tests.support.prefect_server import start_prefect_server  # noqa: E402
@@ -165,10 +165,7 @@ def main() -> int:
     print(f"{'':40s} {'wall':>7s} {'cpu':>7s}")
     for name, seconds in results.items():
         print(f"{name:40s} {seconds:6.3f}s {cpu_results[name]:6.3f}s")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench_launcher-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_report("bench_launcher", report, args.out)
     return 0
 
 
