@@ -100,25 +100,31 @@ def test_simulated_files_are_deterministic_and_read_back(tmp_path: Path) -> None
         np.testing.assert_allclose(telemetry.channels[key], values, atol=1e-4, equal_nan=True)
 
 
-def test_csv_source_errors_are_specific(tmp_path: Path) -> None:
-    settings = load_settings(write_config(tmp_path), environ={})
-    event = settings.event("Test_Day_2")
-    source = CsvTelemetrySource(tmp_path)  # no simulator behind it
-    with pytest.raises(TelemetryNotFoundError, match="no telemetry file"):
-        source.read(event)
-    (tmp_path / "Test_Day_2.csv").write_text(
-        "time,speed\n2026-07-09T16:00:00.000Z,1.0\n2026-07-09T16:00:01.000Z,fast\n"
-    )
-    with pytest.raises(TelemetryFormatError, match="line 3, column speed: 'fast' is not a number"):
-        source.read(event)
-    (tmp_path / "Test_Day_2.csv").write_text("speed\n1.0\n")
-    with pytest.raises(TelemetryFormatError, match="no 'time' column"):
-        source.read(event)
-    (tmp_path / "Test_Day_2.csv").write_text(
-        "time,speed\n2026-07-09T16:00:01.000Z,1\n2026-07-09T16:00:00.000Z,2\n"
-    )
-    with pytest.raises(TelemetryFormatError, match="not strictly ascending"):
-        source.read(event)
+@pytest.mark.parametrize(
+    ("csv", "error", "message"),
+    [
+        (None, TelemetryNotFoundError, "no telemetry file"),
+        (
+            "time,speed\n2026-07-09T16:00:00.000Z,1.0\n2026-07-09T16:00:01.000Z,fast\n",
+            TelemetryFormatError,
+            "line 3, column speed: 'fast' is not a number",
+        ),
+        ("speed\n1.0\n", TelemetryFormatError, "no 'time' column"),
+        (
+            "time,speed\n2026-07-09T16:00:01.000Z,1\n2026-07-09T16:00:00.000Z,2\n",
+            TelemetryFormatError,
+            "not strictly ascending",
+        ),
+    ],
+)
+def test_csv_source_errors_are_specific(
+    tmp_path: Path, csv: str | None, error: type[Exception], message: str
+) -> None:
+    event = load_settings(write_config(tmp_path), environ={}).event("Test_Day_2")
+    if csv is not None:
+        (tmp_path / "Test_Day_2.csv").write_text(csv)
+    with pytest.raises(error, match=message):
+        CsvTelemetrySource(tmp_path).read(event)  # no simulator behind it
 
 
 def test_track_projection_inverts_position() -> None:
