@@ -22,8 +22,9 @@ from sunbeam_sync.envs.verify import check_records
 from sunbeam_sync.errors import UvError
 from sunbeam_sync.project.envkey import EnvKey
 from sunbeam_sync.project.interpreter import Interpreter, env_prefix
+from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.run.log import SyncLog, Timings
-from sunbeam_sync.run.uv import Uv, uv_version
+from sunbeam_sync.run.uv import Uv, uv_cache_dir, uv_version
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class Builder:
         self.settings = settings
         self.log = log
         self.cancel = cancel
-        self.uv_cache = Path(os.environ.get("UV_CACHE_DIR") or layout.uv_cache)
+        self.uv_cache = uv_cache_dir(layout.uv_cache)
         self.uv = Uv(self.uv_cache, settings, log, cancel)
         self.phases = Timings()
 
@@ -91,7 +92,8 @@ class Builder:
         from concurrent.futures import ThreadPoolExecutor  # builds only: hits never load it
 
         # `uv lock --check` runs beside the install (both only read the lock); nothing is
-        # published unless it passed, and its verdict wins over an install error.
+        # published unless it passed, and its verdict wins over an install error. A lock
+        # already found current (lockcheck.py) is not checked again.
         with ThreadPoolExecutor(max_workers=1) as pool:
             check = pool.submit(self._timed_check, req.project)
             try:
@@ -111,7 +113,7 @@ class Builder:
 
     def _timed_check(self, project: Path) -> None:
         with self.phases("uv lock --check (beside the install)"):
-            self.uv.check_lock(project)
+            check_lock_once(self.uv, self.layout, project)
 
     def _attempts(self, req: BuildRequest, expect: Expect, check: Future[None]) -> Manifest:
         started = time.monotonic()
