@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pymongo import AsyncMongoClient
 
+from sunbeam_api.dependencies import refuse_unknown_query
 from sunbeam_api.errors import install_handlers
 from sunbeam_api.guard import RequestGuard
 from sunbeam_api.routers import compare, health, hooks, pipelines, results, runs
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.settings = settings or get_settings()
     install_handlers(app)

@@ -135,15 +135,18 @@ class Launch:
         """The env must be built: say so on the run while it builds (in the background)."""
         from sunbeam_agent.launch.records import building_labels
 
-        labels = building_labels(config.ref, commit, env_key)
+        self.label_later(building_labels(config.ref, commit, env_key))
+
+    def label_later(self, labels: dict[str, str]) -> None:
+        """Record labels in the background: the sync goes on meanwhile (best effort)."""
 
         def send() -> None:
             try:
                 self.api.update_labels(self.flow_run_id, labels)
             except PrefectAPIError as exc:
-                self.logger.warning("Could not mark the run as building: %s", exc)
+                self.logger.warning("Could not record %s on the run: %s", ", ".join(labels), exc)
 
-        threading.Thread(target=send, name="sunbeam-run-building", daemon=True).start()
+        threading.Thread(target=send, name="sunbeam-run-labels", daemon=True).start()
 
     def record(self, config: RunConfig, prepared: EnvLease, seconds: float) -> bool:
         """Record the sync on the run; True if the run is being cancelled (asked meanwhile)."""
@@ -231,6 +234,8 @@ class Launch:
         if config.commit:
             pinned = pin_note(config.ref, config.commit, config.pinned_by, config.rerun_of)
             self.logger.info("This run %s", pinned)
+        if config.pinned_by == "retry":  # its labels still say where the last attempt ended
+            self.label_later({run_labels.PHASE: run_labels.SYNCING})
         try:
             prepared = self.prepare(config)
         except Cancelled:

@@ -11,11 +11,17 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from sunbeam_api.dependencies import NAME_PATTERN, DbDep, SettingsDep, validate_ref
+from sunbeam_api.dependencies import (
+    NAME_PATTERN,
+    DbDep,
+    SettingsDep,
+    unknown_query_parameters,
+    validate_ref,
+)
 from sunbeam_api.errors import BadInputError, NotFoundError, SunbeamApiError
 from sunbeam_api.results import compare as comparing
 from sunbeam_api.results import store
@@ -26,7 +32,6 @@ from sunbeam_api.ui import home
 from sunbeam_api.ui.assets import bokeh_js
 from sunbeam_api.ui.plots import PLOT_POINTS, Line, plot
 
-router = APIRouter(include_in_schema=False)
 templates = Environment(
     loader=PackageLoader("sunbeam_api.ui", "templates"), autoescape=select_autoescape()
 )
@@ -44,6 +49,18 @@ class PageError(SunbeamApiError):
         super().__init__(message)
         self.status_code = status
         self.back_url, self.back_label = back_url, back
+
+
+def _refuse_unknown_query(request: Request) -> None:
+    unknown, known = unknown_query_parameters(request)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise PageError(
+            422, f"unknown parameter {unknown[0][:60]!r} in the address (this page takes {takes})"
+        )
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_refuse_unknown_query)])
 
 
 def render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
