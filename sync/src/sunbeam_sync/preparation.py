@@ -68,9 +68,10 @@ def prepare(
                 check_lock_once(uv, layout, project)
         with timings("build"):
             link_mode = resolve_link_mode(settings.link_mode, layout.envs)
+            default = mirror.default_branch() if damage is not None else None
             build = BuildRequest(
                 key, project, interpreter, link_mode, request.groups, request.extras,
-                request.repo, commit,
+                request.repo, commit, default,
             )  # fmt: skip
             if damage is not None and building is not None:
                 building(commit, key.key)

@@ -15,7 +15,7 @@ from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.linkmode import same_filesystem
 from sunbeam_sync.envs.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
 from sunbeam_sync.envs.bytecode import seed_from_siblings
-from sunbeam_sync.envs.diff import closest, describe
+from sunbeam_sync.envs.diff import comparison_base, describe
 from sunbeam_sync.envs.index import write_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
 from sunbeam_sync.envs.verify import check_records
@@ -50,6 +50,7 @@ class BuildRequest:
     extras: Sequence[str]
     repo: str
     commit: str
+    default_branch: str | None = None  # the repository's: its env is what the log compares with
 
 
 class Builder:
@@ -102,8 +103,8 @@ class Builder:
                 if check.exception() is not None:
                     raise check.exception() from None  # type: ignore[misc]
                 raise
-        published = (p for p in self.layout.envs.iterdir() if not p.name.startswith("."))
-        self.log.info("build", describe(manifest, closest(manifest, published)))
+        base, what = comparison_base(manifest, self.layout, req.repo, req.default_branch)
+        self.log.info("build", describe(manifest, base, what))
         self.log.info(
             "build",
             f"published {req.key.key[:12]} ({len(manifest.distributions)} packages, "

@@ -202,6 +202,16 @@ class Mirror:
             )
         return sha, self.resolve(ref)
 
+    def default_branch(self) -> str | None:
+        """The remote's default branch (what its HEAD names); else `main` or `master` when the
+        mirror has one; None when neither is known."""
+        listed = self._git("ls-remote", "--symref", "origin", "HEAD")
+        for line in listed.lines if listed.returncode == 0 else []:
+            target, _, name = line.partition("\t")
+            if name.strip() == "HEAD" and target.startswith("ref: refs/heads/"):
+                return target.removeprefix("ref: refs/heads/").strip()
+        return next((b for b in ("main", "master") if self.resolve(b)), None)
+
     # --------------------------------------------------------------- checkout
     def checkout(self, commit: str) -> Path:
         """The commit's files in a folder shared by every ref pointing there; files read-only."""
