@@ -16,12 +16,10 @@ from sunbeam_sync.git.mirror import Mirror
 from sunbeam_sync.project.envkey import EnvKey, env_key
 from sunbeam_sync.project.interpreter import Interpreter
 from sunbeam_sync.project.interpreter_memo import remembered_interpreter
-from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.project.lockfile import read_project
 from sunbeam_sync.request import PrepareRequest
 from sunbeam_sync.result import EnvLease, PrepareResult
 from sunbeam_sync.run.log import Logger, Redactor, SyncLog, Timings
-from sunbeam_sync.run.uv import Uv, uv_cache_dir
 from sunbeam_sync.settings import SyncSettings
 
 
@@ -64,14 +62,12 @@ def prepare(
             store = EnvStore(layout, settings, log, cancel)
             damage = store.check(key.key)
             if damage is None:  # a build checks the lock beside its install
-                uv = Uv(uv_cache_dir(layout.uv_cache), settings, log, cancel)
-                check_lock_once(uv, layout, project)
+                store.check_lock(project)
         with timings("build"):
             link_mode = resolve_link_mode(settings.link_mode, layout.envs)
-            default = mirror.default_branch() if damage is not None else None
             build = BuildRequest(
                 key, project, interpreter, link_mode, request.groups, request.extras,
-                request.repo, commit, default,
+                request.repo, commit, mirror.default_branch() if damage else None,
             )  # fmt: skip
             if damage is not None and building is not None:
                 building(commit, key.key)
