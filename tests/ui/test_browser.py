@@ -86,7 +86,7 @@ def test_root_redirects_and_home_lists_the_refs_of_the_run(browser, stack: Stack
     assert EVENT in text and "COMPLETED" in text.upper()
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a.run-link")]
     dashboard = stack.prefect_url.removesuffix("/api")
-    expected = {f"{dashboard}/runs/flow-run/{run['flow_run_id']}" for run in stack.runs.values()}
+    expected = {f"{dashboard}/v2/runs/flow-run/{run['flow_run_id']}" for run in stack.runs.values()}
     assert set(links) == expected
     # These runs carry no agent labels: the run column names commit and env from the results.
     for ref in ("main", BRANCH):
