@@ -39,6 +39,11 @@ window.sunbeamTimer = setTimeout(async () => {
     notes.push(describe(labels[i], body));
   }
   document.getElementById("view-status").innerText = notes.join("\\n");
+  // The address carries the view: reloaded or sent, it opens this same window.
+  const here = new URL(window.location.href);
+  here.searchParams.set("start", start);
+  here.searchParams.set("end", end);
+  window.history.replaceState(null, "", here);
   window.sunbeamFetches = (window.sunbeamFetches || 0) + 1;
 }, 200);
 function describe(label, body) {
