@@ -104,11 +104,13 @@ async def _recent_runs(client: PrefectClient) -> list[FlowRun]:
 
 def _read(run: FlowRun) -> _Run:
     labels = dict(run.labels or {})
-    commit = labels.get(run_labels.COMMIT)
+    recorded = labels.get(run_labels.COMMIT)
+    commit = recorded if isinstance(recorded, str) else None
     ref = (run.job_variables or {}).get("ref")
     if not commit and isinstance(ref, str) and FULL_SHA.match(ref):
         commit = ref  # a prewarm run: its ref is the pushed commit
-    host = labels.get(run_labels.PREWARM_HOST) or worker_host(str(labels.get(WORKER_NAME, "")))
+    for_host = labels.get(run_labels.PREWARM_HOST)
+    host = str(for_host) if for_host else worker_host(str(labels.get(WORKER_NAME, "")))
     at = run.start_time or run.created or datetime.min.replace(tzinfo=UTC)
     summary = summarize(run)
     return _Run(summary, labels, commit, host or ANY_HOST, _status(run, labels), at)
@@ -152,7 +154,8 @@ def _on_host(host: str, mine: list[_Run], runs: list[_Run], env_key: str | None)
     if here:
         newest = here[0]
         detail = newest.summary.state_message if newest.status == "failed" else None
-        return HostEnv(host=host, status=newest.status, detail=detail, run_id=newest.summary.id)  # type: ignore[arg-type]
+        status = newest.status or "not built"  # `mine` holds runs with a status only
+        return HostEnv(host=host, status=status, detail=detail, run_id=newest.summary.id)
     same_env = [
         r for r in runs
         if r.host == host and r.status == "ready" and env_key and r.summary.env_key == env_key

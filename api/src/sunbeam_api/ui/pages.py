@@ -259,14 +259,10 @@ async def _plot_page(db, settings, refs, key, method, heading, back, query, wind
         )
     lines, provenance, header = await _lines(db, settings, refs, key, method, window, base)
     title = f"{key['stage']}/{key['name']} · {key['event']}"
-    opens = (window.start_ms, window.end_ms)
-    script, div = plot(
-        lines,
-        title=title,
-        units=header.get("units"),
-        method=method,
-        window=opens if None not in opens else None,  # type: ignore[arg-type]
-    )
+    opens = None
+    if window.start_ms is not None and window.end_ms is not None:
+        opens = (float(window.start_ms), float(window.end_ms))
+    script, div = plot(lines, title=title, units=header.get("units"), method=method, window=opens)
     other = METHODS[1 - METHODS.index(method)]
     return render(
         "plot.html",
