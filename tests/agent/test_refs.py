@@ -86,7 +86,9 @@ def test_code_only_commit_reuses_the_env(
     assert got["sunbeam.built"] == "false" and got["sunbeam.cache_hit"] == "true"
 
 
-def test_sync_steps_are_in_the_run_log(stack: Stack, main_deployment: UUID) -> None:
+def test_sync_steps_are_in_the_run_log(
+    stack: Stack, main_deployment: UUID, main_run: MainRun
+) -> None:
     files = {"pyproject.toml": pyproject("demo-logged", [PREFECT_PIN, "sunbeam-extra"])}
     stack.repo.push_branch("logged", files, lock_from=(stack.wheelhouse,))
 
@@ -99,6 +101,8 @@ def test_sync_steps_are_in_the_run_log(stack: Stack, main_deployment: UUID) -> N
     assert "[uv]" in text or "[build]" in text  # the install
     assert f"key {key[:16]}" in text
     assert "Synced logged @" in text and "built" in text
+    # The new env is read against main's (the repository's default branch), not the last built.
+    assert "differs from main's env" in text and "+ sunbeam-extra 1.0" in text, text
     assert "fetch" in text and "checkout" in text and "verify" in text
     # The sync lines precede the flow's own: they were streamed while syncing.
     first_flow_line = next(i for i, line in enumerate(lines) if line.startswith("hello {"))

@@ -13,6 +13,8 @@ DB = "ui_results"
 EVENT = "Test_Day_2"
 BRANCH = "feat/efficiency"
 BRANCH_CONFIG = "[efficiency]\nwindow_s = 120.0\n"
+HOST = "track-laptop"  # the agent host the refs page shows
+POOL = "ui-tests"
 
 
 @dataclass
@@ -22,3 +24,4 @@ class Stack:
     prefect_url: str
     runs: dict[str, dict]  # ref -> the flow's summary
     shots: Path
+    heads: dict[str, str]  # ref -> its head commit in the pipeline repository

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from sunbeam_sync import cli
-from tests.support.sync_project import Project, run_cli
+from sunbeam_sync import LockfileError, SyncSettings, cli
+from sunbeam_sync.cache.layout import CacheLayout
+from tests.support.sync_project import Project, prep, run_cli
 
 HOSTILE_REFS = [
     "--upload-pack=touch /tmp/pwned",
@@ -143,3 +145,49 @@ def test_lock_without_a_required_package_fails_before_building(
         str(tmp_path / "c"),
     )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_stale_lock_is_refused_on_a_cache_hit_and_a_pass_remembered(
+    project: Project, settings: SyncSettings
+) -> None:
+    """pyproject.toml gains beta, uv.lock stays as it was: same lock bytes, so the env is a hit."""
+    prep(settings, project.repo.url, "main")  # built: its lock check passed, and is remembered
+    passed = list(CacheLayout.open(settings.cache_dir).state.glob("lock-ok-*"))
+    assert len(passed) == 1
+    project.write_code("print('code only')\n")
+    project.repo.commit("code only")
+    assert prep(settings, project.repo.url, "main").cache_hit  # the remembered pass: no check
+    project.set_deps(["alpha==1.0", "beta==1.0"], lock=False)
+    stale = project.repo.commit("forgot to re-lock")
+    with pytest.raises(LockfileError) as caught:
+        prep(settings, project.repo.url, "main")
+    message = str(caught.value)
+    assert "out of date with pyproject.toml (beta in pyproject.toml, not in uv.lock)" in message
+    assert "run `uv lock` and commit uv.lock" in message
+    assert caught.value.commit == stale  # the caller can still name the commit that failed
+    assert list(CacheLayout.open(settings.cache_dir).state.glob("lock-ok-*")) == passed
+
+
+def test_lock_uv_cannot_parse_names_uvs_cause(project: Project, tmp_path: Path) -> None:
+    lock = (project.repo.work / "uv.lock").read_text()
+    broken = lock.replace('name = "alpha"\nversion = "', 'name = "alpha"\nversion = "x', 1)
+    assert broken != lock  # still TOML: only uv can say what is wrong with it
+    project.repo.write("uv.lock", broken)
+    project.repo.commit("hand-edited lock")
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
+    assert res.returncode == 2
+    error = res.stderr.strip().splitlines()[-1]
+    assert "uv.lock cannot be parsed: TOML parse error at line" in error, error
+    assert "expected version to start with a number" in error, error
+
+
+def test_requires_python_no_interpreter_has(project: Project, tmp_path: Path) -> None:
+    text = (project.repo.work / "pyproject.toml").read_text()
+    project.repo.write("pyproject.toml", text.replace('">=3.11"', '">=3.99"'))
+    project.repo.commit("needs a future Python")
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
+    assert res.returncode == 2
+    error = res.stderr.strip().splitlines()[-1]
+    have = f"{sys.version_info.major}.{sys.version_info.minor}."
+    assert "the project requires Python >=3.99 (requires-python in pyproject.toml)" in error
+    assert f"this agent has Python {have}" in error and "SUNBEAM_PYTHON" in error, error

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
+import pytest
+
 from sunbeam_sync import SyncSettings
+from sunbeam_sync.cache.layout import CacheLayout
 from tests.support.sync_project import Project, env_python, prep, run_cli
 
 
@@ -119,3 +124,48 @@ def test_commit_on_no_branch_or_tag_is_fetched_by_sha(
     result = prep(settings, project.repo.url, sha)
     assert result.commit == sha
     assert "pull request" in (Path(result.checkout) / "flows.py").read_text()
+
+
+def test_a_pinned_commit_runs_as_its_ref_after_the_ref_moved(
+    project: Project, settings: SyncSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = prep(settings, project.repo.url, "main")
+    project.set_deps(["alpha==2.0"])
+    moved = project.repo.commit("alpha 2")
+    caplog.set_level(logging.INFO, logger="sunbeam_sync")
+    again = prep(settings, project.repo.url, "main", commit=first.commit[:10])
+    assert (again.ref, again.commit, again.env_key) == ("main", first.commit, first.env_key)
+    assert env_python(again, "import alpha; print(alpha.__version__)") == "1.0"
+    said = f"running main at commit {first.commit}, as asked (a rerun); main is now at {moved}"
+    assert said in caplog.text
+    usage = json.loads(CacheLayout.open(settings.cache_dir).usage_record(first.env_key).read_text())
+    assert set(usage["refs"]) == {"main"}  # filed under the ref, never under a SHA
+
+
+def test_the_log_compares_a_new_env_with_the_default_branchs(
+    project: Project, settings: SyncSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    main = prep(settings, project.repo.url, "main")  # main: alpha 1.0
+    project.repo.checkout("lookalike", create=True)
+    project.set_deps(["alpha==2.0", "beta==1.0"])
+    project.repo.commit("closer by packages than main", branch="lookalike")
+    prep(settings, project.repo.url, "lookalike")
+    project.repo.checkout("feature", create=True)
+    project.set_deps(["alpha==2.0", "beta==1.0", "gamma==1.0"])
+    project.repo.commit("adds gamma", branch="feature")
+    caplog.set_level(logging.INFO, logger="sunbeam_sync")
+    prep(settings, project.repo.url, "feature")
+    assert "differs from main's env" in _diff_line(caplog)
+    assert "+ beta 1.0, + gamma 1.0, ~ alpha 1.0 -> 2.0" in _diff_line(caplog)
+    # No env of the default branch: the closest by packages, and the line says so.
+    CacheLayout.open(settings.cache_dir).usage_record(main.env_key).unlink()
+    caplog.clear()
+    project.set_deps(["alpha==2.0", "gamma==1.0"])
+    project.repo.commit("drops beta", branch="feature")
+    prep(settings, project.repo.url, "feature")
+    assert "differs from the closest env by packages" in _diff_line(caplog)
+    assert "- beta 1.0; 2 packages unchanged" in _diff_line(caplog)
+
+
+def _diff_line(caplog: pytest.LogCaptureFixture) -> str:
+    return next(r.getMessage() for r in caplog.records if "differs from" in r.getMessage())

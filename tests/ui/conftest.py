@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pymongo
 import pytest
 from selenium import webdriver
@@ -19,10 +20,21 @@ from selenium.webdriver.chrome.service import Service
 
 from sunbeam_api.settings import Settings
 from tests.support.api_stack import LiveServer
+from tests.support.gitrepo import PipelineRepo
 from tests.support.mongo import mongo_server
 from tests.support.pipeline_env import EVENTS_TOML, make_env, write_config
 from tests.support.prefect_server import PrefectServer
-from tests.support.ui_stack import BRANCH, BRANCH_CONFIG, CHROMEDRIVER, CHROMIUM, DB, EVENT, Stack
+from tests.support.ui_stack import (
+    BRANCH,
+    BRANCH_CONFIG,
+    CHROMEDRIVER,
+    CHROMIUM,
+    DB,
+    EVENT,
+    HOST,
+    POOL,
+    Stack,
+)
 
 
 def _run(ref: str, directory: Path, uri: str, extra: str = "") -> dict:
@@ -48,14 +60,52 @@ def stack(
                 "main": _run("main", tmp_path_factory.mktemp("main"), uri),
                 BRANCH: _run(BRANCH, tmp_path_factory.mktemp("branch"), uri, BRANCH_CONFIG),
             }
-        settings = Settings(mongodb_uri=uri, mongo_db=DB, prefect_api_url=prefect_server.api_url)  # type: ignore[call-arg]
+        repo = PipelineRepo(tmp_path_factory.mktemp("pipeline-repo"))
+        heads = {ref: repo.commit(f"work on {ref}", branch=ref) for ref in ("main", BRANCH)}
+        heads |= {ref: repo.commit(f"work on {ref}", branch=ref) for ref, *_ in AGENT_RUNS}
+        _as_the_agent(prefect_server.api_url, heads)
+        settings = Settings(  # type: ignore[call-arg]
+            mongodb_uri=uri, mongo_db=DB, prefect_api_url=prefect_server.api_url,
+            pipeline_repo=repo.url, work_pool=POOL,
+        )  # fmt: skip
         client: pymongo.MongoClient = pymongo.MongoClient(uri, tz_aware=True)
         with LiveServer(settings) as server:
             yield Stack(
                 server.url, client[DB], prefect_server.api_url, runs,
-                tmp_path_factory.mktemp("screenshots"),
+                tmp_path_factory.mktemp("screenshots"), heads,
             )  # fmt: skip
         client.close()
+
+
+# Runs of other branches as the agent leaves them, for the refs page (the results above stay
+# the only runs of main and the branch): (ref, state, message, labels).
+AGENT_RUNS = [
+    ("try-me", "COMPLETED", None, {"sunbeam.phase": "synced", "sunbeam.env_key": "a1b2c3d4" * 8}),
+    ("fix/units", "PENDING", None, {"sunbeam.phase": "building", "sunbeam.env_key": "e5f6" * 16}),
+    ("forgot-lock", "FAILED", "uv.lock in pipeline is out of date with pyproject.toml (tabulate "
+     "in pyproject.toml, not in uv.lock): run `uv lock` and commit uv.lock", {}),
+]  # fmt: skip
+
+
+def _as_the_agent(api_url: str, heads: dict[str, str]) -> None:
+    """A live agent host, and runs labelled as the agent labels them (Prefect's REST API)."""
+    worker = f"sunbeam-0001@{HOST}"
+    with httpx.Client(base_url=api_url, timeout=30) as api:
+        api.post("/work_pools/", json={"name": POOL, "type": "sunbeam"}).raise_for_status()
+        beat = {"name": worker, "heartbeat_interval_seconds": 30}
+        api.post(f"/work_pools/{POOL}/workers/heartbeat", json=beat).raise_for_status()
+        flow_id = api.get("/flows/name/run-sunbeam").json()["id"]
+        for ref, state, message, labels in AGENT_RUNS:
+            run = {
+                "flow_id": flow_id,
+                "name": f"{ref}@{heads[ref][:8]} (ui-test)",
+                "tags": [f"sunbeam-ref:{ref}", f"sunbeam-commit:{heads[ref][:8]}"],
+                "job_variables": {"ref": ref},
+                "labels": {"prefect.worker.name": worker, "sunbeam.ref": ref,
+                           "sunbeam.commit": heads[ref], **labels},
+                "state": {"type": state, "message": message},
+            }  # fmt: skip
+            api.post("/flow_runs/", json=run).raise_for_status()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.ui_stack import BRANCH, EVENT, Stack
+from tests.support.ui_stack import BRANCH, EVENT, HOST, Stack
 
 pytestmark = pytest.mark.slow
 WAIT_S = 30
@@ -86,7 +86,7 @@ def test_root_redirects_and_home_lists_the_refs_of_the_run(browser, stack: Stack
     assert EVENT in text and "COMPLETED" in text.upper()
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a.run-link")]
     dashboard = stack.prefect_url.removesuffix("/api")
-    expected = {f"{dashboard}/runs/flow-run/{run['flow_run_id']}" for run in stack.runs.values()}
+    expected = {f"{dashboard}/v2/runs/flow-run/{run['flow_run_id']}" for run in stack.runs.values()}
     assert set(links) == expected
     # These runs carry no agent labels: the run column names commit and env from the results.
     for ref in ("main", BRANCH):
@@ -127,6 +127,21 @@ def test_series_page_draws_and_zoom_fetches_a_new_window(browser, stack: Stack) 
     after_status = browser.find_element(By.ID, "view-status").text
     assert after_status != before_status and line_pixels(browser) > 200
 
+    # The address follows the view: opened again, the page shows the same window.
+    link = urlsplit(browser.current_url)
+    assert "start=" in link.query and "end=" in link.query, link
+    zoomed = browser.execute_script(
+        "const r = Bokeh.documents[0].roots()[0].x_range; return [r.start, r.end]"
+    )
+    open_page(browser, stack, f"{link.path}?{link.query}")
+    wait_for_plot(browser)
+    reopened = browser.execute_script(
+        "const r = Bokeh.documents[0].roots()[0].x_range; return [r.start, r.end]"
+    )
+    assert all(abs(a - b) <= 1 for a, b in zip(reopened, zoomed, strict=True)), (reopened, zoomed)
+    assert browser.find_element(By.ID, "view-status").text == after_status
+    check_clean(browser, stack, "series-linked")
+
 
 def test_compare_lists_exactly_the_changed_series_first(browser, stack: Stack) -> None:
     digests = {
@@ -152,10 +167,22 @@ def test_compare_lists_exactly_the_changed_series_first(browser, stack: Stack) -
     )
     check_clean(browser, stack, "compare")
 
+    legend = browser.find_element(By.ID, "legend").text
+    assert f"every pair reads {BRANCH} / main: the ref first, the base" in legend, legend
+    assert "|ref \u2212 base| / |base|" in legend and "main drawn wide and grey beneath" in legend
+    assert browser.find_element(By.CSS_SELECTOR, "#compare th small").text == f"{BRANCH} / main"
+
     rows[0].find_element(By.TAG_NAME, "a").click()  # each row opens an overlay of both refs
     wait_for_plot(browser)
     provenance = browser.find_element(By.ID, "provenance").text
     assert "main" in provenance and BRANCH in provenance
+    assert f"{BRANCH} over main" in browser.find_element(By.TAG_NAME, "h1").text
+    # Drawn in order: main first (wide, grey: beneath), the branch last (on top), as the legend says.
+    drawn = browser.execute_script(
+        "return Bokeh.documents[0].roots()[0].renderers.map(r => [r.glyph.line_color.value, r.glyph.line_width.value])"
+    )
+    assert drawn == [["#9aa3b2", 4], ["#1f77b4", 1.5]], drawn
+    assert line_pixels(browser) > 300  # the branch's line shows, over main's
     check_clean(browser, stack, "overlay")
 
 
@@ -190,3 +217,27 @@ def test_docs_render_their_operations_offline(browser, stack: Stack) -> None:
     open_page(browser, stack, "/redoc")
     wait_for(browser, "return document.querySelectorAll('[data-section-id]').length >= 10")
     check_clean(browser, stack, "redoc")
+
+
+def test_refs_page_says_where_each_branch_and_its_env_is(browser, stack: Stack) -> None:
+    open_page(browser, stack, "/ui/refs")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#ref-envs tr.ref-env")
+    refs = [r.get_attribute("data-ref") for r in rows]
+    assert set(refs) == set(stack.heads)  # every branch of the repository
+    assert refs[:3] == ["forgot-lock", "fix/units", "try-me"]  # the newest run first
+
+    def status(ref: str) -> tuple[str | None, str]:
+        cell = browser.find_element(
+            By.CSS_SELECTOR, f'tr[data-ref="{ref}"] div.host[data-host="{HOST}"]'
+        )
+        return cell.get_attribute("data-status"), cell.text
+
+    assert status("try-me")[0] == "ready" and status("fix/units")[0] == "building"
+    failed, said = status("forgot-lock")
+    assert failed == "failed" and "out of date with pyproject.toml" in said, said
+    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-ref="try-me"]').text
+    assert stack.heads["try-me"][:12] in row and ("a1b2c3d4" * 2)[:12] in row
+    dashboard = stack.prefect_url.removesuffix("/api")
+    link = browser.find_element(By.CSS_SELECTOR, 'tr[data-ref="try-me"] a.run-link')
+    assert link.get_attribute("href").startswith(f"{dashboard}/v2/runs/flow-run/")
+    check_clean(browser, stack, "refs")

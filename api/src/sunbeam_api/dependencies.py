@@ -7,6 +7,8 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prefect.client.orchestration import PrefectClient
 from pydantic import AfterValidator, StringConstraints
@@ -29,6 +31,41 @@ def validate_ref(ref: object) -> str:
         return ref_rules.validate_ref(ref)
     except ref_rules.InvalidRef as exc:
         raise BadInputError(str(exc)) from None
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def unknown_query_parameters(request: Request) -> tuple[list[str], frozenset[str]]:
+    """The request's query parameters its route does not declare, and the ones it does."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return [], frozenset()
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = frozenset(_query_names(route.dependant))
+    return sorted(set(request.query_params) - known), known
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters an endpoint and all its dependencies declare."""
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the endpoint does not take is refused (422), never silently ignored:
+    `?prewarm=true` on an endpoint without it must not look as if it had worked. (The pages
+    refuse theirs with a page of their own.)"""
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and not route.include_in_schema:
+        return
+    unknown, known = unknown_query_parameters(request)
+    if unknown:
+        takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+        raise BadInputError(f"unknown query parameter {unknown[0][:60]!r}: {takes}")
 
 
 def app_settings(request: Request) -> Settings:
@@ -114,4 +151,10 @@ Ref = Annotated[
     StringConstraints(min_length=1, max_length=255),
     AfterValidator(_no_operator),
     AfterValidator(_ref),
+]
+# A commit SHA, full or abbreviated, lower-cased.
+Commit = Annotated[
+    str,
+    StringConstraints(min_length=7, max_length=40, pattern=r"^[0-9a-fA-F]{7,40}$"),
+    AfterValidator(str.lower),
 ]

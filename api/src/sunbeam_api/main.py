@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pymongo import AsyncMongoClient
 
+from sunbeam_api.dependencies import refuse_unknown_query
 from sunbeam_api.errors import install_handlers
 from sunbeam_api.guard import RequestGuard
-from sunbeam_api.routers import compare, health, hooks, pipelines, results, runs
+from sunbeam_api.routers import compare, health, hooks, pipelines, refs, results, runs
 from sunbeam_api.settings import Settings, get_settings
 from sunbeam_api.ui import install_ui
 
@@ -51,12 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.settings = settings or get_settings()
     install_handlers(app)
     # Refuses unauthenticated and oversized requests before their body is read.
     app.add_middleware(RequestGuard, settings=app.state.settings)
-    for module in (health, compare, results, runs, pipelines, hooks):
+    for module in (health, compare, results, runs, refs, pipelines, hooks):
         app.include_router(module.router)
     install_ui(app)
     return app

@@ -11,6 +11,15 @@ def ref_tag(ref: str) -> str:
     return f"{REF_TAG_PREFIX}{ref}"
 
 
+def commit_tag(commit: str, length: int = 8) -> str:
+    return f"{COMMIT_TAG_PREFIX}{commit[:length]}"
+
+
+def tagged_commits(tags: list[str]) -> list[str]:
+    """The commits named by `sunbeam-commit:` tags, in order."""
+    return [t[len(COMMIT_TAG_PREFIX) :] for t in tags if t.startswith(COMMIT_TAG_PREFIX)]
+
+
 def tagged_refs(tags: list[str]) -> list[str]:
     """The refs named by `sunbeam-ref:` tags, in order."""
     return [t[len(REF_TAG_PREFIX) :] for t in tags if t.startswith(REF_TAG_PREFIX)]

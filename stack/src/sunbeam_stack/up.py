@@ -102,6 +102,7 @@ def _config(options: StackOptions, state_dir: Path, repo_url: str, say: Say) -> 
 def _banner(cfg: StackConfig, default_state: bool, say: Say) -> None:
     env_cmd = "uv run sunbeam env" + ("" if default_state else f" --state-dir {cfg.state_dir}")
     say(f"\nPrefect dashboard: {cfg.dashboard_url}")
+    say(f"Results browser:   {cfg.api_url}/ui  (refs and their envs: {cfg.api_url}/ui/refs)")
     say(f"Sunbeam API:       {cfg.api_url}  (docs: {cfg.api_url}/docs)")
     say(f"Pipeline repo:     {cfg.repo_url} (deployment {MAIN_FULL_NAME}, pool {cfg.pool})")
     where = cfg.api_key_file or "SUNBEAM_API_KEY"

@@ -2,9 +2,14 @@
 
 
 class SunbeamSyncError(Exception):
-    """Base class; `exit_code` is what the CLI exits with."""
+    """Base class; `exit_code` is what the CLI exits with.
+
+    `commit` is the commit the ref resolved to when the error came after that (a broken lock,
+    a failed build), so a caller can still say which code failed; None before it.
+    """
 
     exit_code = 1
+    commit: str | None = None
 
 
 class BadInputError(SunbeamSyncError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sunbeam_sync.cache.layout import CacheLayout
@@ -10,6 +11,7 @@ from sunbeam_sync.cache.linkmode import resolve_link_mode
 from sunbeam_sync.cache.usage import record_use
 from sunbeam_sync.envs.build import BuildRequest
 from sunbeam_sync.envs.store import EnvOutcome, EnvStore, Outcome
+from sunbeam_sync.errors import SunbeamSyncError
 from sunbeam_sync.git.mirror import Mirror
 from sunbeam_sync.project.envkey import EnvKey, env_key
 from sunbeam_sync.project.interpreter import Interpreter
@@ -27,18 +29,23 @@ def prepare(
     settings: SyncSettings | None = None,
     logger: Logger | None = None,
     cancel: threading.Event | None = None,
+    building: Callable[[str, str], None] | None = None,
 ) -> EnvLease:
-    """Fetch `request.ref`, check out its commit and return a verified env for its lock, leased."""
+    """Fetch `request.ref`, check out its commit and return a verified env for its lock, leased.
+
+    `building(commit, env_key)` is called before a build (never on a hit). An error raised
+    after the ref resolved carries its commit (`SunbeamSyncError.commit`)."""
     settings = settings or SyncSettings()
     token = settings.git_token.get_secret_value() if settings.git_token else ""
     log = SyncLog(logger, Redactor([token]))
     layout = CacheLayout.open(settings.cache_dir)
     lease, timings = EnvLease(), Timings()
     wait = {"timeout": settings.lock_timeout, "log": log, "cancel": cancel}
+    commit: str | None = None
     try:
         with timings("fetch"):
             mirror = Mirror(request.repo, layout, settings, log, cancel)
-            commit = _resolve(mirror, request.ref, log)
+            commit = _resolve(mirror, request, log)
         with timings("checkout"):
             lease.hold(layout.checkout_lock(mirror.rid, commit).acquire(**wait))  # type: ignore[arg-type]
             where = f"{request.project_dir!r} at {request.ref} ({commit[:12]})"
@@ -54,19 +61,25 @@ def prepare(
             use = lease.hold(layout.use_lock(key.key).acquire(**wait))  # type: ignore[arg-type]
             store = EnvStore(layout, settings, log, cancel)
             damage = store.check(key.key)
+            if damage is None:  # a build checks the lock beside its install
+                store.check_lock(project)
         with timings("build"):
             link_mode = resolve_link_mode(settings.link_mode, layout.envs)
             build = BuildRequest(
                 key, project, interpreter, link_mode, request.groups, request.extras,
-                request.repo, commit,
+                request.repo, commit, mirror.default_branch() if damage else None,
             )  # fmt: skip
+            if damage is not None and building is not None:
+                building(commit, key.key)
             outcome = store.ensure(build, damage, use)
         record_use(layout, key.key, repo=request.repo, ref=request.ref, commit=commit)
         result = _result(build, layout.env(key.key), outcome, timings.seconds, request.ref)
         log.info("sync", f"ready: {_said[outcome.outcome]} | {timings}")
         return lease.ready(result)
-    except BaseException:
+    except BaseException as exc:
         lease.release()
+        if isinstance(exc, SunbeamSyncError) and exc.commit is None:
+            exc.commit = commit
         raise
 
 
@@ -94,9 +107,17 @@ def _result(
 _said = {Outcome.HIT: "cache hit", Outcome.BUILT: "built", Outcome.HEALED: "healed"}
 
 
-def _resolve(mirror: Mirror, ref: str, log: SyncLog) -> str:
-    commit, fetched = mirror.resolve_or_fetch(ref)
-    log.info("git", f"{ref} is commit {commit}" + ("" if fetched else " (already in the mirror)"))
+def _resolve(mirror: Mirror, request: PrepareRequest, log: SyncLog) -> str:
+    ref = request.ref
+    if request.commit is None:
+        commit, fetched = mirror.resolve_or_fetch(ref)
+        log.info(
+            "git", f"{ref} is commit {commit}" + ("" if fetched else " (already in the mirror)")
+        )
+        return commit
+    commit, head = mirror.resolve_pinned(ref, request.commit)
+    now = "points there too" if head == commit else f"is now at {head}" if head else "is gone"
+    log.info("git", f"running {ref} at commit {commit}, as asked (a rerun); {ref} {now}")
     return commit
 
 

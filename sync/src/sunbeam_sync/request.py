@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from sunbeam_sync.errors import BadInputError
-from sunbeam_sync.git.refs import check_repo, validate_ref
+from sunbeam_sync.git.refs import HEX_SHA, check_repo, validate_ref
 
 # Group and extra names as PEP 685 normalises them: never anything uv could read as an option.
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -28,6 +28,9 @@ class PrepareRequest:
     # Packages the caller cannot work without (the agent needs `prefect`): checked in the lock
     # before anything is built, so a lock that can never run costs no build.
     required: list[str] = field(default_factory=list)
+    # Run exactly this commit (full or abbreviated SHA), reported as `ref`: a rerun of a run on
+    # a branch that has moved since. The result, the usage record and the log say `ref`.
+    commit: str | None = None
 
     def __post_init__(self) -> None:
         checked = {
@@ -38,6 +41,7 @@ class PrepareRequest:
             "groups": _names(self.groups, "group"),
             "extras": _names(self.extras, "extra"),
             "required": _texts(self.required, "required package"),
+            "commit": _commit(self.commit),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -47,6 +51,15 @@ def _optional_text(value: object, what: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise BadInputError(f"invalid {what}: give a string")
     return value
+
+
+def _commit(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not HEX_SHA.match(value):
+        shown = str(value).encode("unicode_escape").decode()[:80]
+        raise BadInputError(f"invalid commit {shown!r}: give 7 to 40 hex digits")
+    return value.lower()
 
 
 def _texts(values: object, what: str) -> list[str]:

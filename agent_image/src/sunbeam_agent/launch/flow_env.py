@@ -9,7 +9,13 @@ from pathlib import Path
 from sunbeam_agent.errors import AgentError
 from sunbeam_sync import PrepareResult, without_credentials
 
-__all__ = ["FlowEnvError", "flow_environment", "prefect_version", "without_credentials"]
+__all__ = [
+    "FlowEnvError",
+    "engine_command",
+    "flow_environment",
+    "prefect_version",
+    "without_credentials",
+]
 
 
 class FlowEnvError(AgentError):
@@ -44,6 +50,16 @@ def flow_environment(result: PrepareResult, base: Mapping[str, str]) -> dict[str
     }
 
 
+def engine_command(python: str) -> list[str]:
+    """Prefect's engine, run by `_engine_main.py` in the env's interpreter (`python -c`, as
+    `python -m prefect.engine` would: the checkout first on sys.path): a flow whose code does
+    not load ends Failed with one line instead of Crashed."""
+    from importlib import resources
+
+    program = resources.files("sunbeam_agent.launch").joinpath("_engine_main.py")
+    return [python, "-c", program.read_text(encoding="utf-8")]
+
+
 def flow_entrypoint(entrypoint: str | None, result: PrepareResult) -> str:
     """The deployment's entrypoint, with a file path made absolute inside the project dir.
 
@@ -59,4 +75,9 @@ def flow_entrypoint(entrypoint: str | None, result: PrepareResult) -> str:
     file = Path(path)
     if not file.is_absolute():
         file = Path(result.checkout) / file
+    if not file.is_file():
+        raise FlowEnvError(
+            f"the flow's entrypoint {path} does not exist at {result.ref} "
+            f"({result.commit[:12]}): restore the file, or fix the deployment's entrypoint"
+        )
     return f"{file.resolve()}:{name}"

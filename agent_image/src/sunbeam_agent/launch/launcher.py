@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST, concurrently
 from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.launch.run_log import run_logger
+from sunbeam_contracts import run_labels
 
 if TYPE_CHECKING:
     import logging
@@ -118,14 +119,38 @@ class Launch:
             ref=config.ref,
             project_dir=config.project_dir,
             required=["prefect"],
+            commit=config.commit,
         )
         settings = SyncSettings(cache_dir=config.cache_dir) if config.cache_dir else SyncSettings()
         threading.Thread(target=self.watch, name="sunbeam-run-cancel", daemon=True).start()
-        return prepare(request, settings=settings, logger=self.logger, cancel=self.cancel)
+        return prepare(
+            request,
+            settings=settings,
+            logger=self.logger,
+            cancel=self.cancel,
+            building=lambda commit, key: self.building(config, commit, key),
+        )
+
+    def building(self, config: RunConfig, commit: str, env_key: str) -> None:
+        """The env must be built: say so on the run while it builds (in the background)."""
+        from sunbeam_agent.launch.records import building_labels
+
+        self.label_later(building_labels(config.ref, commit, env_key))
+
+    def label_later(self, labels: dict[str, str]) -> None:
+        """Record labels in the background: the sync goes on meanwhile (best effort)."""
+
+        def send() -> None:
+            try:
+                self.api.update_labels(self.flow_run_id, labels)
+            except PrefectAPIError as exc:
+                self.logger.warning("Could not record %s on the run: %s", ", ".join(labels), exc)
+
+        threading.Thread(target=send, name="sunbeam-run-labels", daemon=True).start()
 
     def record(self, config: RunConfig, prepared: EnvLease, seconds: float) -> bool:
         """Record the sync on the run; True if the run is being cancelled (asked meanwhile)."""
-        from sunbeam_agent.launch.records import sync_labels, sync_summary
+        from sunbeam_agent.launch.records import env_note, sync_labels, sync_summary
         from sunbeam_agent.launch.run_names import run_name, run_tags
 
         result = prepared.result
@@ -137,6 +162,8 @@ class Launch:
                 self.logger.warning("Could not record the sync on the flow run: %s", exc)
 
         self.logger.info(sync_summary(result, seconds))
+        if note := env_note(result.env_key, self.previous_env_key(config)):
+            self.logger.info(note)
         name = run_name(config.flow_run_name, result.ref, result.commit)
         tags = run_tags(config.tags, result.ref, result.commit)
         # Independent round trips, all at once: labels, name and tags, and the cancel check.
@@ -151,14 +178,39 @@ class Launch:
         )
         return bool(cancelling)
 
-    def tag_ref(self, config: RunConfig) -> None:
-        """A run that never got a commit still shows which ref it asked for."""
-        from sunbeam_agent.launch.run_names import ref_tags
+    def name_failed_sync(self, config: RunConfig, commit: str | None) -> None:
+        """A run whose sync failed is named and tagged like the rest: `REF@COMMIT8 (name)`, its
+        ref and commit in tags and labels; before a commit was known, its ref tag only."""
+        from sunbeam_agent.launch.run_names import ref_tags, run_name, run_tags
 
+        calls = [
+            lambda: self.api.update_flow_run(
+                self.flow_run_id, tags=ref_tags(config.tags, config.ref)
+            )
+        ]
+        if commit:
+            name = run_name(config.flow_run_name, config.ref, commit)
+            tags = run_tags(config.tags, config.ref, commit)
+            labels = {run_labels.REF: config.ref, run_labels.COMMIT: commit}
+            calls = [
+                lambda: self.api.update_flow_run(self.flow_run_id, name=name, tags=tags),
+                lambda: self.api.update_labels(self.flow_run_id, labels),
+            ]
         try:
-            self.api.update_flow_run(self.flow_run_id, tags=ref_tags(config.tags, config.ref))
+            concurrently(*calls)
         except PrefectAPIError as exc:
-            self.logger.warning("Could not tag the flow run with its ref: %s", exc)
+            self.logger.warning("Could not name the flow run after its ref and commit: %s", exc)
+
+    def previous_env_key(self, config: RunConfig) -> str | None:
+        """The env key the run this one repeats used (best effort: None when unknown)."""
+        if config.previous_env_key or not config.rerun_of:
+            return config.previous_env_key
+        try:
+            labels = self.api.read_flow_run(config.rerun_of).get("labels") or {}
+        except PrefectAPIError:
+            return None
+        key = labels.get(run_labels.ENV_KEY)
+        return key if isinstance(key, str) else None
 
     def store_schema(self, config: RunConfig, result: PrepareResult) -> None:
         """Give the run's deployment this commit's parameter schema (best effort, see flow_schema)."""
@@ -174,16 +226,23 @@ class Launch:
         refresh_schema(self.api, config, result, entrypoint, env, self.logger)
 
     def launch(self, config: RunConfig) -> int:
+        from sunbeam_agent.launch.records import pin_note
         from sunbeam_sync import Cancelled, SunbeamSyncError
 
         started = time.monotonic()
+        pinned = ""
+        if config.commit:
+            pinned = pin_note(config.ref, config.commit, config.pinned_by, config.rerun_of)
+            self.logger.info("This run %s", pinned)
+        if config.pinned_by == "retry":  # its labels still say where the last attempt ended
+            self.label_later({run_labels.PHASE: run_labels.SYNCING})
         try:
             prepared = self.prepare(config)
         except Cancelled:
             return self.stopped()
         except SunbeamSyncError as exc:
-            self.tag_ref(config)
-            return self.fail(str(exc))
+            self.name_failed_sync(config, exc.commit)
+            return self.fail(f"{exc} (this run {pinned})" if pinned else str(exc))
         self.cancel.set()  # the sync is done: stop watching
         cancelling = self.record(config, prepared, time.monotonic() - started)
         self.store_schema(config, prepared.result)
@@ -207,7 +266,7 @@ class Launch:
         return self.exec_engine(config, prepared)
 
     def exec_engine(self, config: RunConfig, prepared: EnvLease) -> int:
-        from sunbeam_agent.launch.flow_env import FlowEnvError, flow_environment
+        from sunbeam_agent.launch.flow_env import FlowEnvError, engine_command, flow_environment
 
         result = prepared.result
         try:
@@ -229,7 +288,7 @@ class Launch:
             handler.close()
         os.chdir(result.checkout)
         try:
-            os.execve(result.python, [result.python, "-m", "prefect.engine"], env)
+            os.execve(result.python, engine_command(result.python), env)
         except OSError as exc:
             return self.fail(f"Could not start the flow with {result.python}: {exc}")
         return 1  # unreachable: execve does not return

@@ -28,7 +28,43 @@ def sync_labels(result: PrepareResult, sync_seconds: float) -> dict[str, str]:
         run_labels.HEALED: run_labels.flag(result.healed),
         run_labels.SYNC_SECONDS: f"{sync_seconds:.3f}",
         run_labels.TIMINGS: json.dumps(timings(result), sort_keys=True),
+        run_labels.PHASE: run_labels.SYNCED,
     }
+
+
+def building_labels(ref: str, commit: str, env_key: str) -> dict[str, str]:
+    """Labels a run gets when its env starts building: `GET /runs/{id}` says so meanwhile."""
+    return {
+        run_labels.PHASE: run_labels.BUILDING,
+        run_labels.REF: ref,
+        run_labels.COMMIT: commit,
+        run_labels.ENV_KEY: env_key,
+    }
+
+
+def pin_note(ref: str, commit: str, pinned_by: str | None, rerun_of: str | None) -> str:
+    """Why the run runs `commit` and not `ref`'s latest one, and how to get the latest."""
+    why = {
+        "retry": "the commit this run first ran (a retry repeats it)",
+        "rerun": f"the commit run {rerun_of} ran (an exact rerun)",
+        "tag": f"pinned by the run's tag sunbeam-commit:{commit[:8]}",
+    }.get(pinned_by or "", "pinned")
+    return (
+        f"runs {ref} at commit {commit[:12]}, {why}: for {ref}'s latest commit, start a new "
+        "run without a sunbeam-commit tag"
+    )
+
+
+def env_note(env_key: str, previous: str | None) -> str | None:
+    """How this run's env compares with the one its earlier attempt (or original) used."""
+    if not previous:
+        return None
+    if previous == env_key:
+        return f"Same env as the original run: {env_key[:12]} (same lock, same Python)"
+    return (
+        f"The original run used env {previous[:12]}; this one has {env_key[:12]}: same lock, "
+        "another Python or platform on this agent"
+    )
 
 
 def sync_summary(result: PrepareResult, sync_seconds: float) -> str:

@@ -15,7 +15,9 @@ from typing import Any
 
 from sunbeam_agent.errors import AgentError
 from sunbeam_agent.launch.prefect_rest import PrefectREST, concurrently
-from sunbeam_contracts.tags import tagged_refs
+from sunbeam_contracts import run_labels
+from sunbeam_contracts.ref_rules import HEX_SHA
+from sunbeam_contracts.tags import tagged_commits, tagged_refs
 
 VARIABLES = ("repo_url", "ref", "project_dir", "cache_dir", "sync_only")
 ENV_PREFIX = "SUNBEAM_RUN_"
@@ -41,6 +43,14 @@ class RunConfig:
     deployment_id: str | None = None
     deployment_variables: Mapping[str, Any] = field(default_factory=dict)
     deployment_schema: Mapping[str, Any] | None = None
+    # An exact rerun (docs/contracts.md): the commit to run instead of the ref's latest, what
+    # pinned it ("retry": an earlier attempt of this run ran it; "rerun": `POST /runs/{id}/rerun`;
+    # "tag": a `sunbeam-commit:` tag, as "Copy to new run" copies it), the run it repeats, and
+    # the env key the earlier attempt used.
+    commit: str | None = None
+    pinned_by: str | None = None
+    rerun_of: str | None = None
+    previous_env_key: str | None = None
 
 
 def env_name(variable: str) -> str:
@@ -86,6 +96,26 @@ def _tagged_ref(flow_run: dict[str, Any], deployment: dict[str, Any]) -> str | N
     return refs[0] if refs and refs[0] else None
 
 
+def _pin(flow_run: dict[str, Any], deployment: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The commit the run must run and what pinned it; (None, None): the ref's latest commit."""
+    labels = flow_run.get("labels") or {}
+    commit = labels.get(run_labels.COMMIT)
+    if isinstance(commit, str) and HEX_SHA.match(commit):
+        return commit, "rerun" if labels.get(run_labels.RERUN_OF) else "retry"
+    own = set(flow_run.get("tags") or []) - set(deployment.get("tags") or [])
+    commits = sorted(set(tagged_commits(sorted(own))))
+    if len(commits) > 1:
+        raise RunConfigError(
+            f"The run has several commit tags ({', '.join(commits)}): keep one sunbeam-commit: tag"
+        )
+    if commits and not HEX_SHA.match(commits[0]):
+        raise RunConfigError(
+            f"The run's tag sunbeam-commit:{commits[0][:40]} is not a commit: give 7 to 40 hex "
+            "digits, or remove the tag to run the ref's latest commit"
+        )
+    return (commits[0], "tag") if commits else (None, None)
+
+
 def resolve(
     api: PrefectREST, flow_run: dict[str, Any], environ: Mapping[str, str] = os.environ
 ) -> RunConfig:
@@ -115,6 +145,8 @@ def resolve(
     for name in ("ref", "project_dir"):
         if not isinstance(values.get(name), str) or not values[name]:
             raise RunConfigError(f"Invalid job variables: {name} must be a non-empty string")
+    commit, pinned_by = _pin(flow_run, deployment)
+    labels = flow_run.get("labels") or {}
     return RunConfig(
         flow_run_id=str(flow_run["id"]),
         flow_run_name=str(flow_run.get("name") or ""),
@@ -128,4 +160,12 @@ def resolve(
         deployment_id=str(deployment["id"]) if deployment.get("id") else None,
         deployment_variables=dict(deployment.get("job_variables") or {}),
         deployment_schema=deployment.get("parameter_openapi_schema"),
+        commit=commit,
+        pinned_by=pinned_by,
+        rerun_of=_text(labels.get(run_labels.RERUN_OF)),
+        previous_env_key=_text(labels.get(run_labels.ENV_KEY)),
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

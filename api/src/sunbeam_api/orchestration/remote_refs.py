@@ -30,14 +30,14 @@ def candidates(ref: str) -> list[str]:
     return [f"refs/heads/{ref}", f"refs/tags/{ref}"]
 
 
-def _ls_remote(repo_url: str, names: list[str], timeout: float) -> str:
+def _ls_remote(repo_url: str, names: list[str], timeout: float, *options: str) -> str:
     # No prompt for credentials (it would hang the request), no pager, no local config quirks.
     from git.cmd import Git
 
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "GCM_INTERACTIVE": "never"}
     git = Git()
     git.update_environment(**env)
-    return str(git.ls_remote(repo_url, *names, kill_after_timeout=timeout))
+    return str(git.ls_remote(*options, repo_url, *names, kill_after_timeout=timeout))
 
 
 def _cause(exc: GitCommandError, timeout: float) -> str:
@@ -67,23 +67,33 @@ def parse(listing: str, names: list[str]) -> str | None:
     return next((found[n] for n in names if n in found), None)
 
 
-async def resolve_remote_ref(repo_url: str, ref: str, timeout: float) -> str | None:
-    """The commit `ref` points at in `repo_url`; None when the repository has no such ref."""
-    if HEX_SHA.match(ref):
-        return ref
+async def _listing(repo_url: str, names: list[str], timeout: float, *options: str) -> str:
     from git.exc import GitCommandError
 
-    names = candidates(ref)
     try:
-        listing = await anyio.to_thread.run_sync(_ls_remote, repo_url, names, timeout)
+        return await anyio.to_thread.run_sync(_ls_remote, repo_url, names, timeout, *options)
     except GitCommandError as exc:
         raise BackendUnavailableError(
             "could not list the refs of the pipeline repository (SUNBEAM_PIPELINE_REPO): "
             f"{_cause(exc, timeout)}"
         ) from None
     except OSError as exc:  # git itself missing or not runnable
-        raise BackendUnavailableError(f"could not run git to check the ref: {exc}") from None
-    return parse(listing, names)
+        raise BackendUnavailableError(f"could not run git to list refs: {exc}") from None
+
+
+async def resolve_remote_ref(repo_url: str, ref: str, timeout: float) -> str | None:
+    """The commit `ref` points at in `repo_url`; None when the repository has no such ref."""
+    if HEX_SHA.match(ref):
+        return ref
+    names = candidates(ref)
+    return parse(await _listing(repo_url, names, timeout), names)
+
+
+async def remote_branches(repo_url: str, timeout: float) -> dict[str, str]:
+    """Every branch of `repo_url` and its head commit."""
+    listing = await _listing(repo_url, [], timeout, "--heads")
+    heads = (line.partition("\t") for line in listing.splitlines())
+    return {name.removeprefix("refs/heads/"): sha for sha, _, name in heads if name}
 
 
 async def require_remote_ref(repo_url: str, ref: str, timeout: float) -> str:

@@ -27,12 +27,20 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sunbeam_api.orchestration.deployments import main_deployment_id
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.naming import FLOW_NAME, MAIN_REF, ref_slug
-from sunbeam_contracts.tags import PREWARM_TAG, prewarm_idempotency_key, ref_tag, tagged_refs
+from sunbeam_contracts.tags import (
+    COMMIT_TAG_PREFIX,
+    PREWARM_TAG,
+    REF_TAG_PREFIX,
+    commit_tag,
+    prewarm_idempotency_key,
+    ref_tag,
+    tagged_refs,
+)
 
 FUTURE_MARGIN = timedelta(minutes=5)
 PREFECT_PAGE = 200  # the most rows Prefect's server returns per filter request
@@ -44,9 +52,15 @@ class RunSummary(BaseModel):
     state: str | None
     state_name: str | None
     state_message: str | None  # why a run failed, crashed or was cancelled (Prefect's message)
+    phase: str | None = Field(
+        description="queued, syncing (the agent fetches the ref and checks its env), building "
+        "(its env is being built), starting (synced, the flow starting), running, finished; "
+        "or paused, cancelling"
+    )
     ref: str | None
-    commit: str | None
-    env_key: str | None
+    commit: str | None = Field(description="the commit the run ran, or will run (a rerun)")
+    env_key: str | None = Field(description="the env the run used, once the agent knows it")
+    rerun_of: UUID | None = Field(description="the run this one repeats exactly, if any")
     cache_hit: bool | None
     built: bool | None
     healed: bool | None
@@ -112,6 +126,33 @@ def _run_ref(run: FlowRun, labels: dict[str, Any]) -> str | None:
     return tagged[0] if len(tagged) == 1 else None
 
 
+_PHASES = {
+    StateType.SCHEDULED: "queued",
+    StateType.RUNNING: "running",
+    StateType.PAUSED: "paused",
+    StateType.CANCELLING: "cancelling",
+}
+_SYNC_PHASES = {run_labels.BUILDING: "building", run_labels.SYNCED: "starting"}
+
+
+def run_phase(run: FlowRun, labels: dict[str, Any]) -> str | None:
+    """Where a run is, beyond Prefect's state: a Pending run is the agent's sync (docs/contracts.md)."""
+    if run.state_type is None:
+        return None
+    if run.state_type is StateType.PENDING:
+        return _SYNC_PHASES.get(str(labels.get(run_labels.PHASE)), "syncing")
+    if run.state is not None and run.state.is_final():
+        return "finished"
+    return _PHASES.get(run.state_type, run.state_type.value.lower())
+
+
+def _uuid(value: object) -> UUID | None:
+    try:
+        return UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
 def summarize(run: FlowRun) -> RunSummary:
     labels = dict(run.labels or {})
     return RunSummary(
@@ -120,9 +161,11 @@ def summarize(run: FlowRun) -> RunSummary:
         state=run.state_type.value if run.state_type else None,
         state_name=run.state_name,
         state_message=(run.state.message or None) if run.state else None,
+        phase=run_phase(run, labels),
         ref=_run_ref(run, labels),
         commit=labels.get(run_labels.COMMIT),
         env_key=labels.get(run_labels.ENV_KEY),
+        rerun_of=_uuid(labels.get(run_labels.RERUN_OF)),
         cache_hit=_bool(labels.get(run_labels.CACHE_HIT)),
         built=_bool(labels.get(run_labels.BUILT)),
         healed=_bool(labels.get(run_labels.HEALED)),
@@ -139,15 +182,47 @@ def summarize(run: FlowRun) -> RunSummary:
 
 
 async def create_pipeline_run(
-    client: PrefectClient, ref: str, parameters: dict[str, Any]
+    client: PrefectClient, ref: str, parameters: dict[str, Any], commit: str | None = None
 ) -> FlowRun:
-    """A flow run of run-sunbeam/main on `ref`; the agent syncs that ref's env before running."""
+    """A flow run of run-sunbeam/main on `ref`; the agent syncs that ref's env before running.
+
+    With `commit`, the run runs that commit (filed under `ref`, the commit in its provenance):
+    the label and tag pin it (docs/contracts.md)."""
     deployment_id = await main_deployment_id(client)
     return await client.create_flow_run_from_deployment(
         deployment_id,
         parameters=parameters,
         job_variables={"ref": ref},
-        tags=[ref_tag(ref)],
+        tags=[ref_tag(ref), *([commit_tag(commit)] if commit else [])],
+        labels={run_labels.COMMIT: commit} if commit else None,
+    )
+
+
+class RerunError(ValueError):
+    """The run cannot be repeated exactly; the message says why and what to do instead."""
+
+
+async def create_rerun(client: PrefectClient, original: FlowRun, *, latest: bool) -> FlowRun:
+    """A new run of `original`'s deployment with its parameters and job variables, on the commit
+    it ran (pinned: same code, an env from the same lock), or on its ref's latest commit."""
+    labels = dict(original.labels or {})
+    ref = _run_ref(original, labels)
+    commit = labels.get(run_labels.COMMIT)
+    if ref is None or original.deployment_id is None:
+        raise RerunError(f"run {original.id} was not made from a deployment on a ref")
+    if not latest and not isinstance(commit, str):
+        raise RerunError(
+            f"run {original.id} never resolved a commit (its sync failed before that): "
+            f"rerun it with latest=true, or start a new run of {ref}"
+        )
+    kept = [t for t in original.tags if not t.startswith((REF_TAG_PREFIX, COMMIT_TAG_PREFIX))]
+    pinned = {} if latest else {run_labels.COMMIT: str(commit)}
+    return await client.create_flow_run_from_deployment(
+        original.deployment_id,
+        parameters=original.parameters,
+        job_variables=dict(original.job_variables or {}),
+        tags=[*kept, ref_tag(ref), *([] if latest else [commit_tag(str(commit))])],
+        labels={run_labels.RERUN_OF: str(original.id), **pinned},
     )
 
 
@@ -198,13 +273,19 @@ async def list_runs(
     return [summarize(r) for r in runs]
 
 
-async def read_run(client: PrefectClient, run_id: UUID) -> RunSummary | None:
+async def read_flow_run(client: PrefectClient, run_id: UUID) -> FlowRun | None:
+    """The pipeline's flow run `run_id` (None: no such run, or not of the pipeline's flow)."""
     runs = await client.read_flow_runs(
         flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
         flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
         limit=1,
     )
-    return summarize(runs[0]) if runs else None
+    return runs[0] if runs else None
+
+
+async def read_run(client: PrefectClient, run_id: UUID) -> RunSummary | None:
+    run = await read_flow_run(client, run_id)
+    return summarize(run) if run else None
 
 
 async def read_run_logs(

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response, status
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sunbeam_api.dependencies import AuthDep, PrefectDep, Ref
-from sunbeam_api.errors import NotFoundError
+from sunbeam_api.dependencies import AuthDep, Commit, PrefectDep, Ref
+from sunbeam_api.errors import ConflictError, NotFoundError
 from sunbeam_api.orchestration import runs as prefect_runs
+from sunbeam_contracts import run_labels
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -30,6 +31,11 @@ class RunRequest(BaseModel):
     ref: Ref
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="flow parameters of run_sunbeam, e.g. events, stages"
+    )
+    commit: Commit | None = Field(
+        default=None,
+        description="run this commit (7-40 hex digits) instead of the ref's latest; results "
+        "are filed under `ref`, the commit in their provenance",
     )
 
     @field_validator("parameters")
@@ -63,6 +69,17 @@ class RunCreated(BaseModel):
     name: str
     ref: str
     state: str | None
+    commit: str | None = Field(default=None, description="the commit the run is pinned to")
+
+
+class RerunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latest: bool = Field(
+        default=False,
+        description="false (default): the same commit, in an env from the same lock; true: the "
+        "ref's latest commit, with the same parameters",
+    )
 
 
 @router.post(
@@ -73,13 +90,39 @@ class RunCreated(BaseModel):
     summary="Start a pipeline run on a ref (the agent syncs that ref first)",
 )
 async def create_run(body: RunRequest, client: PrefectDep) -> RunCreated:
-    run = await prefect_runs.create_pipeline_run(client, body.ref, body.parameters)
+    run = await prefect_runs.create_pipeline_run(client, body.ref, body.parameters, body.commit)
+    return _created(run, body.ref)
+
+
+def _created(run: FlowRun, ref: str) -> RunCreated:
     return RunCreated(
         id=run.id,
         name=run.name,
-        ref=body.ref,
+        ref=ref,
         state=run.state_type.value if run.state_type else None,
+        commit=(run.labels or {}).get(run_labels.COMMIT),
     )
+
+
+@router.post(
+    "/{run_id}/rerun",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunCreated,
+    dependencies=[AuthDep],
+    summary="Run a run again: the same commit in an env from the same lock (latest=true: the "
+    "ref's latest commit)",
+)
+async def rerun(
+    client: PrefectDep, run_id: Annotated[UUID, Path()], body: RerunRequest | None = None
+) -> RunCreated:
+    original = await prefect_runs.read_flow_run(client, run_id)
+    if original is None:
+        raise NotFoundError(f"no pipeline run {run_id}")
+    try:
+        run = await prefect_runs.create_rerun(client, original, latest=bool(body and body.latest))
+    except prefect_runs.RerunError as exc:
+        raise ConflictError(str(exc)) from None
+    return _created(run, prefect_runs.summarize(run).ref or "")
 
 
 @router.get(

@@ -43,10 +43,15 @@ class RefRow:
     run: prefect_runs.RunSummary | None = None
 
 
+# Prefect 3.8+ serves its new UI under /v2 and makes it the default: its root redirects a browser
+# there, while a deep link without /v2 (/runs/flow-run/ID) opens the old UI.
+DASHBOARD_UI = "/v2"
+
+
 def dashboard_url(settings: Settings, run_id: UUID | str) -> str:
-    """The Prefect dashboard's page of a run (the dashboard is served next to its API)."""
+    """The Prefect dashboard's page of a run, in the UI its root opens (served next to its API)."""
     base = settings.prefect_api_url.rstrip("/").removesuffix("/api")
-    return f"{base}/runs/flow-run/{run_id}"
+    return f"{base}{DASHBOARD_UI}/runs/flow-run/{run_id}"
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+import httpx
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from sunbeam_api.dependencies import NAME_PATTERN, DbDep, SettingsDep, validate_ref
+from sunbeam_api.dependencies import (
+    NAME_PATTERN,
+    DbDep,
+    SettingsDep,
+    prefect_client,
+    unknown_query_parameters,
+    validate_ref,
+)
 from sunbeam_api.errors import BadInputError, NotFoundError, SunbeamApiError
+from sunbeam_api.orchestration import ref_envs
 from sunbeam_api.results import compare as comparing
 from sunbeam_api.results import store
 from sunbeam_api.results.output import iso_z_one
@@ -26,7 +36,6 @@ from sunbeam_api.ui import home
 from sunbeam_api.ui.assets import bokeh_js
 from sunbeam_api.ui.plots import PLOT_POINTS, Line, plot
 
-router = APIRouter(include_in_schema=False)
 templates = Environment(
     loader=PackageLoader("sunbeam_api.ui", "templates"), autoescape=select_autoescape()
 )
@@ -44,6 +53,18 @@ class PageError(SunbeamApiError):
         super().__init__(message)
         self.status_code = status
         self.back_url, self.back_label = back_url, back
+
+
+def _refuse_unknown_query(request: Request) -> None:
+    unknown, known = unknown_query_parameters(request)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise PageError(
+            422, f"unknown parameter {unknown[0][:60]!r} in the address (this page takes {takes})"
+        )
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_refuse_unknown_query)])
 
 
 def render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -128,6 +149,29 @@ async def home_page(db: DbDep, settings: SettingsDep) -> HTMLResponse:
     )
 
 
+@router.get("/ui/refs", response_class=HTMLResponse)
+async def refs_page(settings: SettingsDep) -> HTMLResponse:
+    """Has my push landed? The page of `GET /refs`; a backend that does not answer is named."""
+    rows, problem = [], None
+    try:
+        repo = ref_envs.require_repo(settings.pipeline_repo)
+        async with prefect_client(settings) as client:
+            timeout = settings.backend_timeout_s * 3
+            rows = await ref_envs.ref_envs(client, repo, settings.work_pool, timeout)
+    except SunbeamApiError as exc:
+        problem = exc.message
+    except (httpx.HTTPError, OSError, RuntimeError) as exc:
+        problem = f"Prefect did not answer ({type(exc).__name__}): the envs cannot be shown"
+    return render(
+        "refs.html",
+        title="Refs and envs",
+        rows=rows,
+        problem=problem,
+        ago=home.ago,
+        dashboard=lambda i: home.dashboard_url(settings, i),
+    )
+
+
 @router.get("/ui/event", response_class=HTMLResponse)
 async def event_page(db: DbDep, ref: str = "", event: str = "") -> HTMLResponse:
     ref, event = _ref(ref), _name(event, "event")
@@ -158,15 +202,29 @@ async def event_page(db: DbDep, ref: str = "", event: str = "") -> HTMLResponse:
     )
 
 
+def _window(start: datetime | None, end: datetime | None, back_url: str, back: str) -> Window:
+    """The x window a plot page opens on (the address carries it: links reopen the same view)."""
+    ms = [int(store.as_utc(t).timestamp() * 1000) if t else None for t in (start, end)]
+    if ms[0] is not None and ms[1] is not None and ms[0] >= ms[1]:
+        raise PageError(422, "the view's start must be before its end", back_url, back)
+    return Window(ms[0], ms[1])
+
+
 async def _lines(
-    db: DbDep, settings: SettingsDep, refs: list[str], key: dict[str, str], method: str
+    db: DbDep,
+    settings: SettingsDep,
+    refs: list[str],
+    key: dict[str, str],
+    method: str,
+    window: Window,
+    base: str | None = None,
 ):
     lines, provenance, header = [], [], None
     for ref in refs:
         view = await read_view(
             db,
             {"ref": ref, **key},
-            window=Window(None, None),
+            window=window,
             max_points=PLOT_POINTS,
             method=method,  # type: ignore[arg-type]  # checked against the Literal by the route
         )
@@ -175,7 +233,9 @@ async def _lines(
         header = header or view.header
         how = f"{view.method} from level {view.level}" if view.method else "every point"
         note = f"{ref}: {len(view.points)} of {view.points_in_window} points in view ({how})"
-        lines.append(Line(ref, {"ref": ref, **key}, view.points.t, view.points.v, note))
+        label = f"{ref} (base, beneath)" if ref == base else ref
+        key_of = {"ref": ref, **key}
+        lines.append(Line(label, key_of, view.points.t, view.points.v, note, ref == base))
         p = view.header.get("provenance") or {}
         run_id = p.get("flow_run_id")
         provenance.append(
@@ -191,14 +251,18 @@ async def _lines(
     return lines, provenance, header
 
 
-async def _plot_page(db, settings, refs, key, method, heading, back_url, back_label, query):
+async def _plot_page(db, settings, refs, key, method, heading, back, query, window, base=None):
+    back_url, back_label = back
     if method not in METHODS:
         raise PageError(
             422, f"unknown method {method!r}: use {' or '.join(METHODS)}", back_url, back_label
         )
-    lines, provenance, header = await _lines(db, settings, refs, key, method)
+    lines, provenance, header = await _lines(db, settings, refs, key, method, window, base)
     title = f"{key['stage']}/{key['name']} · {key['event']}"
-    script, div = plot(lines, title=title, units=header.get("units"), method=method)
+    opens = None
+    if window.start_ms is not None and window.end_ms is not None:
+        opens = (float(window.start_ms), float(window.end_ms))
+    script, div = plot(lines, title=title, units=header.get("units"), method=method, window=opens)
     other = METHODS[1 - METHODS.index(method)]
     return render(
         "plot.html",
@@ -214,7 +278,12 @@ async def _plot_page(db, settings, refs, key, method, heading, back_url, back_la
         back_label=back_label,
         other_method=other,
         method_switch_query=urlencode([*query, ("method", other)]),
+        base=base,
     )
+
+
+ViewStart = Annotated[datetime | None, Query(description="the view's start (ISO 8601)")]
+ViewEnd = Annotated[datetime | None, Query(description="the view's end (ISO 8601)")]
 
 
 @router.get("/ui/series", response_class=HTMLResponse)
@@ -226,11 +295,14 @@ async def series_page(
     stage: str = "",
     name: str = "",
     method: str = "minmax-lttb",
+    start: ViewStart = None,
+    end: ViewEnd = None,
 ) -> HTMLResponse:
     ref, event = _ref(ref), _name(event, "event")
     key = {"event": event, "stage": _name(stage, "stage"), "name": _name(name, "series name")}
     await _known(db, ref, event, stage=key["stage"], name=key["name"])
     query = [("ref", ref), *key.items()]
+    back = (_event_url(ref, event), f"series of {ref} · {event}")
     return await _plot_page(
         db,
         settings,
@@ -238,9 +310,9 @@ async def series_page(
         key,
         method,
         f"{ref} · {event} · {stage}/{name}",
-        _event_url(ref, event),
-        f"series of {ref} · {event}",
+        back,
         query,
+        _window(start, end, *back),
     )
 
 
@@ -252,7 +324,10 @@ async def overlay_page(
     stage: str = "",
     name: str = "",
     ref: Annotated[list[str] | None, Query()] = None,
+    base: str = "",
     method: str = "minmax-lttb",
+    start: ViewStart = None,
+    end: ViewEnd = None,
 ) -> HTMLResponse:
     refs = list(dict.fromkeys(_ref(r) for r in ref or []))
     if len(refs) < 1:
@@ -264,17 +339,22 @@ async def overlay_page(
     }
     for r in refs:
         await _known(db, r, key["event"], stage=key["stage"], name=key["name"])
-    query = [*key.items(), *(("ref", r) for r in refs)]
+    # The base is drawn beneath the others: the one named, else main when it is shown.
+    base = _ref(base, "base") if base else (DEFAULT_BASE if DEFAULT_BASE in refs else "")
+    query = [*key.items(), *(("ref", r) for r in refs), *([("base", base)] if base else [])]
+    others = [r for r in refs if r != base]
+    heading = f"{' and '.join(others) or base}" + (f" over {base}" if base and others else "")
     return await _plot_page(
         db,
         settings,
         refs,
         key,
         method,
-        f"{' vs '.join(refs)} · {event} · {stage}/{name}",
-        "/ui",
-        "all refs",
+        f"{heading} · {event} · {stage}/{name}",
+        ("/ui", "all refs"),
         query,
+        _window(start, end, "/ui", "all refs"),
+        base or None,
     )
 
 
@@ -297,9 +377,8 @@ async def compare_page(db: DbDep, ref: str = "", base: str = DEFAULT_BASE) -> HT
 
     def overlay_query(r: comparing.CompareRow) -> str:
         refs = [x for x, s in ((ref, r.ref), (base, r.base)) if s is not None]
-        return urlencode(
-            [("event", r.event), ("stage", r.stage), ("name", r.name), *(("ref", x) for x in refs)]
-        )
+        pairs = [("event", r.event), ("stage", r.stage), ("name", r.name)]
+        return urlencode([*pairs, *(("ref", x) for x in refs), ("base", base)])
 
     pct = lambda x: "new/none" if x is None else f"{100 * x:.3g} %"  # noqa: E731
     return render(

@@ -17,6 +17,8 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 PLOT_POINTS = 1000
+# The base (main) is drawn first, wide and grey, so every other ref's line lies on top of it.
+BASE_STYLE: dict[str, object] = {"color": "#9aa3b2", "line_width": 4.0, "line_alpha": 0.8}
 
 REFETCH_JS = """
 const x0 = Math.round(x_range.start), x1 = Math.round(x_range.end);
@@ -37,6 +39,11 @@ window.sunbeamTimer = setTimeout(async () => {
     notes.push(describe(labels[i], body));
   }
   document.getElementById("view-status").innerText = notes.join("\\n");
+  // The address carries the view: reloaded or sent, it opens this same window.
+  const here = new URL(window.location.href);
+  here.searchParams.set("start", start);
+  here.searchParams.set("end", end);
+  window.history.replaceState(null, "", here);
   window.sunbeamFetches = (window.sunbeamFetches || 0) + 1;
 }, 200);
 function describe(label, body) {
@@ -54,21 +61,30 @@ class Line:
     t_ms: np.ndarray
     v: np.ndarray
     note: str
+    base: bool = False  # the ref the others are compared with: drawn beneath them
 
 
 def series_url(key: dict[str, str], method: str) -> str:
     return "/results/series?" + urlencode({**key, "method": method})
 
 
-def plot(lines: list[Line], *, title: str, units: str | None, method: str) -> tuple[str, str]:
-    """The script and div of an interactive time-series plot of `lines`.
+def plot(
+    lines: list[Line],
+    *,
+    title: str,
+    units: str | None,
+    method: str,
+    window: tuple[float, float] | None = None,
+) -> tuple[str, str]:
+    """The script and div of an interactive time-series plot of `lines` (the base first).
 
     The page shows what each line holds (points in view, method, level) in #view-status, which
-    the callback rewrites after every fetch.
+    the callback rewrites after every fetch; `window` (ms) is the x range it opens on.
     """
+    lines = sorted(lines, key=lambda line: not line.base)  # drawn in order: the base beneath
     starts = [float(line.t_ms[0]) for line in lines if line.t_ms.size]
     ends = [float(line.t_ms[-1]) for line in lines if line.t_ms.size]
-    lo, hi = (min(starts), max(ends)) if starts else (0.0, 1.0)
+    lo, hi = window or ((min(starts), max(ends)) if starts else (0.0, 1.0))
     fig = figure(
         title=title,
         x_axis_type="datetime",
@@ -82,12 +98,11 @@ def plot(lines: list[Line], *, title: str, units: str | None, method: str) -> tu
     fig.yaxis.axis_label = units or "(no units)"
     fig.xaxis.axis_label = "time (UTC)"
     sources = []
-    for i, line in enumerate(lines):
+    colours = iter(Category10_10 * (len(lines) // 10 + 1))
+    for line in lines:
         source = ColumnDataSource({"x": line.t_ms.astype(np.float64), "y": line.v})
-        fig.line(
-            "x", "y", source=source, color=Category10_10[i % 10], line_width=1.5,
-            legend_label=line.label,
-        )  # fmt: skip
+        style = BASE_STYLE if line.base else {"color": next(colours), "line_width": 1.5}
+        fig.line("x", "y", source=source, legend_label=line.label, **style)  # type: ignore[arg-type]
         sources.append(source)
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"

@@ -13,6 +13,7 @@ cache; everything else asks the layout. The tree (`LAYOUT_VERSION` at the root n
     state/{key}.compiled              the env's bytecode is complete
     state/file-hashes.json            sha256 per inode, shared by hardlinked builds
     state/lock-{sha256}.json          a parsed uv.lock's package list
+    state/lock-ok-{sha256}            uv found this uv.lock current with this pyproject.toml
     state/interpreters.json           interpreter discovery, remembered
     locks/{key}.build|.use|.state|.compiling, locks/git-{repo-id}.lock, locks/co-{repo-id}-{commit}.use
 """
@@ -120,6 +121,10 @@ class CacheLayout:
 
     def lock_summary(self, lock_sha256: str) -> Path:
         return self.state / f"lock-{lock_sha256}.json"
+
+    def lock_checked(self, digest: str) -> Path:
+        """Marker: `uv lock --check` passed for the lock and pyproject whose digest this is."""
+        return self.state / f"lock-ok-{digest}"
 
     @property
     def interpreters(self) -> Path:

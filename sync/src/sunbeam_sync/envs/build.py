@@ -15,15 +15,16 @@ from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.linkmode import same_filesystem
 from sunbeam_sync.envs.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
 from sunbeam_sync.envs.bytecode import seed_from_siblings
-from sunbeam_sync.envs.diff import closest, describe
+from sunbeam_sync.envs.diff import comparison_base, describe
 from sunbeam_sync.envs.index import write_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
 from sunbeam_sync.envs.verify import check_records
 from sunbeam_sync.errors import UvError
 from sunbeam_sync.project.envkey import EnvKey
 from sunbeam_sync.project.interpreter import Interpreter, env_prefix
+from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.run.log import SyncLog, Timings
-from sunbeam_sync.run.uv import Uv, uv_version
+from sunbeam_sync.run.uv import Uv, uv_cache_dir, uv_version
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class BuildRequest:
     extras: Sequence[str]
     repo: str
     commit: str
+    default_branch: str | None = None  # the repository's: its env is what the log compares with
 
 
 class Builder:
@@ -63,7 +65,7 @@ class Builder:
         self.settings = settings
         self.log = log
         self.cancel = cancel
-        self.uv_cache = Path(os.environ.get("UV_CACHE_DIR") or layout.uv_cache)
+        self.uv_cache = uv_cache_dir(layout.uv_cache)
         self.uv = Uv(self.uv_cache, settings, log, cancel)
         self.phases = Timings()
 
@@ -91,7 +93,8 @@ class Builder:
         from concurrent.futures import ThreadPoolExecutor  # builds only: hits never load it
 
         # `uv lock --check` runs beside the install (both only read the lock); nothing is
-        # published unless it passed, and its verdict wins over an install error.
+        # published unless it passed, and its verdict wins over an install error. A lock
+        # already found current (lockcheck.py) is not checked again.
         with ThreadPoolExecutor(max_workers=1) as pool:
             check = pool.submit(self._timed_check, req.project)
             try:
@@ -100,8 +103,8 @@ class Builder:
                 if check.exception() is not None:
                     raise check.exception() from None  # type: ignore[misc]
                 raise
-        published = (p for p in self.layout.envs.iterdir() if not p.name.startswith("."))
-        self.log.info("build", describe(manifest, closest(manifest, published)))
+        base, what = comparison_base(manifest, self.layout, req.repo, req.default_branch)
+        self.log.info("build", describe(manifest, base, what))
         self.log.info(
             "build",
             f"published {req.key.key[:12]} ({len(manifest.distributions)} packages, "
@@ -111,7 +114,7 @@ class Builder:
 
     def _timed_check(self, project: Path) -> None:
         with self.phases("uv lock --check (beside the install)"):
-            self.uv.check_lock(project)
+            check_lock_once(self.uv, self.layout, project)
 
     def _attempts(self, req: BuildRequest, expect: Expect, check: Future[None]) -> Manifest:
         started = time.monotonic()

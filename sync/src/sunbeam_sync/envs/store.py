@@ -15,7 +15,9 @@ from sunbeam_sync.envs.build import Builder, BuildRequest
 from sunbeam_sync.envs.bytecode import compile_in_background, needs_compile
 from sunbeam_sync.envs.manifest import Manifest
 from sunbeam_sync.envs.verify import Damage, read_damage, verify_env
+from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.run.log import SyncLog
+from sunbeam_sync.run.uv import Uv, uv_cache_dir
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 
 
@@ -60,6 +62,11 @@ class EnvStore:
                 f"a deep verification found changed files ({found.reason[:200]})", found.modified
             )
         return verify_env(env, key)
+
+    def check_lock(self, project: Path) -> None:
+        """LockfileError unless the project's uv.lock is current (remembered per content)."""
+        uv = Uv(uv_cache_dir(self.layout.uv_cache), self.settings, self.log, self.cancel)
+        check_lock_once(uv, self.layout, project)
 
     def ensure(self, request: BuildRequest, damage: Damage | None, lease: FileLock) -> EnvOutcome:
         """Make the env of `request.key` usable, given what `check` found before any lock."""

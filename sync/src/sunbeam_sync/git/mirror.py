@@ -186,6 +186,32 @@ class Mirror:
             )
         return sha, True
 
+    def resolve_pinned(self, ref: str, commit: str) -> tuple[str, str | None]:
+        """A rerun's commit (full SHA) and where `ref` points now (None: gone); one fetch."""
+        try:
+            self.fetch()
+        except NetworkError:
+            self.log.warning("git", "remote unreachable; using the mirror as last fetched")
+        sha = self.resolve(commit)
+        if sha is None and FULL_SHA.match(commit):
+            sha = self._fetch_commit(commit)
+        if sha is None:
+            raise UnknownRefError(
+                f"commit {commit} not found in {self.repo}: it may have been force-pushed "
+                f"away; run {ref}'s latest commit instead"
+            )
+        return sha, self.resolve(ref)
+
+    def default_branch(self) -> str | None:
+        """The remote's default branch (what its HEAD names); else `main` or `master` when the
+        mirror has one; None when neither is known."""
+        listed = self._git("ls-remote", "--symref", "origin", "HEAD")
+        for line in listed.lines if listed.returncode == 0 else []:
+            target, _, name = line.partition("\t")
+            if name.strip() == "HEAD" and target.startswith("ref: refs/heads/"):
+                return target.removeprefix("ref: refs/heads/").strip()
+        return next((b for b in ("main", "master") if self.resolve(b)), None)
+
     # --------------------------------------------------------------- checkout
     def checkout(self, commit: str) -> Path:
         """The commit's files in a folder shared by every ref pointing there; files read-only."""

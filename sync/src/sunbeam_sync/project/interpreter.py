@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import subprocess
+import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,11 +84,34 @@ def _discover(request: str | None, uv_python: str | None, pins: str, project: Pa
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, check=False)
     if out.returncode != 0:
+        if request is None and uv_python is None and not (project / ".python-version").exists():
+            raise BadInputError(_requires_python_unmet(project, env))
         reason = (out.stderr.strip().splitlines() or ["no interpreter found"])[-1]
         raise BadInputError(
             f"no Python interpreter matches {request or 'the project'}: {reason.removeprefix('error: ')}"
         )
     return out.stdout.strip()
+
+
+def _requires_python_unmet(project: Path, env: dict[str, str]) -> str:
+    """What the project requires, what this agent has, and what to change (one line)."""
+    try:
+        wanted = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        required = str(wanted["requires-python"])
+    except (OSError, ValueError, KeyError, TypeError):
+        required = "a Python version"
+    cmd = [uv_bin(), "python", "list", "--only-installed", "--output-format", "json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, check=False)
+    try:
+        versions = sorted({str(p["version"]) for p in json.loads(out.stdout)}, reverse=True)
+    except (ValueError, KeyError, TypeError):
+        versions = []
+    has = f"Python {', '.join(versions)}" if versions else "no Python uv can find"
+    return (
+        f"the project requires Python {required} (requires-python in pyproject.toml), but this "
+        f"agent has {has}: widen requires-python and run `uv lock`, or give the agent a "
+        "matching Python (SUNBEAM_PYTHON)"
+    )
 
 
 @functools.lru_cache(maxsize=32)

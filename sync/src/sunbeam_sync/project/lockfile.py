@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,6 +124,30 @@ def parse(raw: bytes, where: str) -> list[dict[str, Any]]:
         {"name": p["name"], "canonical": _canonical(p["name"]), "source": p.get("source") or {}}
         for p in data["package"]
     ]
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def stale_detail(project: Path) -> str:
+    """Which package names pyproject.toml asks for that uv.lock lacks (and the reverse), as
+    " (tabulate is in pyproject.toml, not in uv.lock)"; "" when only versions differ."""
+    try:
+        wanted = tomllib.loads((project / "pyproject.toml").read_text())
+        lock = tomllib.loads((project / "uv.lock").read_text())
+        name = _canonical(wanted["project"]["name"])
+        asked = {_canonical(m.group(1)) for d in wanted["project"].get("dependencies", [])
+                 if (m := _REQUIREMENT_NAME.match(d))}  # fmt: skip
+        root = next(p for p in lock["package"] if _canonical(p["name"]) == name)
+        locked = {_canonical(r["name"]) for r in root.get("metadata", {}).get("requires-dist", [])}
+    except (OSError, ValueError, KeyError, TypeError, StopIteration, AttributeError):
+        return ""
+    said = []
+    if added := sorted(asked - locked):
+        said.append(f"{', '.join(added)} in pyproject.toml, not in uv.lock")
+    if dropped := sorted(locked - asked):
+        said.append(f"{', '.join(dropped)} in uv.lock, not in pyproject.toml")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _canonical(name: str) -> str:

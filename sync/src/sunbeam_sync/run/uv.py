@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sunbeam_sync.errors import LockfileError, NetworkError, UvError
+from sunbeam_sync.project.lockfile import stale_detail
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import without_credentials
 from sunbeam_sync.run.log import SyncLog
@@ -28,6 +29,9 @@ _BROKEN_ENTRY = re.compile(
     r"Metadata field"
 )
 _HASH = re.compile(r"Hash mismatch for `([^`]+)`")
+# `uv lock --check --verbose`: the lock no longer records what pyproject.toml asks for.
+_STALE = re.compile(r"Resolving despite existing lockfile due to|needs to be updated")
+_PARSE = re.compile(r"Failed to parse `[^`]*uv\.lock`")
 
 
 @functools.cache
@@ -53,6 +57,11 @@ def uv_version() -> str:
         env=without_credentials(),
     )
     return out.stdout.strip().removeprefix("uv ").split(" ")[0] or "unknown"
+
+
+def uv_cache_dir(default: Path) -> Path:
+    """uv's cache: UV_CACHE_DIR when set, else `default` (the sync cache's own `uv/`)."""
+    return Path(os.environ.get("UV_CACHE_DIR") or default)
 
 
 def uv_environment(uv_cache: Path, **extra: str) -> dict[str, str]:
@@ -107,28 +116,27 @@ class Uv:
         """Drop these distributions from uv's cache."""
         self(["cache", "clean", *names], failure="could not clean the uv cache")
 
-    def check_lock(self, project: Path) -> None:
-        """Fail fast when uv.lock disagrees with pyproject.toml, before anything is built."""
-        # Offline first: with uv's cached metadata the check costs no network round trips.
-        result = self(["lock", "--check", "--offline", "--project", str(project)], quiet=True)
-        if result.returncode != 0 and "needs to be updated" not in result.output:
+    def check_lock(self, project: Path) -> bool:
+        """LockfileError when uv.lock disagrees with pyproject.toml or does not parse.
+
+        True when uv confirmed the lock, False when it could not tell (index unreachable).
+        Offline and verbose first: uv's debug line says whether the requirements the lock
+        recorded still match pyproject.toml, which decides staleness with nothing resolved
+        (an added package need not be in uv's cache, nor the index reachable).
+        """
+        cmd = ["lock", "--check", "--offline", "--verbose", "--project", str(project)]
+        result = self(cmd, quiet=True)
+        if result.returncode != 0 and not _lock_verdict(project, result):
             # Offline could not decide (metadata not cached): ask the index.
             result = self(["lock", "--check", "--project", str(project)], quiet=True)
         if result.returncode == 0:
-            return
-        out = result.output.lower()
-        if "needs to be updated" in out:
-            raise LockfileError(
-                f"uv.lock in {project.name or '.'} is out of date with pyproject.toml: "
-                "run `uv lock` and commit the result"
-            )
-        if is_transient(out):
+            return True
+        _lock_verdict(project, result)
+        if is_transient(result.output.lower()):
             self.log.warning(
                 "uv", "could not check uv.lock against pyproject.toml (index unreachable)"
             )
-            return
-        if "failed to parse" in out or "toml parse error" in out:
-            raise LockfileError(f"uv.lock cannot be parsed: {_last_error(result.lines)}")
+            return False
         raise LockfileError(f"uv.lock check failed: {_last_error(result.lines)}")
 
     def sync_args(
@@ -210,11 +218,47 @@ def _sync_error(result: proc.ProcResult) -> Exception:
             f"hash mismatch for {m.group(1)}: the file on the index differs from uv.lock; "
             "re-lock if the package was re-published, otherwise investigate"
         )
-    if "failed to parse" in out.lower() and "uv.lock" in out:
-        return LockfileError(f"uv.lock cannot be parsed: {_last_error(result.lines)}")
+    if _PARSE.search(out):
+        return unparsable_lock(result.lines)
     if "no solution found" in out.lower() or "does not satisfy" in out.lower():
         return LockfileError(f"uv.lock cannot be installed here: {_last_error(result.lines)}")
     return UvError(f"uv sync failed: {_last_error(result.lines)}")
+
+
+def _lock_verdict(project: Path, result: proc.ProcResult) -> bool:
+    """Raise LockfileError when uv's output says the lock is stale or unparsable; else False."""
+    out = result.output
+    if _STALE.search(out):
+        raise LockfileError(
+            f"uv.lock in {project.name or '.'} is out of date with pyproject.toml"
+            f"{stale_detail(project)}: run `uv lock` and commit uv.lock"
+        )
+    if _PARSE.search(out):
+        raise unparsable_lock(result.lines)
+    return False
+
+
+def unparsable_lock(lines: list[str]) -> LockfileError:
+    """uv's reason, its `cause:` line and the detail under its source excerpt, in one line."""
+    return LockfileError(
+        f"uv.lock cannot be parsed: {uv_cause(lines)}: fix it by hand, or run `uv lock` and "
+        "commit uv.lock"
+    )
+
+
+def uv_cause(lines: list[str]) -> str:
+    """What uv's `cause:` block says, without the excerpt of the file it draws ("12 | ...")."""
+    start = next((i for i, ln in enumerate(lines) if ln.strip().startswith("cause:")), None)
+    if start is None:
+        return _last_error(lines)
+    said = [lines[start].strip().removeprefix("cause:").strip()]
+    for line in lines[start + 1 :]:
+        text = line.strip()
+        if not line.startswith(" ") or text.startswith(("hint:", "cause:")):
+            break
+        if text and "|" not in text:  # the excerpt's lines all carry uv's gutter bar
+            said.append(text)
+    return ": ".join(said)[:400]
 
 
 def _last_error(lines: list[str]) -> str:

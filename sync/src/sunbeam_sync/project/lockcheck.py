@@ -1,0 +1,40 @@
+"""Is uv.lock current with pyproject.toml? Asked of uv once per content of the two, per cache.
+
+A branch that adds a dependency to pyproject.toml but forgets `uv lock` keeps main's lock bytes,
+so its env key is main's and its run is a cache hit: without this check it would run in main's
+env and fail on the import. `uv lock --check` costs 0.15 s; its verdict depends only on the
+files' content, so a pass is remembered in the cache's state folder and every later run of the
+same content (every code-only commit) skips it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sunbeam_sync.cache.files import atomic_write
+from sunbeam_sync.cache.layout import CacheLayout
+from sunbeam_sync.run.uv import Uv
+
+# What `uv lock --check` reads besides uv.lock: the project's metadata and uv's own settings.
+_INPUTS = ("pyproject.toml", "uv.lock", "uv.toml")
+
+
+def lock_digest(project: Path) -> str:
+    digest = hashlib.sha256()
+    for name in _INPUTS:
+        try:
+            data = (project / name).read_bytes()
+        except FileNotFoundError:
+            data = b"-"
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def check_lock_once(uv: Uv, layout: CacheLayout, project: Path) -> None:
+    """LockfileError when uv.lock is stale or unparsable; a pass is remembered."""
+    marker = layout.lock_checked(lock_digest(project))
+    if marker.exists():
+        return
+    if uv.check_lock(project):
+        atomic_write(marker, "")
