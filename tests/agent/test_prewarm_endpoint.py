@@ -20,8 +20,6 @@ from prefect.client.schemas.objects import StateType
 
 from sunbeam_api.settings import Settings
 from sunbeam_contracts.hosts import host_queue
-from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT
-from tests.support import agent_flow as flow_source
 from tests.support.agent_stack import PREFECT_PIN, Agent, Stack, labels, worker_env
 from tests.support.api_stack import served
 from tests.support.gated_sdist import waiting_sdist
@@ -54,14 +52,7 @@ def agent(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
 @pytest.fixture(scope="module")
 def main_deployment(stack: Stack, agent: tuple[Agent, Path]) -> Iterator[UUID]:
     """run-sunbeam/main (what prewarms run on) on the agent's pool, the test flow."""
-    flow_id = stack.client.create_flow_from_name(FLOW_NAME)
-    deployment_id = stack.client.create_deployment(
-        flow_id=flow_id,
-        name=MAIN_DEPLOYMENT,
-        work_pool_name=POOL,
-        entrypoint=flow_source.ENTRYPOINT,
-        job_variables={"repo_url": stack.repo.url, "ref": "main", "project_dir": "pipeline"},
-    )
+    deployment_id = stack.pipeline_main(POOL)
     try:
         yield deployment_id
     finally:
