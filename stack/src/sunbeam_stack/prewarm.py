@@ -8,7 +8,6 @@ commit (docs/scale-out.md).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from sunbeam_stack.errors import StackError
+from sunbeam_stack.settings import StackSettings
 from sunbeam_stack.shell_env import stack_values
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -25,8 +25,9 @@ _WAIT_POLL_S = 0.5
 
 def api_target(api_url: str | None, state_dir: Path) -> tuple[str, str | None]:
     """(API URL, API key): the option, then the environment, then the local stack's."""
-    url = api_url or os.environ.get("SUNBEAM_API_URL")
-    key = os.environ.get("SUNBEAM_API_KEY")
+    settings = StackSettings()
+    url = api_url or settings.api_url
+    key = settings.api_key.get_secret_value() if settings.api_key else None
     if url and key:
         return url, key
     try:
