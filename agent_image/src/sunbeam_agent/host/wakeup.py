@@ -96,10 +96,18 @@ class RunWakeup:
         self._woken.set()
 
     async def serve(self) -> None:
-        """Listen and poll until cancelled."""
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._listen_forever)
-            await self._poll_when_woken()
+        """Listen and poll until cancelled. Never raises: it runs in the worker's own task, and
+        an error here must not stop the worker's polling."""
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._listen_forever)
+                await self._poll_when_woken()
+        except Exception as exc:
+            self._logger.error(
+                "Stopped following new flow runs (%s: %s); they start at the next poll",
+                type(exc).__name__,
+                exc,
+            )
 
     async def _listen_forever(self) -> None:
         warned = False
