@@ -20,8 +20,6 @@ import pytest
 from sunbeam_agent.host.identity import HOST_ID_FILE
 from sunbeam_api.settings import Settings
 from sunbeam_contracts.hosts import host_queue, worker_host
-from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT
-from tests.support import agent_flow as flow_source
 from tests.support.agent_stack import PREFECT_PIN, Agent, Stack, labels, worker_env
 from tests.support.api_stack import served
 from tests.support.pipeline_repo import pyproject
@@ -62,14 +60,7 @@ def agents(stack: Stack, tmp_path: Path) -> Iterator[list[tuple[Agent, Path]]]:
 @pytest.fixture
 def main_deployment(stack: Stack) -> Iterator[UUID]:
     """run-sunbeam/main (what the webhook prewarms from) on the hosts' pool, the test flow."""
-    flow_id = stack.client.create_flow_from_name(FLOW_NAME)
-    deployment_id = stack.client.create_deployment(
-        flow_id=flow_id,
-        name=MAIN_DEPLOYMENT,
-        work_pool_name=POOL,
-        entrypoint=flow_source.ENTRYPOINT,
-        job_variables={"repo_url": stack.repo.url, "ref": "main", "project_dir": "pipeline"},
-    )
+    deployment_id = stack.pipeline_main(POOL)
     try:
         yield deployment_id
     finally:

@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 
 from sunbeam_contracts import run_labels
+from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT
 from tests.support import agent_flow as flow_source
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
@@ -114,6 +115,17 @@ class Stack:
             entrypoint=flow_source.ENTRYPOINT,
             job_variables=job_variables,
             **kwargs,  # type: ignore[arg-type]
+        )
+
+    def pipeline_main(self, pool: str) -> UUID:
+        """run-sunbeam/main (what prewarms run on) on `pool`, with the test flow."""
+        flow_id = self.client.create_flow_from_name(FLOW_NAME)
+        return self.client.create_deployment(
+            flow_id=flow_id,
+            name=MAIN_DEPLOYMENT,
+            work_pool_name=pool,
+            entrypoint=flow_source.ENTRYPOINT,
+            job_variables={"repo_url": self.repo.url, "ref": "main", "project_dir": "pipeline"},
         )
 
     def submit(

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from sunbeam_api.dependencies import refuse_unknown_query
 from sunbeam_api.errors import install_handlers
 from sunbeam_api.guard import RequestGuard
-from sunbeam_api.routers import compare, health, hooks, pipelines, refs, results, runs
+from sunbeam_api.routers import compare, health, hooks, pipelines, prewarm, refs, results, runs
 from sunbeam_api.settings import Settings, get_settings
 from sunbeam_api.ui import install_ui
 
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     # Refuses unauthenticated and oversized requests before their body is read.
     app.add_middleware(RequestGuard, settings=app.state.settings)
-    for module in (health, compare, results, runs, refs, pipelines, hooks):
+    for module in (health, compare, results, runs, refs, prewarm, pipelines, hooks):
         app.include_router(module.router)
     install_ui(app)
     return app

@@ -1,4 +1,4 @@
-"""The `sunbeam` command (typer): `up`, `demo` and `deploy`.
+"""The `sunbeam` command (typer): `up`, `demo`, `env`, `deploy` and `prewarm`.
 
 Each subcommand imports what it runs (Prefect, FastAPI, the stack) inside its body, so
 `sunbeam --help` stays instant.
@@ -142,6 +142,42 @@ def deploy(
     except Exception as exc:
         return _report("deploy", exc)
     return 0
+
+
+@app.command()
+def prewarm(
+    ref: Annotated[str, typer.Argument(help="branch, tag or commit to prewarm")],
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the Sunbeam API (default $SUNBEAM_API_URL, else the `sunbeam up` stack)"
+        ),
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="wait up to this many seconds for the prewarm runs and say how each ended"
+        ),
+    ] = None,
+    state_dir: StateDir = None,
+) -> int:
+    """Build a ref's environment on every live host now, before anyone runs it.
+
+    For stacks without the GitHub push webhook: run it from a git hook after each commit
+    (docs/scale-out.md). The key is $SUNBEAM_API_KEY, else the local stack's.
+    """
+    from sunbeam_stack.checkout import default_state_dir, find_checkout
+    from sunbeam_stack.errors import StackError
+    from sunbeam_stack.prewarm import prewarm as run_prewarm
+
+    state = state_dir or default_state_dir(find_checkout() or Path.cwd())
+    try:
+        return run_prewarm(
+            ref, api_url, state.resolve(), lambda line: print(line, flush=True), wait
+        )
+    except StackError as exc:
+        print(f"sunbeam prewarm: {exc}", file=sys.stderr)
+        return 2
 
 
 def _report(command: str, exc: Exception) -> int:

@@ -188,7 +188,6 @@ class LocalStack:
             MONGODB_URI=self.mongodb_uri,
             PREFECT_WORKER_WEBSERVER_HOST="127.0.0.1",
             PREFECT_WORKER_WEBSERVER_PORT=str(free_port()),
-            PREFECT_WORKER_QUERY_SECONDS="2",
             SUNBEAM_STOP_TIMEOUT="20",
         )
         agent = self._launch(
@@ -196,7 +195,9 @@ class LocalStack:
         )
         health = f"http://127.0.0.1:{env['PREFECT_WORKER_WEBSERVER_PORT']}/health"
         secs = wait_until(agent, "the agent worker", lambda: _http_ok(health), 120, self.say)
-        self.say(f"✓ agent worker polling pool {cfg.pool!r} (started in {secs:.1f}s)")
+        # Prefect's poll interval (10 s) is the fallback: the worker takes new runs as the
+        # server's events stream announces them (host/wakeup.py).
+        self.say(f"✓ agent worker on pool {cfg.pool!r} (started in {secs:.1f}s)")
 
     def _start_api(self) -> None:
         cfg = self.config

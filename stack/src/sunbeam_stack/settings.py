@@ -17,13 +17,18 @@ class StackSettings(BaseSettings):
         alias="SUNBEAM_API_KEY",
         description="the API's key; unset: `sunbeam up` makes one in its state folder",
     )
+    api_url: str | None = Field(
+        None,
+        alias="SUNBEAM_API_URL",
+        description="the API `sunbeam prewarm` asks; unset: the `sunbeam up` stack's",
+    )
     mongodb_uri: str | None = Field(
         None,
         alias="MONGODB_URI",
         description="a MongoDB server to use; unset: `sunbeam up` starts an embedded one",
     )
 
-    @field_validator("api_key", "mongodb_uri", mode="before")
+    @field_validator("api_key", "api_url", "mongodb_uri", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -13,6 +13,12 @@ EXPORTED = ("PREFECT_API_URL", "SUNBEAM_API_URL")
 
 def exports(state_dir: Path) -> str:
     """`export NAME=value` lines for a running stack; StackError when none runs there."""
+    values = stack_values(state_dir)
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())
+
+
+def stack_values(state_dir: Path) -> dict[str, str]:
+    """The running stack's URLs and local API key by variable name; StackError when none runs."""
     state = StackState.read(state_dir)
     if state is None:
         raise StackError(
@@ -30,4 +36,4 @@ def exports(state_dir: Path) -> str:
             values["SUNBEAM_API_KEY"] = Path(state.api_key_file).read_text().strip()
         except OSError as exc:
             raise StackError(f"cannot read the API key file {state.api_key_file}: {exc}") from None
-    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())
+    return values

@@ -7,8 +7,9 @@ launcher with the run's ref, repo and folders in `SUNBEAM_RUN_*` variables, and 
 run's provenance and replaces itself with the engine in that env. Built on public Prefect APIs
 only, as prefect-docker and prefect-kubernetes build on `BaseWorker`.
 
-The worker adds what the process worker lacks for Sunbeam: `on_crashed`/`on_cancellation`
-hooks run in the ref's env (`hooks.py`), and draining on SIGTERM (the container entrypoint).
+The worker adds what the process worker lacks for Sunbeam: runs picked up the moment they are
+created, not at the next poll (`wakeup.py`), `on_crashed`/`on_cancellation` hooks run in the
+ref's env (`hooks.py`), and draining on SIGTERM (the container entrypoint).
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from prefect.workers.process import (
 from pydantic import Field
 
 from sunbeam_agent.host.hooks import EnvHookRunner, install_worker_hook_notice
+from sunbeam_agent.host.wakeup import RunWakeup
 from sunbeam_agent.launch.run_config import variables_as_env
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.client.schemas.objects import FlowRun
 
 # When this file exists the worker drains: it takes no new runs and stops once idle
@@ -142,8 +146,43 @@ class SunbeamWorker(ProcessWorker):
         self._sunbeam_active = 0
         self._sunbeam_claims: dict[Any, float] = {}
         self._sunbeam_stop_sent = False
+        # One poll at a time: the poll loop's and the run events' (a poll racing another one
+        # could read the runs before the other claimed them, and only log duplicates).
+        self._sunbeam_poll_lock = anyio.Lock()
+        self._sunbeam_wakeup = RunWakeup(
+            poll=self.get_and_submit_flow_runs,
+            pool_id=self._sunbeam_pool_id,
+            queues=kwargs.get("work_queues") or (),
+            logger=get_logger("prefect.workers.sunbeam"),
+        )
+        self._sunbeam_wakeup_group: anyio.abc.TaskGroup | None = None
+
+    def _sunbeam_pool_id(self) -> UUID | None:
+        try:
+            return self.work_pool.id
+        except RuntimeError:  # not synced with the pool yet
+            return None
+
+    async def setup(self) -> None:
+        await super().setup()
+        # Beside Prefect's poll loop, for as long as the worker is open (teardown stops it).
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        group.start_soon(self._sunbeam_wakeup.serve)
+        self._sunbeam_wakeup_group = group
+
+    async def teardown(self, *exc_info: Any) -> None:
+        group, self._sunbeam_wakeup_group = self._sunbeam_wakeup_group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
+        await super().teardown(*exc_info)
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        async with self._sunbeam_poll_lock:
+            return await self._sunbeam_poll()
+
+    async def _sunbeam_poll(self) -> list[FlowRun]:
         drain_file = os.environ.get(DRAIN_FILE_ENV)
         if not drain_file or not os.path.exists(drain_file):
             submitted = await super().get_and_submit_flow_runs()
