@@ -47,12 +47,12 @@ _RUN_PREFIX = "prefect.flow-run."
 
 def scheduled_runs_filter(pool_id: UUID) -> EventFilter:
     """Flow runs entering a Scheduled-type state (Scheduled, AwaitingRetry, Late...) in the pool."""
-    return EventFilter(  # type: ignore[call-arg]
-        event=EventNameFilter(prefix=[_RUN_PREFIX]),  # type: ignore[call-arg]
-        resource=EventResourceFilter(  # type: ignore[call-arg]
+    return EventFilter(
+        event=EventNameFilter(prefix=[_RUN_PREFIX]),
+        resource=EventResourceFilter(
             labels=ResourceSpecification({"prefect.state-type": "SCHEDULED"})
         ),
-        any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{pool_id}"]),  # type: ignore[call-arg]
+        any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{pool_id}"]),
     )
 
 
