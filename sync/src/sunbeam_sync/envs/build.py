@@ -15,9 +15,11 @@ from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.linkmode import same_filesystem
 from sunbeam_sync.envs.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
 from sunbeam_sync.envs.bytecode import seed_from_siblings
+from sunbeam_sync.envs.cache_entries import entries_holding
 from sunbeam_sync.envs.diff import comparison_base, describe
 from sunbeam_sync.envs.index import write_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
+from sunbeam_sync.envs.overlaps import kept_copies
 from sunbeam_sync.envs.verify import check_records
 from sunbeam_sync.errors import UvError
 from sunbeam_sync.project.envkey import EnvKey
@@ -132,12 +134,13 @@ class Builder:
         raise AssertionError("unreachable")
 
     def _drop_modified_cache_entries(self, tmp: Path, manifest: Manifest) -> None:
-        modified = sorted(check_records(tmp, manifest).modified)
-        if modified:
-            # Hardlinks share inodes with uv's cache: a cache entry changed after install.
-            # Drop those entries and build once more from fresh downloads.
-            self.log.warning("build", f"uv cache entries were modified: {', '.join(modified)}")
-            self.uv.clean(modified)
+        changed = check_records(tmp, manifest).changed
+        # Fresh from uv's cache, yet not what RECORD says: the cache entry holding the file was
+        # changed after it was unpacked. Drop those entries (only those) and build once more.
+        damaged = entries_holding(self.uv_cache, tmp / manifest.site_packages, changed)
+        if damaged:
+            self.log.warning("build", f"uv cache entries were modified: {', '.join(damaged)}")
+            self.uv.clean(damaged)
             raise _Rebuild
 
     def _install(self, tmp: Path, req: BuildRequest, started: float) -> Manifest:
@@ -192,8 +195,12 @@ class Builder:
         hashes = write_hashes(tmp, site, known)
         known.save()
         if expect is not None:
+            # An overlapping path holds whichever owner's copy uv wrote last, which varies from
+            # build to build: it was matched against that owner's RECORD row instead.
             still = sorted(
-                rel for rel, digest in expect.items() if hashes.get(rel, digest) != digest
+                rel
+                for rel, digest in expect.items()
+                if hashes.get(rel, digest) != digest and rel not in manifest.overlaps
             )
             if still:
                 raise UvError(
@@ -210,6 +217,9 @@ class Builder:
     def _manifest(self, env: Path, req: BuildRequest, seconds: float) -> Manifest:
         site = site_packages(env)
         dists = [_distribution(entry) for entry in sorted(site.glob("*.dist-info"))]
+        overlaps = kept_copies(site, dists)
+        if overlaps:
+            self.log.info("build", _said_overlaps(overlaps))
         return Manifest(
             key=req.key.key,
             inputs=req.key.inputs,
@@ -222,7 +232,17 @@ class Builder:
             build_seconds=round(seconds, 3),
             repo=req.repo,
             commit=req.commit,
+            overlaps=overlaps,
         )
+
+
+def _said_overlaps(overlaps: dict[str, str]) -> str:
+    shown = ", ".join(
+        f"{rel} (kept {dist.removesuffix('.dist-info')})"
+        for rel, dist in list(overlaps.items())[:3]
+    )
+    more = f" and {len(overlaps) - 3} more" if len(overlaps) > 3 else ""
+    return f"{len(overlaps)} paths installed by several packages: {shown}{more}"
 
 
 def _check_prefix(env: Path) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from sunbeam_sync.cache.files import PYCACHE
 from sunbeam_sync.envs.baseline import file_rows, read_record, site_files, site_folders
 from sunbeam_sync.envs.manifest import Manifest
+from sunbeam_sync.envs.overlaps import checked_here
 
 INDEX = "sunbeam-index.json"
 _VERSION = 1
@@ -41,6 +42,7 @@ class IndexedCheck:
     problems: list[str] = field(default_factory=list)
     modified: set[str] = field(default_factory=set)
     stray: list[str] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)  # site-relative files that changed
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class EnvIndex:
             if size != NO_SIZE and now != size:
                 out.problems.append(f"{rel} of {name} changed size ({now} != {size})")
                 out.modified.add(name)
+                out.changed.add(rel)
         return True
 
     def _stray(self, site: str, changed: list[str], unowned: dict[str, int]) -> list[str]:
@@ -154,7 +157,11 @@ def write_index(env: Path, manifest: Manifest) -> None:
         st = os.stat(site / dist.dist_info / "RECORD")
         records[dist.dist_info] = [st.st_size, st.st_mtime_ns]
         rows = file_rows(read_record(site, dist.dist_info))
-        files[dist.dist_info] = [[rel, int(size) if size else NO_SIZE] for rel, _d, size in rows]
+        files[dist.dist_info] = [
+            [rel, int(size) if size else NO_SIZE]
+            for rel, _d, size in rows
+            if checked_here(manifest.overlaps, rel, dist.dist_info)  # as the full check does
+        ]
     data = {
         "version": _VERSION,
         "bin_ctime": os.lstat(env / "bin").st_ctime_ns,

@@ -13,12 +13,13 @@ from sunbeam_sync.cache.locks import FileLock
 from sunbeam_sync.envs.baseline import read_hashes
 from sunbeam_sync.envs.build import Builder, BuildRequest
 from sunbeam_sync.envs.bytecode import compile_in_background, needs_compile
+from sunbeam_sync.envs.cache_entries import entries_holding
 from sunbeam_sync.envs.manifest import Manifest
 from sunbeam_sync.envs.verify import Damage, read_damage, verify_env
 from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.run.log import SyncLog
 from sunbeam_sync.run.uv import Uv, uv_cache_dir
-from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
+from sunbeam_sync.settings import Bytecode, SyncSettings
 
 
 class Outcome(StrEnum):
@@ -59,7 +60,9 @@ class EnvStore:
         if marker.exists():
             found = read_damage(marker)
             return Damage(
-                f"a deep verification found changed files ({found.reason[:200]})", found.modified
+                f"a deep verification found changed files ({found.reason[:200]})",
+                found.modified,
+                files=found.files,
             )
         return verify_env(env, key)
 
@@ -122,13 +125,13 @@ class EnvStore:
         key = request.key.key
         clean: list[str] = []
         expect = None
+        builder = Builder(self.layout, self.settings, self.log, self.cancel)
         if bad is not None and damage.modified:
             old = Manifest.read(bad)
-            # Hardlinked files are uv's cache entries: the damage is in the cache too.
-            if old is not None and old.link_mode == LinkMode.HARDLINK.value:
-                clean = damage.modified
+            # A changed file that uv's cache holds too (hardlinked) is damage in the cache.
+            if old is not None:
+                clean = entries_holding(builder.uv_cache, bad / old.site_packages, damage.files)
             expect = read_hashes(bad)
-        builder = Builder(self.layout, self.settings, self.log, self.cancel)
         builder.build(request, clean=clean, expect=expect)
         self.layout.damage_marker(key).unlink(missing_ok=True)
         _PUBLISHED[key] = self.layout.env(key).stat().st_ino
