@@ -15,40 +15,20 @@ import pytest
 
 from sunbeam_sync import SyncSettings
 from sunbeam_sync.envs.manifest import Manifest
+from tests.support.corpus import DBT_ADAPTERS, DBT_CORE_INIT, dbt_adapter_init, dbt_wheels
 from tests.support.pyindex import LocalIndex
 from tests.support.sync_project import Project, env_python, prep, run_cli
-from tests.support.wheels import build_wheel
-
-# As in the real wheels: dbt-core's namespace file is long, each adapter's is short.
-CORE_INIT = (
-    "# dbt-core\n"
-    + "from pkgutil import extend_path\n__path__ = extend_path(__path__, __name__)\n" * 4
-)
-ADAPTERS = ("duckdb", "sqlite")
-
-
-def _adapter_init(name: str) -> str:
-    return f"# dbt-{name}\n"
 
 
 @pytest.fixture(scope="module")
 def dbt_index(index: LocalIndex, tmp_path_factory: pytest.TempPathFactory) -> LocalIndex:
-    wheels = tmp_path_factory.mktemp("dbt-wheels")
-    built = [build_wheel(wheels, "dbt-core", "1.0", files={"dbt/__init__.py": CORE_INIT})]
-    for name in ADAPTERS:
-        files = {
-            "dbt/__init__.py": _adapter_init(name),
-            "dbt/adapters/__init__.py": f"# adapters of dbt-{name}\n",
-            f"dbt/adapters/{name}/__init__.py": f"NAME = {name!r}\n",
-        }
-        built.append(build_wheel(wheels, f"dbt-{name}", "1.0", requires=["dbt-core"], files=files))
-    index.add_all(built)
+    index.add_all(dbt_wheels(tmp_path_factory.mktemp("dbt-wheels")))
     return index
 
 
 @pytest.fixture
 def dbt_project(project: Project, dbt_index: LocalIndex) -> Project:
-    project.set_deps([f"dbt-{name}==1.0" for name in ADAPTERS])
+    project.set_deps([f"dbt-{name}==1.0" for name in DBT_ADAPTERS])
     project.repo.commit("dbt with two adapters")
     return project
 
@@ -91,8 +71,8 @@ def test_overlapping_namespace_files_build_verify_and_hit(
     assert manifest is not None
     keeper = manifest.overlaps["dbt/__init__.py"]
     on_disk = (_site(first.env) / "dbt" / "__init__.py").read_text()
-    shipped = {"dbt_core-1.0.dist-info": CORE_INIT}
-    shipped |= {f"dbt_{n}-1.0.dist-info": _adapter_init(n) for n in ADAPTERS}
+    shipped = {"dbt_core-1.0.dist-info": DBT_CORE_INIT}
+    shipped |= {f"dbt_{n}-1.0.dist-info": dbt_adapter_init(n) for n in DBT_ADAPTERS}
     assert on_disk == shipped[keeper]
     assert set(manifest.overlaps) == {"dbt/__init__.py", "dbt/adapters/__init__.py"}
 
@@ -126,7 +106,7 @@ def test_real_damage_to_an_overlapping_file_heals_only_its_cache_entry(
     healed = prep(settings, dbt_project.repo.url, "main")
     assert healed.healed and "dbt/__init__.py" in (healed.heal_reason or "")
     cleaned = [r.getMessage() for r in caplog.records if "from uv's cache" in r.getMessage()]
-    owners = {CORE_INIT: "dbt-core"} | {_adapter_init(n): f"dbt-{n}" for n in ADAPTERS}
+    owners = {DBT_CORE_INIT: "dbt-core"} | {dbt_adapter_init(n): f"dbt-{n}" for n in DBT_ADAPTERS}
     owner = owners[kept_text]
     assert len(cleaned) == 1 and f"removing {owner} from" in cleaned[0], cleaned
     after = _cached(own_uv_cache)
@@ -157,4 +137,4 @@ def test_same_size_damage_to_an_overlapping_file_is_found_deep(
     healed = prep(settings, dbt_project.repo.url, "main")
     assert healed.healed
     now = (_site(healed.env) / "dbt" / "__init__.py").read_text()
-    assert now in [CORE_INIT, *map(_adapter_init, ADAPTERS)]
+    assert now in [DBT_CORE_INIT, *map(dbt_adapter_init, DBT_ADAPTERS)]

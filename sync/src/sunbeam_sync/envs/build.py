@@ -53,6 +53,7 @@ class BuildRequest:
     repo: str
     commit: str
     default_branch: str | None = None  # the repository's: its env is what the log compares with
+    lock_inputs: Sequence[Path] = ()  # the files the lock check reads (`Lockfile.check_inputs`)
 
 
 class Builder:
@@ -98,7 +99,7 @@ class Builder:
         # published unless it passed, and its verdict wins over an install error. A lock
         # already found current (lockcheck.py) is not checked again.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            check = pool.submit(self._timed_check, req.project)
+            check = pool.submit(self._timed_check, req)
             try:
                 manifest = self._attempts(req, expect, check)
             except Exception:
@@ -114,9 +115,10 @@ class Builder:
         )
         return manifest
 
-    def _timed_check(self, project: Path) -> None:
+    def _timed_check(self, req: BuildRequest) -> None:
         with self.phases("uv lock --check (beside the install)"):
-            check_lock_once(self.uv, self.layout, project)
+            python = req.interpreter.path
+            check_lock_once(self.uv, self.layout, req.project, python, req.lock_inputs)
 
     def _attempts(self, req: BuildRequest, expect: Expect, check: Future[None]) -> Manifest:
         started = time.monotonic()
@@ -150,7 +152,8 @@ class Builder:
         if not (tmp / "pyvenv.cfg").is_file():  # never point uv sync at a non-venv folder
             raise UvError(f"uv venv did not create {tmp}/pyvenv.cfg")
         with self.phases("uv sync"):
-            args = self.uv.sync_args(req.project, req.link_mode, req.groups, req.extras)
+            python = tmp / "bin" / "python"
+            args = self.uv.sync_args(req.project, req.link_mode, req.groups, req.extras, python)
             self.uv.sync(tmp, args)
         manifest = self._manifest(tmp, req, time.monotonic() - started)
         if req.link_mode is LinkMode.HARDLINK:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -66,10 +67,10 @@ class EnvStore:
             )
         return verify_env(env, key)
 
-    def check_lock(self, project: Path) -> None:
+    def check_lock(self, project: Path, python: str, inputs: Sequence[Path]) -> None:
         """LockfileError unless the project's uv.lock is current (remembered per content)."""
         uv = Uv(uv_cache_dir(self.layout.uv_cache), self.settings, self.log, self.cancel)
-        check_lock_once(uv, self.layout, project)
+        check_lock_once(uv, self.layout, project, python, inputs)
 
     def ensure(self, request: BuildRequest, damage: Damage | None, lease: FileLock) -> EnvOutcome:
         """Make the env of `request.key` usable, given what `check` found before any lock."""

@@ -116,19 +116,20 @@ class Uv:
         """Drop these distributions from uv's cache."""
         self(["cache", "clean", *names], failure="could not clean the uv cache")
 
-    def check_lock(self, project: Path) -> bool:
+    def check_lock(self, project: Path, python: str) -> bool:
         """LockfileError when uv.lock disagrees with pyproject.toml or does not parse.
 
         True when uv confirmed the lock, False when it could not tell (index unreachable).
         Offline and verbose first: uv's debug line says whether the requirements the lock
         recorded still match pyproject.toml, which decides staleness with nothing resolved
-        (an added package need not be in uv's cache, nor the index reachable).
+        (an added package need not be in uv's cache, nor the index reachable). With the build's
+        interpreter: left to itself uv would pick one by `.python-version`.
         """
-        cmd = ["lock", "--check", "--offline", "--verbose", "--project", str(project)]
-        result = self(cmd, quiet=True)
+        check = ["lock", "--check", "--project", str(project), "--python", python]
+        result = self([*check, "--offline", "--verbose"], quiet=True)
         if result.returncode != 0 and not _lock_verdict(project, result):
             # Offline could not decide (metadata not cached): ask the index.
-            result = self(["lock", "--check", "--project", str(project)], quiet=True)
+            result = self(check, quiet=True)
         if result.returncode == 0:
             return True
         _lock_verdict(project, result)
@@ -145,11 +146,16 @@ class Uv:
         link_mode: LinkMode,
         groups: Sequence[str],
         extras: Sequence[str],
+        python: Path,
     ) -> list[str]:
-        """`uv sync` of the project's locked third-party packages (the env is the target)."""
+        """`uv sync` of the project's locked third-party packages into the env of `python`."""
         cmd = [
             "sync",
             "--frozen",
+            # The target env's own interpreter: any other (a `.python-version` uv would read)
+            # makes uv delete the env and create another one.
+            "--python",
+            str(python),
             # Only third-party packages: the env is shared by every commit with this lock, so the
             # project's own code (and any local path package) comes from the checkout instead.
             "--no-install-local",

@@ -1,0 +1,154 @@
+"""Pipeline repositories shaped like the public ones teams run Prefect from, built hermetically.
+
+Each shape writes a project into a `PipelineRepo` (packages from a `LocalIndex` of wheels built in
+the test, git sources from a local git server), locks it with the real uv, and says where its flow
+is and what the flow prints when its imports work. `tests/sync/test_corpus.py` prepares, verifies,
+hits and runs each; `benchmarks/bench_corpus.py` times each against a bare `uv sync --frozen`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.gitrepo import PipelineRepo
+from tests.support.pyindex import LocalIndex
+from tests.support.wheels import build_wheel
+
+# An in-tree build backend that is never run: members and the project itself stay out of the env
+# (`--no-install-local`), and uv reads their static metadata from pyproject.toml to lock them.
+NO_BUILD = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+
+# dbt-core's namespace file is long, each adapter's is short, as in the real wheels.
+DBT_CORE_INIT = (
+    "# dbt-core\n"
+    + "from pkgutil import extend_path\n__path__ = extend_path(__path__, __name__)\n" * 4
+)
+DBT_ADAPTERS = ("duckdb", "sqlite")
+
+
+def dbt_adapter_init(name: str) -> str:
+    return f"# dbt-{name}\n"
+
+
+def dbt_wheels(dest: Path) -> list[Path]:
+    """dbt-core and two adapters, each shipping its own dbt/__init__.py (and adapters/__init__)."""
+    built = [build_wheel(dest, "dbt-core", "1.0", files={"dbt/__init__.py": DBT_CORE_INIT})]
+    for name in DBT_ADAPTERS:
+        files = {
+            "dbt/__init__.py": dbt_adapter_init(name),
+            "dbt/adapters/__init__.py": f"# adapters of dbt-{name}\n",
+            f"dbt/adapters/{name}/__init__.py": f"NAME = {name!r}\n",
+        }
+        built.append(build_wheel(dest, f"dbt-{name}", "1.0", requires=["dbt-core"], files=files))
+    return built
+
+
+def pyproject(
+    name: str,
+    deps: Sequence[str],
+    *,
+    index_url: str | None = None,
+    sources: Sequence[str] = (),
+    workspace: Sequence[str] = (),
+    package: bool = False,
+    requires_python: str = ">=3.11",
+) -> str:
+    """A pyproject.toml: `sources` are workspace members, `workspace` the members' globs."""
+    listed = ", ".join(f'"{d}"' for d in deps)
+    text = (
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\n'
+        f'requires-python = "{requires_python}"\ndependencies = [{listed}]\n'
+    )
+    if sources:
+        text += "\n[tool.uv.sources]\n" + "".join(
+            f"{s} = {{ workspace = true }}\n" for s in sources
+        )
+    if workspace:
+        globs = ", ".join(f'"{g}"' for g in workspace)
+        text += f"\n[tool.uv.workspace]\nmembers = [{globs}]\n"
+    if index_url:
+        text += f'\n[[tool.uv.index]]\nname = "local"\nurl = "{index_url}"\ndefault = true\n'
+    return text + ("\n" + NO_BUILD if package else "")
+
+
+def lock(folder: Path, *args: str) -> None:
+    out = subprocess.run(
+        ["uv", "lock", "-q", "--project", str(folder), *args], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise AssertionError(f"uv lock failed in {folder}: {out.stderr[-2000:]}")
+
+
+@dataclass
+class Shape:
+    """A repository shape: where its project is, its flow, and what the flow prints."""
+
+    name: str
+    project_dir: str
+    flow: str  # relative to the project folder
+    prints: str
+    prepare: dict[str, object] = field(default_factory=dict)  # more PrepareRequest fields
+
+
+# ---------------------------------------------------------------------------- shapes
+def workspace(repo: PipelineRepo, index: LocalIndex) -> list[Shape]:
+    """A uv workspace: a virtual root project whose flows import a member, and two members with
+    their own dependencies (one src layout, one flat), one of them with flows of its own."""
+    w = repo.work
+    w.mkdir(parents=True, exist_ok=True)
+    (w / "pyproject.toml").write_text(
+        pyproject(
+            "climate-flows",
+            ["climate-core"],
+            index_url=index.url,
+            sources=["climate-core"],
+            workspace=["packages/*"],
+        )
+    )
+    core = w / "packages" / "climate-core"
+    repo.write(
+        "packages/climate-core/pyproject.toml",
+        pyproject("climate-core", ["alpha==1.0"], package=True),
+    )
+    repo.write(
+        "packages/climate-core/src/climate_core/__init__.py",
+        "import alpha\nVERSION = alpha.__version__\n",
+    )
+    repo.write(
+        "packages/prefect-climate/pyproject.toml",
+        pyproject(
+            "prefect-climate", ["beta==1.0", "climate-core"], sources=["climate-core"], package=True
+        ),
+    )
+    repo.write(
+        "packages/prefect-climate/prefect_climate/__init__.py",
+        "import beta, climate_core\nSOURCE = 'prefect-climate'\n",
+    )
+    repo.write("flows/daily.py", "import climate_core\nprint('daily', climate_core.VERSION)\n")
+    repo.write(
+        "packages/prefect-climate/flows/hourly.py",
+        "import prefect_climate, climate_core, beta\n"
+        "print('hourly', prefect_climate.SOURCE, climate_core.VERSION, beta.__version__)\n",
+    )
+    assert core.is_dir()
+    lock(w)
+    return [
+        Shape("workspace root", ".", "flows/daily.py", "daily 1.0"),
+        Shape(
+            "workspace member",
+            "packages/prefect-climate",
+            "flows/hourly.py",
+            "hourly prefect-climate 1.0 1.0",
+        ),
+    ]
+
+
+def write_shape(
+    build: Callable[[PipelineRepo, LocalIndex], list[Shape]], repo: PipelineRepo, index: LocalIndex
+) -> list[Shape]:
+    shapes = build(repo, index)
+    repo.commit(f"shape: {shapes[0].name}")
+    return shapes
