@@ -13,13 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.gated_sdist import backend_py
 from tests.support.gitrepo import PipelineRepo
 from tests.support.pyindex import LocalIndex
 from tests.support.wheels import build_wheel
 
-# An in-tree build backend that is never run: members and the project itself stay out of the env
-# (`--no-install-local`), and uv reads their static metadata from pyproject.toml to lock them.
-NO_BUILD = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+# An in-tree build backend (`backend.py`): run only for what uv builds (git sources, sdists). The
+# project and its workspace members stay out of the env (`--no-install-local`) and are locked from
+# the static metadata of their pyproject.toml.
+IN_TREE_BACKEND = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
 
 # dbt-core's namespace file is long, each adapter's is short, as in the real wheels.
 DBT_CORE_INIT = (
@@ -71,7 +73,7 @@ def pyproject(
         text += f"\n[tool.uv.workspace]\nmembers = [{globs}]\n"
     if index_url:
         text += f'\n[[tool.uv.index]]\nname = "local"\nurl = "{index_url}"\ndefault = true\n'
-    return text + ("\n" + NO_BUILD if package else "")
+    return text + ("\n" + IN_TREE_BACKEND if package else "")
 
 
 def lock(folder: Path, *args: str) -> None:
@@ -144,6 +146,29 @@ def workspace(repo: PipelineRepo, index: LocalIndex) -> list[Shape]:
             "hourly prefect-climate 1.0 1.0",
         ),
     ]
+
+
+def git_package(root: Path, name: str) -> PipelineRepo:
+    """A repository holding the package `name` (its build backend in-tree), pushed to `main`."""
+    repo = PipelineRepo(root)
+    repo.write(
+        "pyproject.toml",
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\n\n' + IN_TREE_BACKEND,
+    )
+    repo.write("backend.py", backend_py(name, "0.1.0"))
+    repo.commit(f"{name} 0.1.0")
+    return repo
+
+
+def git_source(repo: PipelineRepo, index: LocalIndex, url: str, commit: str) -> list[Shape]:
+    """A project whose lock pins a package to a commit of a git repository (uv builds it)."""
+    repo.write(
+        "pyproject.toml",
+        pyproject("git-flows", ["alpha==1.0", f"gitdep @ git+{url}@{commit}"], index_url=index.url),
+    )
+    repo.write("flows/etl.py", "import alpha, gitdep\nprint('etl', gitdep.__version__)\n")
+    lock(repo.work)
+    return [Shape("git source", ".", "flows/etl.py", "etl 0.1.0")]
 
 
 def write_shape(

@@ -17,7 +17,7 @@ from sunbeam_sync.git.runner import GitRunner, askpass_script
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import git_environment
 from sunbeam_sync.run.log import SyncLog
-from sunbeam_sync.run.retry import is_transient, retry
+from sunbeam_sync.run.retry import corruption, is_transient, retry
 from sunbeam_sync.settings import SyncSettings
 
 CHECKOUT_MARKER = ".sunbeam-commit"
@@ -106,6 +106,11 @@ class Mirror:
             return GitError(
                 f"git could not authenticate to {self.repo}: set SUNBEAM_GIT_TOKEN to a "
                 "token with read access"
+            )
+        if corrupt := corruption(result.lines):
+            return GitError(
+                f"repository {self.repo} is corrupt on its server ({corrupt}): repair it there "
+                "(`git fsck`), or point the deployment at a healthy copy"
             )
         if is_transient(out):
             return NetworkError(
