@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -77,8 +78,12 @@ class InodeHashes:
         ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
         digest = self.known.get(ident)
         if digest is None:
-            digest = self.known[ident] = sha256(path)
-            self.added += 1
+            digest = sha256(path)
+            # Only files with other links (uv's cache, sibling envs) come back in another build;
+            # an env's own files (its RECORDs, copies) would only grow the file for nothing.
+            if st.st_nlink > 1:
+                self.known[ident] = digest
+                self.added += 1
         return digest
 
     def save(self) -> None:
@@ -86,8 +91,9 @@ class InodeHashes:
             atomic_write(self.path, json.dumps(self.known, separators=(",", ":")))
 
 
-def write_hashes(env: Path, site: Path, known: InodeHashes) -> dict[str, str]:
-    hashes = {rel: known.sha256(path) for rel, path in site_files(site)}
+def write_hashes(env: Path, files: Iterable[tuple[str, str]], known: InodeHashes) -> dict[str, str]:
+    """The sha256 of each of `files` ((site-relative, absolute) as `site_files` gives them)."""
+    hashes = {rel: known.sha256(path) for rel, path in files}
     (env / HASHES).write_text(json.dumps(hashes, separators=(",", ":"), sort_keys=True))
     return hashes
 
@@ -115,8 +121,19 @@ def differing(site: Path, hashes: dict[str, str], only: set[str] | None = None) 
 
 
 def read_record(site: Path, dist_info: str) -> list[list[str]]:
-    """Every row of `site/dist_info/RECORD` (OSError if there is none)."""
-    with (site / dist_info / "RECORD").open(newline="") as fh:
+    """Every row of `site/dist_info/RECORD` (OSError if there is none).
+
+    A build reads each RECORD several times (manifest, overlaps, checks, index): it is parsed
+    once per content, recognised by its file's identity (ctime: a write cannot set it back).
+    """
+    path = os.path.join(site, dist_info, "RECORD")
+    st = os.stat(path)
+    return _parsed_record(path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parsed_record(path: str, *_identity: int) -> list[list[str]]:
+    with open(path, newline="") as fh:
         return list(csv.reader(fh))
 
 

@@ -13,14 +13,19 @@ from typing import TYPE_CHECKING
 from sunbeam_sync.cache.files import atomic_directory, make_read_only
 from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.linkmode import same_filesystem
-from sunbeam_sync.envs.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
-from sunbeam_sync.envs.bytecode import seed_from_siblings
+from sunbeam_sync.envs.baseline import (
+    InodeHashes,
+    interpreter_identity,
+    read_record,
+    site_files,
+    write_hashes,
+)
 from sunbeam_sync.envs.cache_entries import entries_holding
 from sunbeam_sync.envs.diff import comparison_base, describe
 from sunbeam_sync.envs.index import write_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
 from sunbeam_sync.envs.overlaps import kept_copies
-from sunbeam_sync.envs.verify import check_records
+from sunbeam_sync.envs.verify import RecordCheck, check_records
 from sunbeam_sync.errors import UvError
 from sunbeam_sync.project.envkey import EnvKey
 from sunbeam_sync.project.interpreter import Interpreter, env_prefix
@@ -126,17 +131,20 @@ class Builder:
             try:
                 with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
                     manifest = self._install(tmp, req, started)
+                    records = check_records(tmp, manifest)
                     if attempt < _BUILD_ATTEMPTS:
-                        self._drop_modified_cache_entries(tmp, manifest)
+                        self._drop_modified_cache_entries(tmp, manifest, records)
                     check.result()
-                    self._seal(tmp, req, manifest, started, expect)
+                    self._seal(tmp, req, manifest, records, started, expect)
                 return manifest
             except _Rebuild:
                 continue
         raise AssertionError("unreachable")
 
-    def _drop_modified_cache_entries(self, tmp: Path, manifest: Manifest) -> None:
-        changed = check_records(tmp, manifest).changed
+    def _drop_modified_cache_entries(
+        self, tmp: Path, manifest: Manifest, records: RecordCheck
+    ) -> None:
+        changed = records.changed
         # Fresh from uv's cache, yet not what RECORD says: the cache entry holding the file was
         # changed after it was unpacked. Drop those entries (only those) and build once more.
         damaged = entries_holding(self.uv_cache, tmp / manifest.site_packages, changed)
@@ -155,47 +163,51 @@ class Builder:
             python = tmp / "bin" / "python"
             args = self.uv.sync_args(req.project, req.link_mode, req.groups, req.extras, python)
             self.uv.sync(tmp, args)
-        manifest = self._manifest(tmp, req, time.monotonic() - started)
-        if req.link_mode is LinkMode.HARDLINK:
-            with self.phases("bytecode from siblings"):
-                siblings = self._compiled_siblings()
-                seeded = seed_from_siblings(tmp, manifest.site_packages, siblings)
-            if seeded:
-                self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
-        return manifest
+        with self.phases("manifest"):
+            return self._manifest(tmp, req, time.monotonic() - started)
 
     def _seal(
-        self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float, expect: Expect
+        self,
+        tmp: Path,
+        req: BuildRequest,
+        manifest: Manifest,
+        records: RecordCheck,
+        started: float,
+        expect: Expect,
     ) -> None:
         """Last checks, the baseline and the manifest, just before the publish."""
         with self.phases("checks and baseline"):
-            self._baseline(tmp, manifest, expect)
+            self._baseline(tmp, manifest, records, expect)
         # The manifest goes in before the folders lose their write bits.
         manifest.build_seconds = round(time.monotonic() - started, 3)
         manifest.build_phases = self.phases.seconds
         manifest.write(tmp)
-        make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
-        with self.phases("interpreter check and index"):
+        with self.phases("read-only"):
+            make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
+        with self.phases("interpreter check"):
             _check_prefix(tmp)
+        with self.phases("index"):
             write_index(tmp, manifest)  # last: it records the folders as they are published
         compiled = self.layout.compiled_marker(req.key.key)
         compiled.unlink(missing_ok=True)
         if self.settings.bytecode is Bytecode.BUILD:
             compiled.touch()
 
-    def _baseline(self, tmp: Path, manifest: Manifest, expect: Expect) -> None:
-        records = check_records(tmp, manifest)
+    def _baseline(
+        self, tmp: Path, manifest: Manifest, records: RecordCheck, expect: Expect
+    ) -> None:
         if records.problems:
             raise UvError(f"the new environment is incomplete: {records.problems[0]}")
         site = tmp / manifest.site_packages
         manifest.pyvenv_cfg = (tmp / "pyvenv.cfg").read_text()
         manifest.interpreter, manifest.interpreter_stat = interpreter_identity(tmp)
+        files = list(site_files(site))
         manifest.unowned = {
-            rel: os.lstat(p).st_size for rel, p in site_files(site) if rel not in records.owned
+            rel: os.lstat(p).st_size for rel, p in files if rel not in records.owned
         }
         # Copies and clones are new inodes; hardlinked files reuse what earlier builds hashed.
         known = InodeHashes(self.layout.file_hashes)
-        hashes = write_hashes(tmp, site, known)
+        hashes = write_hashes(tmp, files, known)
         known.save()
         if expect is not None:
             # An overlapping path holds whichever owner's copy uv wrote last, which varies from
@@ -212,11 +224,6 @@ class Builder:
                     "run `uv cache clean` and retry"
                 )
 
-    def _compiled_siblings(self) -> list[Path]:
-        """Published envs whose bytecode compilation finished, most recent first."""
-        done = sorted(self.layout.compiled_markers(), key=lambda p: p.stat().st_mtime, reverse=True)
-        return [self.layout.env(p.stem) for p in done if self.layout.env(p.stem).is_dir()]
-
     def _manifest(self, env: Path, req: BuildRequest, seconds: float) -> Manifest:
         site = site_packages(env)
         dists = [_distribution(entry) for entry in sorted(site.glob("*.dist-info"))]
@@ -229,7 +236,7 @@ class Builder:
             python=req.interpreter.path,
             site_packages=str(site.relative_to(env)),
             distributions=dists,
-            uv_version=uv_version(),
+            uv_version=_uv_version(env),
             link_mode=req.link_mode.value,
             built_at=time.time(),
             build_seconds=round(seconds, 3),
@@ -246,6 +253,15 @@ def _said_overlaps(overlaps: dict[str, str]) -> str:
     )
     more = f" and {len(overlaps) - 3} more" if len(overlaps) > 3 else ""
     return f"{len(overlaps)} paths installed by several packages: {shown}{more}"
+
+
+def _uv_version(env: Path) -> str:
+    """The uv that made `env`, as its pyvenv.cfg says (no `uv --version` process)."""
+    for line in (env / "pyvenv.cfg").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "uv" and value.strip():
+            return value.strip()
+    return uv_version()
 
 
 def _check_prefix(env: Path) -> None:
@@ -267,13 +283,27 @@ def site_packages(env: Path) -> Path:
 
 
 def _distribution(dist_info: Path) -> Distribution:
-    from importlib.metadata import PathDistribution  # builds only: hits never load it
-
-    meta = PathDistribution(dist_info).metadata
-    name = next(iter(meta.get_all("Name") or []), "")
-    version = next(iter(meta.get_all("Version") or []), "")
+    name, version = _name_and_version(dist_info / "METADATA")
     if not name:
         name, _, version = dist_info.name.removesuffix(".dist-info").partition("-")
-    record = dist_info / "RECORD"
-    files = sum(1 for _ in record.open()) if record.exists() else 0
+    try:
+        files = len(read_record(dist_info.parent, dist_info.name))
+    except OSError:
+        files = 0
     return Distribution(name=name, version=version, dist_info=dist_info.name, files=files)
+
+
+def _name_and_version(metadata: Path) -> tuple[str, str]:
+    """`Name` and `Version` from a METADATA file's header (what importlib.metadata would say)."""
+    found: dict[str, str] = {}
+    try:
+        with metadata.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # the header ends at the first empty line; the description follows
+                key, sep, value = line.partition(":")
+                if sep and key in ("Name", "Version") and key not in found:
+                    found[key] = value.strip()
+    except OSError:
+        pass
+    return found.get("Name", ""), found.get("Version", "")

@@ -13,7 +13,7 @@ from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.locks import FileLock
 from sunbeam_sync.envs.baseline import read_hashes
 from sunbeam_sync.envs.build import Builder, BuildRequest
-from sunbeam_sync.envs.bytecode import compile_in_background, needs_compile
+from sunbeam_sync.envs.bytecode import compile_in_background, compiled_siblings, needs_compile
 from sunbeam_sync.envs.cache_entries import entries_holding
 from sunbeam_sync.envs.manifest import Manifest
 from sunbeam_sync.envs.verify import Damage, read_damage, verify_env
@@ -94,16 +94,18 @@ class EnvStore:
             compile_in_background(env, lease, self.log, *self._compile_files(key))
         return outcome
 
-    def _compile_files(self, key: str) -> tuple[Path, Path]:
-        return self.layout.compiled_marker(key), self.layout.compile_lock(key)
+    def _compile_files(self, key: str) -> tuple[Path, Path, list[Path]]:
+        """What the background job needs: its marker, its lock, the envs to borrow from."""
+        done, lock = self.layout.compiled_marker(key), self.layout.compile_lock(key)
+        return done, lock, compiled_siblings(self.layout)
 
     def _resume_compile(self, key: str, lease: FileLock) -> None:
         if self.settings.bytecode is not Bytecode.BACKGROUND:
             return
-        done, lock = self._compile_files(key)
-        if needs_compile(done, lock):
+        done, lock = self.layout.compiled_marker(key), self.layout.compile_lock(key)
+        if needs_compile(done, lock):  # a hit: only now are the siblings looked for
             self.log.info("build", "bytecode compilation never finished; resuming it")
-            compile_in_background(self.layout.env(key), lease, self.log, done, lock)
+            compile_in_background(self.layout.env(key), lease, self.log, *self._compile_files(key))
 
     def _recheck(self, key: str, damage: Damage) -> Damage | None:
         # Someone may have built it while we waited. If that was a thread of this process, its

@@ -173,7 +173,7 @@ def parse(raw: bytes, where: str) -> tuple[list[dict[str, Any]], list[str]]:
     Parse first: a corrupt file is "not a valid lockfile".
     """
     try:
-        data = tomllib.loads(raw.decode())
+        data = tomllib.loads(_without_artifacts(raw.decode()))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise LockfileError(
             f"uv.lock in {where} is not a valid lockfile ({exc}): {_RELOCK}"
@@ -193,6 +193,24 @@ def parse(raw: bytes, where: str) -> tuple[list[dict[str, Any]], list[str]]:
     manifest = data.get("manifest")
     members = manifest.get("members", []) if isinstance(manifest, dict) else []
     return packages, [_canonical(m) for m in members if isinstance(m, str)]
+
+
+def _without_artifacts(text: str) -> str:
+    """The lock without its `sdist = {...}` lines and `wheels = [...]` arrays.
+
+    They are 95% of a lock's bytes (a URL, hash, size and date per file) and nothing here reads
+    them: parsing the rest costs a tenth. uv, which installs them, reads and checks them itself.
+    uv writes both at the start of a line, and each wheels array ends with a `]` line.
+    """
+    kept, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if skipping:
+            skipping = not line.startswith("]")
+        elif line.startswith("wheels = ["):
+            skipping = not line.rstrip().endswith("]")
+        elif not line.startswith("sdist = "):
+            kept.append(line)
+    return "".join(kept)
 
 
 def _dependencies(package: dict) -> list[str]:  # type: ignore[type-arg]
