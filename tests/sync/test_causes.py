@@ -181,3 +181,12 @@ def test_unknown_extra_or_group_is_bad_input(
     )  # fmt: skip
     last = res.stderr.strip().splitlines()[-1]
     assert res.returncode == 2 and said in last and "uv lock" in last
+
+
+def test_commit_with_an_empty_tree_says_what_is_missing(
+    project: Project, settings: SyncSettings
+) -> None:
+    project.repo.git("rm", "-rq", ".")
+    project.repo.commit("everything removed")
+    with pytest.raises(LockfileError, match="no pyproject.toml"):
+        prep(settings, project.repo.url, "main")

@@ -183,11 +183,12 @@ class Builder:
         manifest.build_phases = self.phases.seconds
         manifest.write(tmp)
         with self.phases("read-only"):
-            make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
+            background = self.settings.bytecode is Bytecode.BACKGROUND
+            sealed = make_read_only(tmp, writable_pycache=background)
         with self.phases("interpreter check"):
             _check_prefix(tmp)
         with self.phases("index"):
-            write_index(tmp, manifest)  # last: it records the folders as they are published
+            write_index(tmp, manifest, sealed)  # last: it records the folders as published
         compiled = self.layout.compiled_marker(req.key.key)
         compiled.unlink(missing_ok=True)
         if self.settings.bytecode is Bytecode.BUILD:

@@ -29,7 +29,6 @@ from typing import Any
 from sunbeam_sync.cache.files import PYCACHE
 from sunbeam_sync.envs.baseline import file_rows, read_record, site_files, site_folders
 from sunbeam_sync.envs.manifest import Manifest
-from sunbeam_sync.envs.overlaps import checked_here
 
 INDEX = "sunbeam-index.json"
 _VERSION = 1
@@ -148,28 +147,47 @@ class EnvIndex:
         return stray
 
 
-def write_index(env: Path, manifest: Manifest) -> None:
-    """Record the index of a finished env; the last write of a build (after make_read_only)."""
+def write_index(env: Path, manifest: Manifest, sealed: dict[str, int] | None = None) -> None:
+    """Record the index of a finished env; the last write of a build (after make_read_only).
+
+    `sealed`: the folders' ctimes as `make_read_only` left them (else they are looked up).
+    """
     site = env / manifest.site_packages
     records: dict[str, list[int]] = {}
     files: dict[str, list[list[Any]]] = {}
+    kept = manifest.overlaps
     for dist in manifest.distributions:
         st = os.stat(site / dist.dist_info / "RECORD")
         records[dist.dist_info] = [st.st_size, st.st_mtime_ns]
         rows = file_rows(read_record(site, dist.dist_info))
-        files[dist.dist_info] = [
+        mine = dist.dist_info
+        files[mine] = [
             [rel, int(size) if size else NO_SIZE]
             for rel, _d, size in rows
-            if checked_here(manifest.overlaps, rel, dist.dist_info)  # as the full check does
+            if kept.get(rel, mine) == mine  # as the full check: the copy uv kept, if several
         ]
     data = {
         "version": _VERSION,
         "bin_ctime": os.lstat(env / "bin").st_ctime_ns,
-        "folders": {rel: os.lstat(path).st_ctime_ns for rel, path in site_folders(site)},
+        "folders": _sealed_folders(str(site), sealed) if sealed else _folders(site),
         "records": records,
         "files": files,
     }
     _write_sealed(env / INDEX, json.dumps(data, separators=(",", ":")))
+
+
+def _folders(site: Path) -> dict[str, int]:
+    return {rel: os.lstat(path).st_ctime_ns for rel, path in site_folders(site)}
+
+
+def _sealed_folders(site: str, sealed: dict[str, int]) -> dict[str, int]:
+    """`_folders` from what make_read_only saw: the same folders (no __pycache__), no walk."""
+    inside = site + os.sep
+    found = {"": sealed[site]} if site in sealed else {}
+    for path, ctime in sealed.items():
+        if path.startswith(inside) and PYCACHE not in path[len(inside) :].split(os.sep):
+            found[path[len(inside) :]] = ctime
+    return found
 
 
 def read_index(env: Path) -> EnvIndex | None:

@@ -54,9 +54,3 @@ def _matching(path: str, rows: list[Row]) -> str | None:
             return dist_info
     same_size = [dist_info for dist_info, _digest, row_size in rows if row_size == str(size)]
     return same_size[0] if len(same_size) == 1 else None
-
-
-def checked_here(overlaps: dict[str, str], rel: str, dist_info: str) -> bool:
-    """Does this distribution's RECORD row check the file at `rel`? (Not if uv kept another's.)"""
-    keeper = overlaps.get(rel)
-    return keeper is None or keeper == dist_info

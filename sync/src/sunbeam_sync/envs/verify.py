@@ -20,7 +20,6 @@ from sunbeam_sync.envs.baseline import (
 )
 from sunbeam_sync.envs.index import EnvIndex, read_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
-from sunbeam_sync.envs.overlaps import checked_here
 from sunbeam_sync.project.interpreter import env_prefix
 
 
@@ -172,7 +171,7 @@ def _check_dist(
         out.modified.add(name)
         out.changed.add(f"{dist_info}/RECORD")
     for rel, digest, size in file_rows(rows):
-        if not checked_here(overlaps, rel, dist_info):
+        if overlaps.get(rel, dist_info) != dist_info:
             continue  # uv kept another owner's copy of this path: that owner's row checks it
         if not rel.startswith(".."):
             out.owned[rel] = name

@@ -250,17 +250,21 @@ class Mirror:
                     f"could not read commit {commit} from the mirror: {_last(result.lines)}"
                 )
             archive.seek(0)
-            # An empty tree archives to a header tarfile cannot read: nothing to extract.
-            if self._git("ls-tree", commit).output.strip():
-                with tarfile.open(fileobj=archive) as tar:
+            try:
+                with tarfile.open(fileobj=archive, mode="r:") as tar:
                     outward = _extract(tar, dest)
-                if outward:
-                    shown = ", ".join(outward[:5]) + (" ..." if len(outward) > 5 else "")
-                    self.log.warning(
-                        "git",
-                        f"kept {len(outward)} symlinks leading out of the checkout, never "
-                        f"followed by the sync: {shown}",
-                    )
+            except tarfile.ReadError:
+                # An empty tree archives to a header tarfile cannot read: nothing to extract.
+                if self._git("ls-tree", commit).output.strip():
+                    raise
+                outward = []
+            if outward:
+                shown = ", ".join(outward[:5]) + (" ..." if len(outward) > 5 else "")
+                self.log.warning(
+                    "git",
+                    f"kept {len(outward)} symlinks leading out of the checkout, never "
+                    f"followed by the sync: {shown}",
+                )
 
 
 def _transient(result: proc.ProcResult) -> bool:
