@@ -8,12 +8,14 @@ hits and runs each; `benchmarks/bench_corpus.py` times each against a bare `uv s
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.gated_sdist import backend_py
+from sunbeam_sync import PrepareResult
+from tests.support.gated_sdist import backend_py, waiting_sdist
 from tests.support.gitrepo import PipelineRepo
 from tests.support.pyindex import LocalIndex
 from tests.support.wheels import build_wheel
@@ -148,6 +150,61 @@ def workspace(repo: PipelineRepo, index: LocalIndex) -> list[Shape]:
     ]
 
 
+def dbt_namespace(repo: PipelineRepo, index: LocalIndex) -> list[Shape]:
+    """dbt-core and two adapters: `dbt/__init__.py` and `dbt/adapters/__init__.py` installed by
+    several distributions (needs `dbt_wheels` on the index)."""
+    deps = [f"dbt-{name}==1.0" for name in DBT_ADAPTERS]
+    repo.write("pyproject.toml", pyproject("dbt-flows", deps, index_url=index.url))
+    imports = ", ".join(f"dbt.adapters.{name} as {name}" for name in DBT_ADAPTERS)
+    names = ", ".join(f"{name}.NAME" for name in DBT_ADAPTERS)
+    repo.write("flows/models.py", f"import {imports}\nprint('models', {names})\n")
+    lock(repo.work)
+    return [
+        Shape("overlapping namespace files (dbt)", ".", "flows/models.py", "models duckdb sqlite")
+    ]
+
+
+def python_pinned(repo: PipelineRepo, index: LocalIndex, version: str) -> list[Shape]:
+    """A project whose `.python-version` pins an exact interpreter version."""
+    repo.write("pyproject.toml", pyproject("pinned-flows", ["alpha==1.0"], index_url=index.url))
+    repo.write(".python-version", version + "\n")
+    repo.write(
+        "flows/check.py",
+        "import platform, alpha\nprint('python', platform.python_version(), alpha.__version__)\n",
+    )
+    lock(repo.work)
+    return [Shape(".python-version", ".", "flows/check.py", f"python {version} 1.0")]
+
+
+def virtual_subfolder(repo: PipelineRepo, index: LocalIndex) -> list[Shape]:
+    """A virtual project (no build system) in a sub-folder, whose flows import its own modules."""
+    folder = "orchestration/prefect"
+    repo.write(
+        f"{folder}/pyproject.toml", pyproject("prefect-flows", ["beta==1.0"], index_url=index.url)
+    )
+    repo.write(f"{folder}/etl/__init__.py", "import beta\nSTEPS = ('extract', 'load')\n")
+    repo.write(f"{folder}/flows/run.py", "import etl, alpha\nprint('run', '+'.join(etl.STEPS))\n")
+    repo.write("README.md", "the flows live in orchestration/prefect\n")
+    lock(repo.work / folder)
+    return [Shape("virtual project in a sub-folder", folder, "flows/run.py", "run extract+load")]
+
+
+def sdist_only(repo: PipelineRepo, index: LocalIndex) -> list[Shape]:
+    """A package the index has only as an sdist: uv builds it (needs `sdist_packages`)."""
+    repo.write(
+        "pyproject.toml",
+        pyproject("sdist-flows", ["sdistonly==0.3", "alpha==1.0"], index_url=index.url),
+    )
+    repo.write("flows/build.py", "import sdistonly\nprint('built', sdistonly.__version__)\n")
+    lock(repo.work)
+    return [Shape("sdist-only package", ".", "flows/build.py", "built 0.3")]
+
+
+def sdist_packages(dest: Path) -> list[Path]:
+    """`sdistonly` 0.3 as an sdist only (its in-tree backend builds a one-module wheel)."""
+    return [waiting_sdist(dest, "sdistonly", "0.3", "    pass")]
+
+
 def git_package(root: Path, name: str) -> PipelineRepo:
     """A repository holding the package `name` (its build backend in-tree), pushed to `main`."""
     repo = PipelineRepo(root)
@@ -169,6 +226,21 @@ def git_source(repo: PipelineRepo, index: LocalIndex, url: str, commit: str) -> 
     repo.write("flows/etl.py", "import alpha, gitdep\nprint('etl', gitdep.__version__)\n")
     lock(repo.work)
     return [Shape("git source", ".", "flows/etl.py", "etl 0.1.0")]
+
+
+def run_flow(result: PrepareResult, flow: str, env: dict[str, str] | None = None) -> str:
+    """Run a flow file as the agent does: the env's python, the result's path, its folder."""
+    env = env or {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(result.pythonpath)}
+    out = subprocess.run(
+        [result.python, str(Path(result.checkout) / flow)],
+        capture_output=True,
+        text=True,
+        cwd=result.checkout,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-1500:]
+    return out.stdout.strip()
 
 
 def write_shape(

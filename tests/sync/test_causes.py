@@ -188,5 +188,5 @@ def test_commit_with_an_empty_tree_says_what_is_missing(
 ) -> None:
     project.repo.git("rm", "-rq", ".")
     project.repo.commit("everything removed")
-    with pytest.raises(LockfileError, match="no pyproject.toml"):
+    with pytest.raises(LockfileError, match=r"no pyproject\.toml"):
         prep(settings, project.repo.url, "main")

@@ -15,7 +15,7 @@ import pytest
 
 from sunbeam_agent.launch.flow_env import flow_environment
 from sunbeam_sync import LockfileError, PrepareResult, SyncSettings
-from tests.support.corpus import Shape, pyproject, workspace, write_shape
+from tests.support.corpus import Shape, pyproject, run_flow, workspace, write_shape
 from tests.support.gitrepo import PipelineRepo
 from tests.support.pyindex import LocalIndex
 from tests.support.sync_project import env_python, prep, run_cli
@@ -37,21 +37,6 @@ def ws(tmp_path: Path, index: LocalIndex) -> tuple[PipelineRepo, dict[str, Shape
 
 
 MEMBER = "packages/prefect-climate"
-
-
-def run_flow(result: PrepareResult, flow: str, env: dict[str, str] | None = None) -> str:
-    """Run the flow file as the agent does: the env's python, the result's path, its folder."""
-    env = env or {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(result.pythonpath)}
-    out = subprocess.run(
-        [result.python, str(Path(result.checkout) / flow)],
-        capture_output=True,
-        text=True,
-        cwd=result.checkout,
-        env=env,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-1500:]
-    return out.stdout.strip()
 
 
 def _installed(result: PrepareResult) -> set[str]:
