@@ -2,8 +2,8 @@
 
 Measured as it ships: `prepare()` in a fresh process, as `sunbeam-run` calls it once per flow run
 (the whole process's time is reported beside it), default settings (link mode auto, bytecode
-compiled in the background after the publish), against a bare `uv sync --frozen --no-install-project` of the same lock into a fresh folder, in
-the same run, interleaved, with uv's cache warm for both. Each round pushes a commit whose lock
+compiled in the background after the publish), against a bare `uv sync --frozen --no-install-project` of the same lock into a fresh folder with
+the same interpreter (`--python`), in the same run, interleaved, with uv's cache warm for both. Each round pushes a commit whose lock
 has the same packages but other bytes: a new env key, a fetch and a checkout, as after a push.
 
     uv run python benchmarks/bench_new_env.py --shape pipeline   # our own lock
@@ -87,15 +87,16 @@ def ours(repo: Path, cache: Path, python: str = sys.executable) -> tuple[float, 
     deadline = time.monotonic() + 600
     while not compiled.exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # the background compile would steal the CPU of the next measurement
-    phases = {**result["timings"], **manifest.get("build_phases", {})}
+    phases = {**result["timings"], **manifest.get("build_phases", {}), "python": manifest["python"]}
     return result["seconds"], process, phases
 
 
-def raw(repo: Path, work: Path, n: int) -> float:
+def raw(repo: Path, work: Path, n: int, python: str | None) -> float:
+    """A bare `uv sync --frozen` into a fresh folder; with `python`, no interpreter discovery."""
     target = work / f"raw-{n}"
     start = time.perf_counter()
     sh(
-        "uv", "sync", "-q", "--frozen", "--no-install-project",
+        "uv", "sync", "-q", "--frozen", "--no-install-project", *(["--python", python] if python else []),
         cwd=repo / "project", env={"UV_PROJECT_ENVIRONMENT": str(target)},
     )  # fmt: skip
     elapsed = time.perf_counter() - start
@@ -118,20 +119,24 @@ def main() -> int:
     os.environ["UV_CACHE_DIR"] = str(work / "uv-cache")
     repo = make_repo(work, SHAPES[args.shape])
     cache = work / "sunbeam-cache"
-    ours(repo, cache)  # warms uv's cache, the mirror and the interpreter memo, as on an agent
-    raw(repo, work, -1)
+    # Warms uv's cache, the mirror and the interpreter memo, as on an agent; the bare sync gets the
+    # same interpreter (`--python`): discovery through pyenv's shims here would slow it down.
+    python = str(ours(repo, cache)[2].pop("python"))
+    raw(repo, work, -1, python)
     if args.before:
         ours(repo, work / "before-cache", args.before)
-    mine, process, theirs, phases, before = [], [], [], [], []
+    mine, process, theirs, typed, phases, before = [], [], [], [], [], []
     for n in range(args.repeat):  # interleaved: load changes hit all alike
         new_key(repo, n)
         seconds, whole, split = ours(repo, cache)
         mine.append(seconds)
         process.append(whole)
+        split.pop("python")
         phases.append(split)
         if args.before:
             before.append(ours(repo, work / "before-cache", args.before)[0])
-        theirs.append(raw(repo, work, n))
+        theirs.append(raw(repo, work, n, python))
+        typed.append(raw(repo, work, n, None))
     bare = statistics.median(theirs)
     result = {
         "shape": args.shape,
@@ -139,12 +144,18 @@ def main() -> int:
             "grep", "-c", r"^\[\[package\]\]", str(repo / "project" / "uv.lock")
         ).strip(),
         "new env: prepare(), as sunbeam-run calls it (median s)": statistics.median(mine),
-        "bare uv sync --frozen into a fresh folder (median s)": bare,
+        "bare uv sync --frozen --python <the same interpreter>, fresh folder (median s)": bare,
         "ratio, target <= 1.5": statistics.median(mine) / bare,
         "the whole process around prepare(), Python's start and exit included (median s)": (
             statistics.median(process)
         ),
         "ratio of the whole process": statistics.median(process) / bare,
+        "bare uv sync --frozen as typed, uv discovering the interpreter (median s)": (
+            statistics.median(typed)
+        ),
+        "ratio to it (discovery here goes through pyenv's shims)": (
+            statistics.median(mine) / statistics.median(typed)
+        ),
         "phases of the new env (median s)": {
             k: round(statistics.median(p.get(k, 0.0) for p in phases), 4) for k in phases[0]
         },

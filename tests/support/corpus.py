@@ -200,6 +200,15 @@ def sdist_only(repo: PipelineRepo, index: LocalIndex) -> list[Shape]:
     return [Shape("sdist-only package", ".", "flows/build.py", "built 0.3")]
 
 
+def corpus_dists(dest: Path) -> list[Path]:
+    """Every distribution the shapes need, for an index of their own (tests share theirs)."""
+    base = [
+        build_wheel(dest, "alpha", "1.0"),
+        build_wheel(dest, "beta", "1.0", requires=["alpha>=1"]),
+    ]
+    return base + dbt_wheels(dest) + sdist_packages(dest)
+
+
 def sdist_packages(dest: Path) -> list[Path]:
     """`sdistonly` 0.3 as an sdist only (its in-tree backend builds a one-module wheel)."""
     return [waiting_sdist(dest, "sdistonly", "0.3", "    pass")]
