@@ -116,3 +116,28 @@ def test_agent_flow_environment_imports_the_members(
     result = prep(settings, repo.url, "main", project_dir=member)
     env = {"PATH": os.environ["PATH"], **flow_environment(result, os.environ)}
     assert run_flow(result, shapes[member].flow, env) == shapes[member].prints
+
+
+def test_virtual_workspace_root_installs_every_members_needs(
+    tmp_path: Path, index: LocalIndex, settings: SyncSettings
+) -> None:
+    # A root that is no package itself (only [tool.uv.workspace]): `uv sync` there installs every
+    # member, so the env has every member's dependencies and the flow's path every member.
+    repo = PipelineRepo(tmp_path / "repo")
+    workspace(repo, index)
+    text = (repo.work / "pyproject.toml").read_text()
+    root = text[text.index("[tool.uv.workspace]") :]
+    (repo.work / "pyproject.toml").write_text(root)
+    subprocess.run(["uv", "lock", "-q", "--project", str(repo.work)], check=True)
+    repo.commit("a virtual workspace root")
+    result = prep(settings, repo.url, "main")
+    assert _installed(result) == {"alpha", "beta"}
+    code = "import climate_core, prefect_climate; print(prefect_climate.SOURCE)"
+    out = subprocess.run(
+        [result.python, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": os.pathsep.join(result.pythonpath)},
+        check=True,
+    )
+    assert out.stdout.strip() == "prefect-climate"
