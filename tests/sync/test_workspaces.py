@@ -141,3 +141,17 @@ def test_virtual_workspace_root_installs_every_members_needs(
         check=True,
     )
     assert out.stdout.strip() == "prefect-climate"
+
+
+def test_stale_workspace_lock_is_found_from_a_member(
+    ws: tuple[PipelineRepo, dict[str, Shape]], settings: SyncSettings
+) -> None:
+    repo, _shapes = ws
+    prep(settings, repo.url, "main", project_dir=MEMBER)  # the lock's pass is remembered
+    # climate-core (a member this one depends on) asks for gamma; nobody ran `uv lock`. The lock
+    # bytes, so the env key, are unchanged: only the remembered check could let it through.
+    core = repo.work / "packages" / "climate-core" / "pyproject.toml"
+    core.write_text(core.read_text().replace('"alpha==1.0"', '"alpha==1.0", "gamma==1.0"'))
+    repo.commit("climate-core needs gamma; uv.lock not updated")
+    with pytest.raises(LockfileError, match="out of date"):
+        prep(settings, repo.url, "main", project_dir=MEMBER)
