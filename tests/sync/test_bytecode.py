@@ -59,3 +59,16 @@ def test_new_env_reuses_sibling_bytecode_for_shared_files(
     _compiled(settings, third.env_key)
     mine, theirs = _pyc(third.env, "alpha"), _pyc(first.env, "alpha")
     assert os.stat(mine[0]).st_ino != os.stat(theirs[0]).st_ino  # another version's: not borrowed
+
+
+def test_every_file_of_a_new_env_is_read_only_bytecode_included(
+    project: Project, settings: SyncSettings
+) -> None:
+    # Site-packages' files lose their write bits with the baseline's pass, the rest (bytecode
+    # compiled at build, bin/, pyvenv.cfg) with the folder walk: none may be left out.
+    settings.bytecode = "build"  # type: ignore[assignment]
+    env = Path(prep(settings, project.repo.url, "main").env)
+    files = [Path(d, f) for d, _dirs, names in os.walk(env) for f in names]
+    assert any(f.suffix == ".pyc" for f in files) and any(f.name == "pyvenv.cfg" for f in files)
+    writable = [str(f) for f in files if not f.is_symlink() and f.stat().st_mode & 0o222]
+    assert writable == []

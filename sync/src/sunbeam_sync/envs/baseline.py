@@ -16,10 +16,11 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sunbeam_sync.cache.files import atomic_write
+from sunbeam_sync.cache.files import atomic_write, seal_file
 
 HASHES = "sunbeam-hashes.json"
 
@@ -73,8 +74,9 @@ class InodeHashes:
             self.known = {}
         self.added = 0
 
-    def sha256(self, path: str) -> str:
-        st = os.stat(path)
+    def sha256(self, path: str, st: os.stat_result | None = None) -> str:
+        """The file's sha256; `st`, its `os.stat` if the caller has it."""
+        st = st or os.stat(path)
         ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
         digest = self.known.get(ident)
         if digest is None:
@@ -91,11 +93,19 @@ class InodeHashes:
             atomic_write(self.path, json.dumps(self.known, separators=(",", ":")))
 
 
-def write_hashes(env: Path, files: Iterable[tuple[str, str]], known: InodeHashes) -> dict[str, str]:
-    """The sha256 of each of `files` ((site-relative, absolute) as `site_files` gives them)."""
-    hashes = {rel: known.sha256(path) for rel, path in files}
-    (env / HASHES).write_text(json.dumps(hashes, separators=(",", ":"), sort_keys=True))
+def sealed_hashes(files: Iterable[tuple[str, str]], known: InodeHashes) -> dict[str, str]:
+    """The sha256 of each of `files` ((site-relative, absolute) as `site_files` gives them),
+    dropping each one's write bits on the way: one `lstat` per file serves both."""
+    hashes = {}
+    for rel, path in files:
+        st = os.lstat(path)
+        seal_file(path, st)
+        hashes[rel] = known.sha256(path, None if stat.S_ISLNK(st.st_mode) else st)
     return hashes
+
+
+def write_hashes(env: Path, hashes: dict[str, str]) -> None:
+    (env / HASHES).write_text(json.dumps(hashes, separators=(",", ":"), sort_keys=True))
 
 
 def read_hashes(env: Path) -> dict[str, str] | None:

@@ -17,6 +17,7 @@ from sunbeam_sync.envs.baseline import (
     InodeHashes,
     interpreter_identity,
     read_record,
+    sealed_hashes,
     site_files,
     write_hashes,
 )
@@ -184,7 +185,8 @@ class Builder:
         manifest.write(tmp)
         with self.phases("read-only"):
             background = self.settings.bytecode is Bytecode.BACKGROUND
-            sealed = make_read_only(tmp, writable_pycache=background)
+            site = tmp / manifest.site_packages  # its files were sealed with the baseline
+            sealed = make_read_only(tmp, writable_pycache=background, files_sealed=site)
         with self.phases("interpreter check"):
             _check_prefix(tmp)
         with self.phases("index"):
@@ -207,8 +209,10 @@ class Builder:
             rel: os.lstat(p).st_size for rel, p in files if rel not in records.owned
         }
         # Copies and clones are new inodes; hardlinked files reuse what earlier builds hashed.
+        # Their write bits go on the way (`make_read_only` then leaves site-packages' files be).
         known = InodeHashes(self.layout.file_hashes)
-        hashes = write_hashes(tmp, files, known)
+        hashes = sealed_hashes(files, known)
+        write_hashes(tmp, hashes)
         known.save()
         if expect is not None:
             # An overlapping path holds whichever owner's copy uv wrote last, which varies from
