@@ -85,7 +85,9 @@ def cli_prepare(repo: Path, cache: Path) -> list[str]:
 def wait_for_bytecode() -> None:
     # Background .pyc compilation would steal CPU from the next measurement.
     while (
-        subprocess.run(["pgrep", "-f", "python.* -m compileall"], capture_output=True).returncode
+        subprocess.run(
+            ["pgrep", "-f", "sunbeam_sync.envs.bytecode"], capture_output=True
+        ).returncode
         == 0
     ):
         time.sleep(0.2)

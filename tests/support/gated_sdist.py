@@ -58,6 +58,11 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 '''
 
 
+def backend_py(name: str, version: str, wait: str = "    pass") -> str:
+    """The in-tree backend's source: builds a wheel of one module `name` (after `wait`)."""
+    return _BACKEND.format(name=name, version=version, wait=wait)
+
+
 def waiting_sdist(dest: Path, name: str, version: str, wait: str) -> Path:
     """Write `dest/<name>-<version>.tar.gz`; `wait` is the body (4-space indented) its build runs
     first. It may use os, time, urllib.request, Path and NAME."""
@@ -68,7 +73,7 @@ def waiting_sdist(dest: Path, name: str, version: str, wait: str) -> Path:
             f'[project]\nname = "{name}"\nversion = "{version}"\n\n[build-system]\nrequires = []\n'
             'build-backend = "backend"\nbackend-path = ["."]\n'
         ),
-        "backend.py": _BACKEND.format(name=name, version=version, wait=wait),
+        "backend.py": backend_py(name, version, wait),
     }
     path = dest / f"{root}.tar.gz"
     with tarfile.open(path, "w:gz") as tar:

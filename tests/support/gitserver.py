@@ -1,4 +1,4 @@
-"""A private git server on 127.0.0.1: `git http-backend` behind HTTP basic auth with a token."""
+"""A git server on 127.0.0.1: `git http-backend`, behind HTTP basic auth with a token or public."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from tests.support.ports import LocalHTTPServer, QuietHandler
 
 
 class PrivateGitServer(LocalHTTPServer):
-    def __init__(self, root: Path, token: str, user: str = "x-access-token") -> None:
+    """With `token=None`, a public server: every request is served without credentials."""
+
+    def __init__(self, root: Path, token: str | None, user: str = "x-access-token") -> None:
         super().__init__()
         self.root = root
-        self.expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+        self.expected = (
+            "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode() if token else None
+        )
         self.requests: list[str] = []  # request lines seen (to prove auth was exercised)
 
     def url(self, repo: str) -> str:
@@ -28,7 +32,7 @@ class PrivateGitServer(LocalHTTPServer):
             def _handle(self) -> None:
                 auth = self.headers.get("Authorization", "")
                 server.requests.append(f"{self.command} {self.path} auth={'yes' if auth else 'no'}")
-                if auth != server.expected:
+                if server.expected is not None and auth != server.expected:
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Basic realm="sunbeam-test"')
                     self.send_header("Content-Length", "0")

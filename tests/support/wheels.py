@@ -49,5 +49,9 @@ def build_wheel(
     path = dest / f"{dist}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for rel, data in contents.items():
-            zf.writestr(rel, data)
+            # A fixed date: the same wheel built twice is the same bytes (the same hash on the
+            # index, whichever test module built it first).
+            info = zipfile.ZipInfo(rel, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            zf.writestr(info, data)
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.errors import LockfileError
 from sunbeam_sync.project.interpreter_memo import remembered_interpreter
-from sunbeam_sync.project.lockfile import read_project
+from sunbeam_sync.project.lockfile import parse, read_project
 
 PYPROJECT = '[project]\nname = "p"\nversion = "0"\nrequires-python = ">=3.11"\ndependencies = []\n'
 
@@ -69,3 +70,16 @@ def test_lock_is_parsed_once_and_a_bad_one_never_remembered(tmp_path: Path) -> N
     with pytest.raises(LockfileError, match="not a valid lockfile"):
         read_project(root, ".", "here", cache)
     assert not list(state.iterdir())
+
+
+@pytest.mark.parametrize("lock", ["pipeline/uv.lock", "benchmarks/shapes/dbt/uv.lock"])
+def test_lock_summary_is_what_a_full_parse_says(lock: str) -> None:
+    # The summary parses the lock without its wheel and sdist lines (95% of its bytes).
+    raw = (Path(__file__).resolve().parents[2] / lock).read_bytes()
+    packages, members = parse(raw, lock)
+    full = tomllib.loads(raw.decode())
+    assert [p["name"] for p in packages] == [p["name"] for p in full["package"]]
+    assert [p["source"] for p in packages] == [p.get("source", {}) for p in full["package"]]
+    deps = [sorted({d["name"] for d in p.get("dependencies", [])}) for p in full["package"]]
+    assert all(set(d) <= set(p["deps"]) for d, p in zip(deps, packages, strict=True))
+    assert members == full.get("manifest", {}).get("members", [])

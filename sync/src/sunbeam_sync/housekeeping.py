@@ -104,7 +104,7 @@ def verify_all(settings: SyncSettings, *, deep: bool = False) -> list[VerifyRepo
     for key in _env_keys(layout):
         damage = verify_env(layout.env(key), key, deep=deep, quick=False)  # everything, always
         if damage is not None:
-            write_damage(layout, key, str(damage), damage.modified)
+            write_damage(layout, key, damage)
         report.append(
             VerifyReport(key=key, ok=damage is None, reason=str(damage) if damage else None)
         )

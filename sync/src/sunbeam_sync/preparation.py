@@ -55,25 +55,28 @@ def prepare(
                 lock.check_sources()
             project = lock.project
         with timings("verify"):
-            interpreter = remembered_interpreter(request.python or settings.python, project, layout)
-            key = env_key(lock.raw, interpreter, request.groups, request.extras)
+            chosen = request.python or settings.python
+            interpreter = remembered_interpreter(chosen, project, layout, lock.folder)
+            key = env_key(lock.raw, interpreter, request.groups, request.extras, lock.package)
             _log_key(log, key, interpreter)
             use = lease.hold(layout.use_lock(key.key).acquire(**wait))  # type: ignore[arg-type]
             store = EnvStore(layout, settings, log, cancel)
             damage = store.check(key.key)
             if damage is None:  # a build checks the lock beside its install
-                store.check_lock(project)
+                store.check_lock(project, interpreter.path, lock.check_inputs)
         with timings("build"):
             link_mode = resolve_link_mode(settings.link_mode, layout.envs)
             build = BuildRequest(
                 key, project, interpreter, link_mode, request.groups, request.extras,
                 request.repo, commit, mirror.default_branch() if damage else None,
+                lock.check_inputs,
             )  # fmt: skip
             if damage is not None and building is not None:
                 building(commit, key.key)
             outcome = store.ensure(build, damage, use)
         record_use(layout, key.key, repo=request.repo, ref=request.ref, commit=commit)
-        result = _result(build, layout.env(key.key), outcome, timings.seconds, request.ref)
+        env = layout.env(key.key)
+        result = _result(build, env, outcome, timings.seconds, request.ref, lock.pythonpath)
         log.info("sync", f"ready: {_said[outcome.outcome]} | {timings}")
         return lease.ready(result)
     except BaseException as exc:
@@ -84,7 +87,12 @@ def prepare(
 
 
 def _result(
-    build: BuildRequest, env: Path, outcome: EnvOutcome, timings: dict[str, float], ref: str
+    build: BuildRequest,
+    env: Path,
+    outcome: EnvOutcome,
+    timings: dict[str, float],
+    ref: str,
+    pythonpath: list[str],
 ) -> PrepareResult:
     return PrepareResult(
         repo=build.repo,
@@ -99,7 +107,7 @@ def _result(
         healed=outcome.outcome is Outcome.HEALED,
         heal_reason=outcome.reason,
         link_mode=build.link_mode.value,
-        pythonpath=_pythonpath(build.project),
+        pythonpath=pythonpath,
         timings=timings,
     )
 
@@ -126,12 +134,6 @@ def _log_key(log: SyncLog, key: EnvKey, interpreter: Interpreter) -> None:
         "env",
         f"key {key.key[:16]} (uv.lock sha256 {key.inputs['lock_sha256'][:12]}, "
         f"{interpreter.label} {interpreter.platform}, groups {key.inputs['groups'] or '-'}, "
-        f"extras {key.inputs['extras'] or '-'})",
+        f"extras {key.inputs['extras'] or '-'}"
+        + (f", workspace member {key.inputs['package']})" if "package" in key.inputs else ")"),
     )
-
-
-def _pythonpath(project: Path) -> list[str]:
-    paths = [str(project)]
-    if (project / "src").is_dir():
-        paths.insert(0, str(project / "src"))
-    return paths

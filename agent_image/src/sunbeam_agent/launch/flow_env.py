@@ -41,7 +41,8 @@ def flow_environment(result: PrepareResult, base: Mapping[str, str]) -> dict[str
     return {
         "VIRTUAL_ENV": str(env_dir),
         "PATH": os.pathsep.join(p for p in (bin_dir, base.get("PATH", "")) if p),
-        # Only the project's own code; never the worker's PYTHONPATH.
+        # The project's own code and the local packages its env needs (workspace members,
+        # path dependencies), from this commit's checkout; never the worker's PYTHONPATH.
         "PYTHONPATH": os.pathsep.join(str(p) for p in result.pythonpath),
         "SUNBEAM_REPO": result.repo,
         "SUNBEAM_REF": result.ref,

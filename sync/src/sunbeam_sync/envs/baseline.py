@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sunbeam_sync.cache.files import atomic_write
+from sunbeam_sync.cache.files import atomic_write, seal_file
 
 HASHES = "sunbeam-hashes.json"
 
@@ -72,13 +74,18 @@ class InodeHashes:
             self.known = {}
         self.added = 0
 
-    def sha256(self, path: str) -> str:
-        st = os.stat(path)
+    def sha256(self, path: str, st: os.stat_result | None = None) -> str:
+        """The file's sha256; `st`, its `os.stat` if the caller has it."""
+        st = st or os.stat(path)
         ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
         digest = self.known.get(ident)
         if digest is None:
-            digest = self.known[ident] = sha256(path)
-            self.added += 1
+            digest = sha256(path)
+            # Only files with other links (uv's cache, sibling envs) come back in another build;
+            # an env's own files (its RECORDs, copies) would only grow the file for nothing.
+            if st.st_nlink > 1:
+                self.known[ident] = digest
+                self.added += 1
         return digest
 
     def save(self) -> None:
@@ -86,10 +93,19 @@ class InodeHashes:
             atomic_write(self.path, json.dumps(self.known, separators=(",", ":")))
 
 
-def write_hashes(env: Path, site: Path, known: InodeHashes) -> dict[str, str]:
-    hashes = {rel: known.sha256(path) for rel, path in site_files(site)}
-    (env / HASHES).write_text(json.dumps(hashes, separators=(",", ":"), sort_keys=True))
+def sealed_hashes(files: Iterable[tuple[str, str]], known: InodeHashes) -> dict[str, str]:
+    """The sha256 of each of `files` ((site-relative, absolute) as `site_files` gives them),
+    dropping each one's write bits on the way: one `lstat` per file serves both."""
+    hashes = {}
+    for rel, path in files:
+        st = os.lstat(path)
+        seal_file(path, st)
+        hashes[rel] = known.sha256(path, None if stat.S_ISLNK(st.st_mode) else st)
     return hashes
+
+
+def write_hashes(env: Path, hashes: dict[str, str]) -> None:
+    (env / HASHES).write_text(json.dumps(hashes, separators=(",", ":"), sort_keys=True))
 
 
 def read_hashes(env: Path) -> dict[str, str] | None:
@@ -115,8 +131,19 @@ def differing(site: Path, hashes: dict[str, str], only: set[str] | None = None) 
 
 
 def read_record(site: Path, dist_info: str) -> list[list[str]]:
-    """Every row of `site/dist_info/RECORD` (OSError if there is none)."""
-    with (site / dist_info / "RECORD").open(newline="") as fh:
+    """Every row of `site/dist_info/RECORD` (OSError if there is none).
+
+    A build reads each RECORD several times (manifest, overlaps, checks, index): it is parsed
+    once per content, recognised by its file's identity (ctime: a write cannot set it back).
+    """
+    path = os.path.join(site, dist_info, "RECORD")
+    st = os.stat(path)
+    return _parsed_record(path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parsed_record(path: str, *_identity: int) -> list[list[str]]:
+    with open(path, newline="") as fh:
         return list(csv.reader(fh))
 
 

@@ -13,12 +13,20 @@ from typing import TYPE_CHECKING
 from sunbeam_sync.cache.files import atomic_directory, make_read_only
 from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.linkmode import same_filesystem
-from sunbeam_sync.envs.baseline import InodeHashes, interpreter_identity, site_files, write_hashes
-from sunbeam_sync.envs.bytecode import seed_from_siblings
+from sunbeam_sync.envs.baseline import (
+    InodeHashes,
+    interpreter_identity,
+    read_record,
+    sealed_hashes,
+    site_files,
+    write_hashes,
+)
+from sunbeam_sync.envs.cache_entries import entries_holding
 from sunbeam_sync.envs.diff import comparison_base, describe
 from sunbeam_sync.envs.index import write_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
-from sunbeam_sync.envs.verify import check_records
+from sunbeam_sync.envs.overlaps import kept_copies
+from sunbeam_sync.envs.verify import RecordCheck, check_records
 from sunbeam_sync.errors import UvError
 from sunbeam_sync.project.envkey import EnvKey
 from sunbeam_sync.project.interpreter import Interpreter, env_prefix
@@ -51,6 +59,7 @@ class BuildRequest:
     repo: str
     commit: str
     default_branch: str | None = None  # the repository's: its env is what the log compares with
+    lock_inputs: Sequence[Path] = ()  # the files the lock check reads (`Lockfile.check_inputs`)
 
 
 class Builder:
@@ -96,7 +105,7 @@ class Builder:
         # published unless it passed, and its verdict wins over an install error. A lock
         # already found current (lockcheck.py) is not checked again.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            check = pool.submit(self._timed_check, req.project)
+            check = pool.submit(self._timed_check, req)
             try:
                 manifest = self._attempts(req, expect, check)
             except Exception:
@@ -112,9 +121,10 @@ class Builder:
         )
         return manifest
 
-    def _timed_check(self, project: Path) -> None:
+    def _timed_check(self, req: BuildRequest) -> None:
         with self.phases("uv lock --check (beside the install)"):
-            check_lock_once(self.uv, self.layout, project)
+            python = req.interpreter.path
+            check_lock_once(self.uv, self.layout, req.project, python, req.lock_inputs)
 
     def _attempts(self, req: BuildRequest, expect: Expect, check: Future[None]) -> Manifest:
         started = time.monotonic()
@@ -122,22 +132,26 @@ class Builder:
             try:
                 with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
                     manifest = self._install(tmp, req, started)
+                    records = check_records(tmp, manifest)
                     if attempt < _BUILD_ATTEMPTS:
-                        self._drop_modified_cache_entries(tmp, manifest)
+                        self._drop_modified_cache_entries(tmp, manifest, records)
                     check.result()
-                    self._seal(tmp, req, manifest, started, expect)
+                    self._seal(tmp, req, manifest, records, started, expect)
                 return manifest
             except _Rebuild:
                 continue
         raise AssertionError("unreachable")
 
-    def _drop_modified_cache_entries(self, tmp: Path, manifest: Manifest) -> None:
-        modified = sorted(check_records(tmp, manifest).modified)
-        if modified:
-            # Hardlinks share inodes with uv's cache: a cache entry changed after install.
-            # Drop those entries and build once more from fresh downloads.
-            self.log.warning("build", f"uv cache entries were modified: {', '.join(modified)}")
-            self.uv.clean(modified)
+    def _drop_modified_cache_entries(
+        self, tmp: Path, manifest: Manifest, records: RecordCheck
+    ) -> None:
+        changed = records.changed
+        # Fresh from uv's cache, yet not what RECORD says: the cache entry holding the file was
+        # changed after it was unpacked. Drop those entries (only those) and build once more.
+        damaged = entries_holding(self.uv_cache, tmp / manifest.site_packages, changed)
+        if damaged:
+            self.log.warning("build", f"uv cache entries were modified: {', '.join(damaged)}")
+            self.uv.clean(damaged)
             raise _Rebuild
 
     def _install(self, tmp: Path, req: BuildRequest, started: float) -> Manifest:
@@ -147,53 +161,66 @@ class Builder:
         if not (tmp / "pyvenv.cfg").is_file():  # never point uv sync at a non-venv folder
             raise UvError(f"uv venv did not create {tmp}/pyvenv.cfg")
         with self.phases("uv sync"):
-            args = self.uv.sync_args(req.project, req.link_mode, req.groups, req.extras)
+            python = tmp / "bin" / "python"
+            args = self.uv.sync_args(req.project, req.link_mode, req.groups, req.extras, python)
             self.uv.sync(tmp, args)
-        manifest = self._manifest(tmp, req, time.monotonic() - started)
-        if req.link_mode is LinkMode.HARDLINK:
-            with self.phases("bytecode from siblings"):
-                siblings = self._compiled_siblings()
-                seeded = seed_from_siblings(tmp, manifest.site_packages, siblings)
-            if seeded:
-                self.log.info("build", f"reused {seeded} bytecode files from sibling envs")
-        return manifest
+        with self.phases("manifest"):
+            return self._manifest(tmp, req, time.monotonic() - started)
 
     def _seal(
-        self, tmp: Path, req: BuildRequest, manifest: Manifest, started: float, expect: Expect
+        self,
+        tmp: Path,
+        req: BuildRequest,
+        manifest: Manifest,
+        records: RecordCheck,
+        started: float,
+        expect: Expect,
     ) -> None:
         """Last checks, the baseline and the manifest, just before the publish."""
         with self.phases("checks and baseline"):
-            self._baseline(tmp, manifest, expect)
+            self._baseline(tmp, manifest, records, expect)
         # The manifest goes in before the folders lose their write bits.
         manifest.build_seconds = round(time.monotonic() - started, 3)
         manifest.build_phases = self.phases.seconds
         manifest.write(tmp)
-        make_read_only(tmp, writable_pycache=self.settings.bytecode is Bytecode.BACKGROUND)
-        with self.phases("interpreter check and index"):
+        with self.phases("read-only"):
+            background = self.settings.bytecode is Bytecode.BACKGROUND
+            site = tmp / manifest.site_packages  # its files were sealed with the baseline
+            sealed = make_read_only(tmp, writable_pycache=background, files_sealed=site)
+        with self.phases("interpreter check"):
             _check_prefix(tmp)
-            write_index(tmp, manifest)  # last: it records the folders as they are published
+        with self.phases("index"):
+            write_index(tmp, manifest, sealed)  # last: it records the folders as published
         compiled = self.layout.compiled_marker(req.key.key)
         compiled.unlink(missing_ok=True)
         if self.settings.bytecode is Bytecode.BUILD:
             compiled.touch()
 
-    def _baseline(self, tmp: Path, manifest: Manifest, expect: Expect) -> None:
-        records = check_records(tmp, manifest)
+    def _baseline(
+        self, tmp: Path, manifest: Manifest, records: RecordCheck, expect: Expect
+    ) -> None:
         if records.problems:
             raise UvError(f"the new environment is incomplete: {records.problems[0]}")
         site = tmp / manifest.site_packages
         manifest.pyvenv_cfg = (tmp / "pyvenv.cfg").read_text()
         manifest.interpreter, manifest.interpreter_stat = interpreter_identity(tmp)
+        files = list(site_files(site))
         manifest.unowned = {
-            rel: os.lstat(p).st_size for rel, p in site_files(site) if rel not in records.owned
+            rel: os.lstat(p).st_size for rel, p in files if rel not in records.owned
         }
         # Copies and clones are new inodes; hardlinked files reuse what earlier builds hashed.
+        # Their write bits go on the way (`make_read_only` then leaves site-packages' files be).
         known = InodeHashes(self.layout.file_hashes)
-        hashes = write_hashes(tmp, site, known)
+        hashes = sealed_hashes(files, known)
+        write_hashes(tmp, hashes)
         known.save()
         if expect is not None:
+            # An overlapping path holds whichever owner's copy uv wrote last, which varies from
+            # build to build: it was matched against that owner's RECORD row instead.
             still = sorted(
-                rel for rel, digest in expect.items() if hashes.get(rel, digest) != digest
+                rel
+                for rel, digest in expect.items()
+                if hashes.get(rel, digest) != digest and rel not in manifest.overlaps
             )
             if still:
                 raise UvError(
@@ -202,27 +229,44 @@ class Builder:
                     "run `uv cache clean` and retry"
                 )
 
-    def _compiled_siblings(self) -> list[Path]:
-        """Published envs whose bytecode compilation finished, most recent first."""
-        done = sorted(self.layout.compiled_markers(), key=lambda p: p.stat().st_mtime, reverse=True)
-        return [self.layout.env(p.stem) for p in done if self.layout.env(p.stem).is_dir()]
-
     def _manifest(self, env: Path, req: BuildRequest, seconds: float) -> Manifest:
         site = site_packages(env)
         dists = [_distribution(entry) for entry in sorted(site.glob("*.dist-info"))]
+        overlaps = kept_copies(site, dists)
+        if overlaps:
+            self.log.info("build", _said_overlaps(overlaps))
         return Manifest(
             key=req.key.key,
             inputs=req.key.inputs,
             python=req.interpreter.path,
             site_packages=str(site.relative_to(env)),
             distributions=dists,
-            uv_version=uv_version(),
+            uv_version=_uv_version(env),
             link_mode=req.link_mode.value,
             built_at=time.time(),
             build_seconds=round(seconds, 3),
             repo=req.repo,
             commit=req.commit,
+            overlaps=overlaps,
         )
+
+
+def _said_overlaps(overlaps: dict[str, str]) -> str:
+    shown = ", ".join(
+        f"{rel} (kept {dist.removesuffix('.dist-info')})"
+        for rel, dist in list(overlaps.items())[:3]
+    )
+    more = f" and {len(overlaps) - 3} more" if len(overlaps) > 3 else ""
+    return f"{len(overlaps)} paths installed by several packages: {shown}{more}"
+
+
+def _uv_version(env: Path) -> str:
+    """The uv that made `env`, as its pyvenv.cfg says (no `uv --version` process)."""
+    for line in (env / "pyvenv.cfg").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "uv" and value.strip():
+            return value.strip()
+    return uv_version()
 
 
 def _check_prefix(env: Path) -> None:
@@ -244,13 +288,27 @@ def site_packages(env: Path) -> Path:
 
 
 def _distribution(dist_info: Path) -> Distribution:
-    from importlib.metadata import PathDistribution  # builds only: hits never load it
-
-    meta = PathDistribution(dist_info).metadata
-    name = next(iter(meta.get_all("Name") or []), "")
-    version = next(iter(meta.get_all("Version") or []), "")
+    name, version = _name_and_version(dist_info / "METADATA")
     if not name:
         name, _, version = dist_info.name.removesuffix(".dist-info").partition("-")
-    record = dist_info / "RECORD"
-    files = sum(1 for _ in record.open()) if record.exists() else 0
+    try:
+        files = len(read_record(dist_info.parent, dist_info.name))
+    except OSError:
+        files = 0
     return Distribution(name=name, version=version, dist_info=dist_info.name, files=files)
+
+
+def _name_and_version(metadata: Path) -> tuple[str, str]:
+    """`Name` and `Version` from a METADATA file's header (what importlib.metadata would say)."""
+    found: dict[str, str] = {}
+    try:
+        with metadata.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # the header ends at the first empty line; the description follows
+                key, sep, value = line.partition(":")
+                if sep and key in ("Name", "Version") and key not in found:
+                    found[key] = value.strip()
+    except OSError:
+        pass
+    return found.get("Name", ""), found.get("Version", "")

@@ -1,24 +1,34 @@
-"""Bytecode for a new environment, borrowed from its siblings where the source is the same file.
+"""Bytecode for a new env, made after its publish: borrowed from siblings, the rest compiled.
 
 Envs built with hardlinks share each unchanged package's source files (same inode) with every
 sibling env built from the same uv cache entry. A sibling's compiled `.pyc` for such a file is
 therefore valid here too (Python checks the source's mtime and size, which are the inode's), so
-a new lock that adds one package starts with warm bytecode for everything else, instead of every
-first run paying seconds of compilation (images often set PYTHONDONTWRITEBYTECODE=1).
+a new lock that adds one package gets warm bytecode for everything else within a moment, instead
+of its first runs paying seconds of compilation (images often set PYTHONDONTWRITEBYTECODE=1).
+Both happen in one background job, so a new env's run never waits for either.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
+from sunbeam_sync.cache.files import seal_pycache
+from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.locks import FileLock
 from sunbeam_sync.envs.manifest import Manifest
 from sunbeam_sync.run.credentials import without_credentials
 from sunbeam_sync.run.log import SyncLog
 
 _SIBLINGS = 1
+
+
+def compiled_siblings(layout: CacheLayout) -> list[Path]:
+    """Published envs whose bytecode is complete, most recent first (candidates to borrow from)."""
+    done = sorted(layout.compiled_markers(), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [layout.env(p.stem) for p in done if layout.env(p.stem).is_dir()]
 
 
 def seed_from_siblings(env: Path, site_rel: str, candidates: list[Path]) -> int:
@@ -72,37 +82,26 @@ def _seed_one(site: Path, sibling_site: Path) -> int:
     return linked
 
 
-# Run by the env's own interpreter, detached: one compiler per env at a time (an flock on
-# `lock`), then the __pycache__ folders are sealed read-only and `done` is created.
-_COMPILE = """
-import compileall, fcntl, os, sys
-site, done, lock = sys.argv[1:4]
-fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-try:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-except BlockingIOError:
-    sys.exit(0)
-compileall.compile_dir(site, quiet=2, workers=0)
-for folder, _dirs, _files in os.walk(site):
-    if os.path.basename(folder) == "__pycache__":
-        os.chmod(folder, os.stat(folder).st_mode & ~0o222)
-open(done, "w").close()
-"""
+# The compile itself runs in the env's own interpreter (bytecode is per Python version).
+_COMPILE = "import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, workers=0)"
 
 
-def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path, lock: Path) -> None:
-    """Compile .pyc files after publishing, so no run waits for it; create `done` when finished.
+def compile_in_background(
+    env: Path, lease: FileLock, log: SyncLog, done: Path, lock: Path, siblings: list[Path]
+) -> None:
+    """Borrow siblings' bytecode, then compile the rest, after publishing: no run waits for it.
 
-    The child inherits our shared lease's open file, so eviction waits for it too. Python writes
-    .pyc files atomically, so runs starting meanwhile never see half a file. A compile that was
-    killed leaves no `done`: the next use of the env starts it again (`needs_compile`).
+    A detached, niced job (`main` below) holding one flock per env: it links the `.pyc` files of
+    `siblings` (hardlinked envs only), compiles what is left with the env's interpreter, seals
+    the __pycache__ folders read-only and creates `done`. It inherits our shared lease's open
+    file, so eviction waits for it too. Python writes .pyc files atomically, so runs starting
+    meanwhile never see half a file. A killed job leaves no `done`: the next use of the env
+    starts it again (`needs_compile`).
     """
-    manifest = Manifest.read(env)
-    site = env / manifest.site_packages if manifest else env
-    python = str(env / "bin" / "python")
+    job = [sys.executable, "-I", "-m", "sunbeam_sync.envs.bytecode", str(env), str(done), str(lock)]
     try:
         subprocess.Popen(
-            ["nice", "-n", "10", python, "-I", "-c", _COMPILE, str(site), str(done), str(lock)],
+            ["nice", "-n", "10", *job, *map(str, siblings)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -115,6 +114,25 @@ def compile_in_background(env: Path, lease: FileLock, log: SyncLog, done: Path, 
         log.warning("build", f"could not start background bytecode compilation: {exc}")
 
 
+def main(argv: list[str]) -> int:
+    """The background job: ENV DONE LOCK [SIBLING_ENV...]."""
+    env, done, lock, *siblings = (Path(a) for a in argv)
+    job = FileLock(lock, what="bytecode compiler")
+    if not job.try_acquire():
+        return 0  # another job compiles this env
+    manifest = Manifest.read(env)
+    if manifest is None:
+        return 1
+    if manifest.link_mode == "hardlink":
+        seed_from_siblings(env, manifest.site_packages, siblings)
+    site = env / manifest.site_packages
+    python = str(env / "bin" / "python")
+    subprocess.run([python, "-I", "-c", _COMPILE, str(site)], check=False, env=os.environ.copy())
+    seal_pycache(site)
+    done.touch()
+    return 0
+
+
 def needs_compile(done: Path, lock: Path) -> bool:
     """No finished compile and none running (its flock is free)."""
     if done.exists():
@@ -124,3 +142,7 @@ def needs_compile(done: Path, lock: Path) -> bool:
         return False
     probe.release()
     return True
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -41,6 +41,7 @@ class IndexedCheck:
     problems: list[str] = field(default_factory=list)
     modified: set[str] = field(default_factory=set)
     stray: list[str] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)  # site-relative files that changed
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class EnvIndex:
             if size != NO_SIZE and now != size:
                 out.problems.append(f"{rel} of {name} changed size ({now} != {size})")
                 out.modified.add(name)
+                out.changed.add(rel)
         return True
 
     def _stray(self, site: str, changed: list[str], unowned: dict[str, int]) -> list[str]:
@@ -145,24 +147,47 @@ class EnvIndex:
         return stray
 
 
-def write_index(env: Path, manifest: Manifest) -> None:
-    """Record the index of a finished env; the last write of a build (after make_read_only)."""
+def write_index(env: Path, manifest: Manifest, sealed: dict[str, int] | None = None) -> None:
+    """Record the index of a finished env; the last write of a build (after make_read_only).
+
+    `sealed`: the folders' ctimes as `make_read_only` left them (else they are looked up).
+    """
     site = env / manifest.site_packages
     records: dict[str, list[int]] = {}
     files: dict[str, list[list[Any]]] = {}
+    kept = manifest.overlaps
     for dist in manifest.distributions:
         st = os.stat(site / dist.dist_info / "RECORD")
         records[dist.dist_info] = [st.st_size, st.st_mtime_ns]
         rows = file_rows(read_record(site, dist.dist_info))
-        files[dist.dist_info] = [[rel, int(size) if size else NO_SIZE] for rel, _d, size in rows]
+        mine = dist.dist_info
+        files[mine] = [
+            [rel, int(size) if size else NO_SIZE]
+            for rel, _d, size in rows
+            if kept.get(rel, mine) == mine  # as the full check: the copy uv kept, if several
+        ]
     data = {
         "version": _VERSION,
         "bin_ctime": os.lstat(env / "bin").st_ctime_ns,
-        "folders": {rel: os.lstat(path).st_ctime_ns for rel, path in site_folders(site)},
+        "folders": _sealed_folders(str(site), sealed) if sealed else _folders(site),
         "records": records,
         "files": files,
     }
     _write_sealed(env / INDEX, json.dumps(data, separators=(",", ":")))
+
+
+def _folders(site: Path) -> dict[str, int]:
+    return {rel: os.lstat(path).st_ctime_ns for rel, path in site_folders(site)}
+
+
+def _sealed_folders(site: str, sealed: dict[str, int]) -> dict[str, int]:
+    """`_folders` from what make_read_only saw: the same folders (no __pycache__), no walk."""
+    inside = site + os.sep
+    found = {"": sealed[site]} if site in sealed else {}
+    for path, ctime in sealed.items():
+        if path.startswith(inside) and PYCACHE not in path[len(inside) :].split(os.sep):
+            found[path[len(inside) :]] = ctime
+    return found
 
 
 def read_index(env: Path) -> EnvIndex | None:

@@ -44,6 +44,9 @@ class Manifest:
         default_factory=dict
     )  # site-packages files no RECORD lists → size
     build_phases: dict[str, float] = field(default_factory=dict)  # seconds per build step
+    # Paths several distributions install with different contents → the dist-info folder whose
+    # copy uv kept (`overlaps`): only that distribution's RECORD row checks the file.
+    overlaps: dict[str, str] = field(default_factory=dict)
 
     def write(self, env: Path) -> None:
         (env / MANIFEST).write_text(json.dumps(asdict(self), indent=2))

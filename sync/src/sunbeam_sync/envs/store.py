@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -12,13 +13,14 @@ from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.locks import FileLock
 from sunbeam_sync.envs.baseline import read_hashes
 from sunbeam_sync.envs.build import Builder, BuildRequest
-from sunbeam_sync.envs.bytecode import compile_in_background, needs_compile
+from sunbeam_sync.envs.bytecode import compile_in_background, compiled_siblings, needs_compile
+from sunbeam_sync.envs.cache_entries import entries_holding
 from sunbeam_sync.envs.manifest import Manifest
 from sunbeam_sync.envs.verify import Damage, read_damage, verify_env
 from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.run.log import SyncLog
 from sunbeam_sync.run.uv import Uv, uv_cache_dir
-from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
+from sunbeam_sync.settings import Bytecode, SyncSettings
 
 
 class Outcome(StrEnum):
@@ -59,14 +61,16 @@ class EnvStore:
         if marker.exists():
             found = read_damage(marker)
             return Damage(
-                f"a deep verification found changed files ({found.reason[:200]})", found.modified
+                f"a deep verification found changed files ({found.reason[:200]})",
+                found.modified,
+                files=found.files,
             )
         return verify_env(env, key)
 
-    def check_lock(self, project: Path) -> None:
+    def check_lock(self, project: Path, python: str, inputs: Sequence[Path]) -> None:
         """LockfileError unless the project's uv.lock is current (remembered per content)."""
         uv = Uv(uv_cache_dir(self.layout.uv_cache), self.settings, self.log, self.cancel)
-        check_lock_once(uv, self.layout, project)
+        check_lock_once(uv, self.layout, project, python, inputs)
 
     def ensure(self, request: BuildRequest, damage: Damage | None, lease: FileLock) -> EnvOutcome:
         """Make the env of `request.key` usable, given what `check` found before any lock."""
@@ -90,16 +94,18 @@ class EnvStore:
             compile_in_background(env, lease, self.log, *self._compile_files(key))
         return outcome
 
-    def _compile_files(self, key: str) -> tuple[Path, Path]:
-        return self.layout.compiled_marker(key), self.layout.compile_lock(key)
+    def _compile_files(self, key: str) -> tuple[Path, Path, list[Path]]:
+        """What the background job needs: its marker, its lock, the envs to borrow from."""
+        done, lock = self.layout.compiled_marker(key), self.layout.compile_lock(key)
+        return done, lock, compiled_siblings(self.layout)
 
     def _resume_compile(self, key: str, lease: FileLock) -> None:
         if self.settings.bytecode is not Bytecode.BACKGROUND:
             return
-        done, lock = self._compile_files(key)
-        if needs_compile(done, lock):
+        done, lock = self.layout.compiled_marker(key), self.layout.compile_lock(key)
+        if needs_compile(done, lock):  # a hit: only now are the siblings looked for
             self.log.info("build", "bytecode compilation never finished; resuming it")
-            compile_in_background(self.layout.env(key), lease, self.log, done, lock)
+            compile_in_background(self.layout.env(key), lease, self.log, *self._compile_files(key))
 
     def _recheck(self, key: str, damage: Damage) -> Damage | None:
         # Someone may have built it while we waited. If that was a thread of this process, its
@@ -122,13 +128,13 @@ class EnvStore:
         key = request.key.key
         clean: list[str] = []
         expect = None
+        builder = Builder(self.layout, self.settings, self.log, self.cancel)
         if bad is not None and damage.modified:
             old = Manifest.read(bad)
-            # Hardlinked files are uv's cache entries: the damage is in the cache too.
-            if old is not None and old.link_mode == LinkMode.HARDLINK.value:
-                clean = damage.modified
+            # A changed file that uv's cache holds too (hardlinked) is damage in the cache.
+            if old is not None:
+                clean = entries_holding(builder.uv_cache, bad / old.site_packages, damage.files)
             expect = read_hashes(bad)
-        builder = Builder(self.layout, self.settings, self.log, self.cancel)
         builder.build(request, clean=clean, expect=expect)
         self.layout.damage_marker(key).unlink(missing_ok=True)
         _PUBLISHED[key] = self.layout.env(key).stat().st_ino

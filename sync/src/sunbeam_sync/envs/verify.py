@@ -19,7 +19,7 @@ from sunbeam_sync.envs.baseline import (
     site_files,
 )
 from sunbeam_sync.envs.index import EnvIndex, read_index
-from sunbeam_sync.envs.manifest import Manifest
+from sunbeam_sync.envs.manifest import Distribution, Manifest
 from sunbeam_sync.project.interpreter import env_prefix
 
 
@@ -28,6 +28,7 @@ class Damage:
     reason: str
     modified: list[str] = field(default_factory=list)  # dists whose files changed size or content
     missing: bool = False  # no env at all (not damage as such: nothing was ever published)
+    files: list[str] = field(default_factory=list)  # site-relative files that changed
 
     def __str__(self) -> str:
         return self.reason
@@ -39,6 +40,7 @@ class RecordCheck:
     problems: list[str] = field(default_factory=list)
     modified: set[str] = field(default_factory=set)
     owned: dict[str, str] = field(default_factory=dict)  # site-relative path → distribution
+    changed: set[str] = field(default_factory=set)  # site-relative files that changed
 
 
 def verify_env(
@@ -60,9 +62,9 @@ def verify_env(
         return damage
     found = index.check(env, manifest) if index is not None else None
     if found is not None:
-        return _file_damage(found.problems, found.modified, found.stray)
+        return _file_damage(found.problems, found.modified, found.stray, found.changed)
     result = check_records(env, manifest, deep=deep and read_hashes(env) is None)
-    damage = _file_damage(result.problems, result.modified, [])
+    damage = _file_damage(result.problems, result.modified, [], result.changed)
     if damage is None:
         damage = _file_damage([], set(), stray_files(env, manifest, result))
     if damage is None and deep:
@@ -70,10 +72,14 @@ def verify_env(
     return damage
 
 
-def _file_damage(problems: list[str], modified: set[str], stray: list[str]) -> Damage | None:
+def _file_damage(
+    problems: list[str], modified: set[str], stray: list[str], changed: set[str] = frozenset()
+) -> Damage | None:
     if problems:
         return Damage(
-            f"installed files differ from their RECORD: {_shown(problems)}", sorted(modified)
+            f"installed files differ from their RECORD: {_shown(problems)}",
+            sorted(modified),
+            files=sorted(changed),
         )
     if stray:
         return Damage(f"site-packages holds files no distribution installed: {_shown(stray)}")
@@ -128,6 +134,7 @@ def _deep_damage(env: Path, manifest: Manifest, records: RecordCheck) -> Damage 
     return Damage(
         f"files changed content since the build: {_shown([f'{r} changed content' for r in changed])}",
         dists,
+        files=changed,
     )
 
 
@@ -143,31 +150,29 @@ def check_records(env: Path, manifest: Manifest, *, deep: bool = False) -> Recor
     for extra in sorted(present - expected):
         out.problems.append(f"{extra} was installed after the build")
     for dist in manifest.distributions:
-        _check_dist(site, dist.name, dist.version, dist.dist_info, dist.files, out, deep)
+        _check_dist(site, dist, out, deep, manifest.overlaps)
     return out
 
 
 def _check_dist(
-    site: Path,
-    name: str,
-    version: str,
-    dist_info: str,
-    rows_expected: int,
-    out: RecordCheck,
-    deep: bool,
+    site: Path, dist: Distribution, out: RecordCheck, deep: bool, overlaps: dict[str, str]
 ) -> None:
     prefix = str(site) + os.sep
+    name, dist_info = dist.name, dist.dist_info
     try:
         rows = read_record(site, dist_info)
     except OSError:
-        out.problems.append(f"{name} {version} is missing (no RECORD)")
+        out.problems.append(f"{name} {dist.version} is missing (no RECORD)")
         return
-    if rows_expected and len(rows) != rows_expected:
+    if dist.files and len(rows) != dist.files:
         out.problems.append(
-            f"the RECORD of {name} was edited ({len(rows)} rows, built with {rows_expected})"
+            f"the RECORD of {name} was edited ({len(rows)} rows, built with {dist.files})"
         )
         out.modified.add(name)
+        out.changed.add(f"{dist_info}/RECORD")
     for rel, digest, size in file_rows(rows):
+        if overlaps.get(rel, dist_info) != dist_info:
+            continue  # uv kept another owner's copy of this path: that owner's row checks it
         if not rel.startswith(".."):
             out.owned[rel] = name
         # Plain concatenation: this loop runs for every installed file on every run.
@@ -181,9 +186,11 @@ def _check_dist(
         if size and int(size) != st.st_size:
             out.problems.append(f"{rel} of {name} changed size ({st.st_size} != {size})")
             out.modified.add(name)
+            out.changed.add(rel)
         elif deep and digest.startswith("sha256=") and sha256(path) != digest[7:]:
             out.problems.append(f"{rel} of {name} changed content")
             out.modified.add(name)
+            out.changed.add(rel)
 
 
 def _shown(problems: list[str]) -> str:
@@ -192,14 +199,17 @@ def _shown(problems: list[str]) -> str:
 
 
 # Damage markers: `verify` (deep or not) flags an env whose next use must rebuild it.
-def write_damage(layout: CacheLayout, key: str, reason: str, modified: list[str]) -> None:
-    atomic_write(layout.damage_marker(key), json.dumps({"reason": reason, "modified": modified}))
+def write_damage(layout: CacheLayout, key: str, damage: Damage) -> None:
+    found = {"reason": str(damage), "modified": damage.modified, "files": damage.files}
+    atomic_write(layout.damage_marker(key), json.dumps(found))
 
 
 def read_damage(marker: Path) -> Damage:
     text = marker.read_text()
     try:
         data = json.loads(text)
-        return Damage(str(data["reason"]), list(data.get("modified", [])))
+        return Damage(
+            str(data["reason"]), list(data.get("modified", [])), files=list(data.get("files", []))
+        )
     except (ValueError, KeyError, TypeError):
         return Damage(text.strip())  # a marker from before it was JSON

@@ -17,7 +17,7 @@ from sunbeam_sync.git.runner import GitRunner, askpass_script
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import git_environment
 from sunbeam_sync.run.log import SyncLog
-from sunbeam_sync.run.retry import is_transient, retry
+from sunbeam_sync.run.retry import corruption, is_transient, retry
 from sunbeam_sync.settings import SyncSettings
 
 CHECKOUT_MARKER = ".sunbeam-commit"
@@ -106,6 +106,11 @@ class Mirror:
             return GitError(
                 f"git could not authenticate to {self.repo}: set SUNBEAM_GIT_TOKEN to a "
                 "token with read access"
+            )
+        if corrupt := corruption(result.lines):
+            return GitError(
+                f"repository {self.repo} is corrupt on its server ({corrupt}): repair it there "
+                "(`git fsck`), or point the deployment at a healthy copy"
             )
         if is_transient(out):
             return NetworkError(
@@ -245,17 +250,21 @@ class Mirror:
                     f"could not read commit {commit} from the mirror: {_last(result.lines)}"
                 )
             archive.seek(0)
-            # An empty tree archives to a header tarfile cannot read: nothing to extract.
-            if self._git("ls-tree", commit).output.strip():
-                with tarfile.open(fileobj=archive) as tar:
+            try:
+                with tarfile.open(fileobj=archive, mode="r:") as tar:
                     outward = _extract(tar, dest)
-                if outward:
-                    shown = ", ".join(outward[:5]) + (" ..." if len(outward) > 5 else "")
-                    self.log.warning(
-                        "git",
-                        f"kept {len(outward)} symlinks leading out of the checkout, never "
-                        f"followed by the sync: {shown}",
-                    )
+            except tarfile.ReadError:
+                # An empty tree archives to a header tarfile cannot read: nothing to extract.
+                if self._git("ls-tree", commit).output.strip():
+                    raise
+                outward = []
+            if outward:
+                shown = ", ".join(outward[:5]) + (" ..." if len(outward) > 5 else "")
+                self.log.warning(
+                    "git",
+                    f"kept {len(outward)} symlinks leading out of the checkout, never "
+                    f"followed by the sync: {shown}",
+                )
 
 
 def _transient(result: proc.ProcResult) -> bool:

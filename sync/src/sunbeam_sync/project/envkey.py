@@ -25,6 +25,7 @@ def env_key(
     interpreter: Interpreter,
     groups: Sequence[str] = (),
     extras: Sequence[str] = (),
+    package: str | None = None,
 ) -> EnvKey:
     inputs: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -33,5 +34,9 @@ def env_key(
         "groups": sorted(set(groups)),
         "extras": sorted(set(extras)),
     }
+    if package is not None:
+        # A workspace member below the lock: `uv sync` installs what that member needs. Left
+        # out otherwise, so that the keys of every other env stay what they were.
+        inputs["package"] = package
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
     return EnvKey(key=hashlib.sha256(blob).hexdigest(), inputs=inputs)

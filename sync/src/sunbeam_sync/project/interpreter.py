@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import tomllib
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ _PROBE = (
     "print(json.dumps({'implementation': sys.implementation.name,"
     " 'version': platform.python_version(), 'platform': sysconfig.get_platform(),"
     " 'libc': '-'.join(platform.libc_ver()), 'prefix': sys.prefix,"
-    " 'base_prefix': sys.base_prefix}))"
+    " 'base_prefix': sys.base_prefix, 'executable': sys.executable}))"
 )
 
 
@@ -41,38 +42,70 @@ class Interpreter:
         return f"{self.implementation}-{self.version}"
 
 
-def find_interpreter(request: str | None, project: Path) -> Interpreter:
+def find_interpreter(
+    request: str | None, project: Path, workspace: Path | None = None
+) -> Interpreter:
     """Resolve `request` (a path or a version like "3.11") through uv's discovery.
 
-    With no request uv honours UV_PYTHON, then the project's `.python-version` / requires-python.
+    With no request: UV_PYTHON, then `.python-version` (the project's, else the workspace root's,
+    where uv looks), then uv's own choice for requires-python. What is chosen here is what every
+    uv call of the build is given (`--python`), so no later call can pick another interpreter.
     Discovery is remembered per process for the same inputs: a long-running agent asks it per run.
     """
-    pins = project_pins(project)
+    pins = project_pins(project, workspace)
     key = (request, os.environ.get("UV_PYTHON"), pins)
     if key not in _DISCOVERED:
         # Keyed by the pins, not the folder: every commit has its own checkout folder, and the
         # agent would otherwise pay a `uv python find` for each new commit of the same project.
-        _DISCOVERED[key] = _discover(request, key[1], pins, project)
+        wanted, source = chosen_python(request, project, workspace)
+        _DISCOVERED[key] = _discover(wanted, source, project)
     return probe(_DISCOVERED[key])
 
 
 _DISCOVERED: dict[tuple[str | None, str | None, str], str] = {}
+_CHOSEN = "--python / SUNBEAM_PYTHON"
 
 
-def project_pins(project: Path) -> str:
+def python_version_file(project: Path, workspace: Path | None = None) -> Path | None:
+    """The `.python-version` uv honours for this project: its own, else the workspace root's."""
+    for folder in (project, workspace or project):
+        if (folder / ".python-version").is_file():
+            return folder / ".python-version"
+    return None
+
+
+def chosen_python(
+    request: str | None, project: Path, workspace: Path | None = None
+) -> tuple[str | None, str | None]:
+    """(what to ask uv for, who asked for it); (None, None) leaves it to requires-python."""
+    if request:
+        return request, _CHOSEN
+    if os.environ.get("UV_PYTHON"):
+        return os.environ["UV_PYTHON"], "UV_PYTHON"
+    pinned = python_version_file(project, workspace)
+    if pinned is not None:
+        lines = pinned.read_text(errors="replace").splitlines()
+        version = next((ln.strip() for ln in lines if ln.strip() and ln[0] != "#"), "")
+        if version:
+            return version, f"{pinned.parent.name or '.'}/.python-version"
+    return None, None
+
+
+def project_pins(project: Path, workspace: Path | None = None) -> str:
     pins = []
-    for name in (".python-version", "pyproject.toml"):
+    pinned = python_version_file(project, workspace)
+    for path in (pinned, project / "pyproject.toml"):
         try:
-            text = (project / name).read_text()
+            text = path.read_text() if path is not None else ""
         except OSError:
             continue
-        if name == "pyproject.toml":
+        if path is not None and path.name == "pyproject.toml":
             text = "\n".join(ln for ln in text.splitlines() if "requires-python" in ln)
         pins.append(text.strip())
     return "|".join(pins)
 
 
-def _discover(request: str | None, uv_python: str | None, pins: str, project: Path) -> str:
+def _discover(request: str | None, source: str | None, project: Path) -> str:
     cmd = [uv_bin(), "python", "find", "--system"]
     if request:
         cmd.append(request)
@@ -82,14 +115,16 @@ def _discover(request: str | None, uv_python: str | None, pins: str, project: Pa
         if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
     }
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, check=False)
+    # A version asked for explicitly is looked up away from the checkout, so that nothing there
+    # (a `.python-version` read by pyenv's shims) changes the answer.
+    cwd = _NEUTRAL if request else project
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, check=False)
     if out.returncode != 0:
-        if request is None and uv_python is None and not (project / ".python-version").exists():
-            raise BadInputError(_requires_python_unmet(project, env))
-        reason = (out.stderr.strip().splitlines() or ["no interpreter found"])[-1]
-        raise BadInputError(
-            f"no Python interpreter matches {request or 'the project'}: {reason.removeprefix('error: ')}"
-        )
+        lines = out.stderr.strip().splitlines() or ["no interpreter found"]
+        reason = next((ln for ln in reversed(lines) if ln.startswith("error:")), lines[-1])
+        if source is not None:
+            raise BadInputError(missing_python(request or "", source, reason, env))
+        raise BadInputError(_requires_python_unmet(project, env))
     return out.stdout.strip()
 
 
@@ -100,18 +135,56 @@ def _requires_python_unmet(project: Path, env: dict[str, str]) -> str:
         required = str(wanted["requires-python"])
     except (OSError, ValueError, KeyError, TypeError):
         required = "a Python version"
-    cmd = [uv_bin(), "python", "list", "--only-installed", "--output-format", "json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, check=False)
-    try:
-        versions = sorted({str(p["version"]) for p in json.loads(out.stdout)}, reverse=True)
-    except (ValueError, KeyError, TypeError):
-        versions = []
+    versions = host_pythons(env)
     has = f"Python {', '.join(versions)}" if versions else "no Python uv can find"
     return (
         f"the project requires Python {required} (requires-python in pyproject.toml), but this "
         f"agent has {has}: widen requires-python and run `uv lock`, or give the agent a "
         "matching Python (SUNBEAM_PYTHON)"
     )
+
+
+_NEUTRAL = "/"
+
+
+def missing_python(version: str, source: str, reason: str, env: dict[str, str]) -> str:
+    """One line: what is required, who required it, what this host has, and the fix."""
+    if source == _CHOSEN:
+        asked = f"Python {version} was chosen ({source})"
+    else:
+        asked = f"{source} asks for Python {version}"
+    choose = f"choose an installed one with {_CHOSEN}"
+    if source.endswith(".python-version"):
+        choose += " (or change .python-version)"
+    said = reason.lower()
+    if "no interpreter found" not in said and "failed to inspect" not in said:
+        # Not a version uv can look for at all (e.g. "Python <3.6 is not supported").
+        return f"{asked}, which uv cannot use ({reason.removeprefix('error: ')}): {choose}"
+    has = ", ".join(host_pythons(env)) or "none"
+    broken = _BROKEN.search(reason)  # e.g. a pyenv shim for a version pyenv does not have
+    if broken:
+        has += f"; {broken.group(1)} does not run"
+    return f"{asked}, which this host does not have (it has {has}): install it, or {choose}"
+
+
+_BROKEN = re.compile(r"Failed to inspect Python interpreter .* at `([^`]+)`")
+
+
+def host_pythons(env: dict[str, str]) -> list[str]:
+    """The Python versions uv finds on this host, newest first."""
+    cmd = [uv_bin(), "python", "list", "--only-installed", "--output-format", "json"]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=_NEUTRAL, env=env, check=False, timeout=60
+    )
+    try:
+        found = [str(item["version"]) for item in json.loads(out.stdout)]
+    except (ValueError, TypeError, KeyError):
+        found = []
+    return sorted(set(found), key=_version_order, reverse=True)
+
+
+def _version_order(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
 
 
 @functools.lru_cache(maxsize=32)
@@ -123,12 +196,15 @@ def _probe_cached(path: str, mtime_ns: int) -> Interpreter:
         check=False,
         timeout=60,
         env=without_credentials(),
+        cwd=_NEUTRAL,
     )
     if out.returncode != 0:
         raise BadInputError(f"Python interpreter {path} does not run: {out.stderr.strip()[-200:]}")
     data = json.loads(out.stdout)
     return Interpreter(
-        path=path,
+        # The interpreter itself, not a launcher in front of it (pyenv's shims pick a Python by
+        # the folder they are started in): every later uv call gets exactly this file.
+        path=data["executable"] or path,
         implementation=data["implementation"],
         version=data["version"],
         platform=data["platform"],

@@ -33,13 +33,15 @@ def _identity(path: str) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def remembered_interpreter(request: str | None, project: Path, layout: CacheLayout) -> Interpreter:
+def remembered_interpreter(
+    request: str | None, project: Path, layout: CacheLayout, workspace: Path | None = None
+) -> Interpreter:
     """`find_interpreter`, answered from the cache's memo when nothing it depends on changed."""
-    key = _key(request, project_pins(project))
+    key = _key(request, project_pins(project, workspace))
     memo = _Memo(layout.interpreters)
     found = memo.interpreter(key)
     if found is None:
-        found = find_interpreter(request, project)
+        found = find_interpreter(request, project, workspace)
         memo.remember(key, found)
     return found
 

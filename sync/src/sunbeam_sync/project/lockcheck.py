@@ -10,6 +10,7 @@ same content (every code-only commit) skips it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sunbeam_sync.cache.files import atomic_write
@@ -20,21 +21,27 @@ from sunbeam_sync.run.uv import Uv
 _INPUTS = ("pyproject.toml", "uv.lock", "uv.toml")
 
 
-def lock_digest(project: Path) -> str:
+def lock_digest(files: Iterable[Path]) -> str:
     digest = hashlib.sha256()
-    for name in _INPUTS:
+    for path in files:
         try:
-            data = (project / name).read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             data = b"-"
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
-def check_lock_once(uv: Uv, layout: CacheLayout, project: Path) -> None:
-    """LockfileError when uv.lock is stale or unparsable; a pass is remembered."""
-    marker = layout.lock_checked(lock_digest(project))
+def check_lock_once(
+    uv: Uv, layout: CacheLayout, project: Path, python: str, inputs: Sequence[Path] = ()
+) -> None:
+    """LockfileError when uv.lock is stale or unparsable; a pass is remembered.
+
+    `inputs`: every file the verdict depends on (a workspace: the root's lock and settings and
+    every member's pyproject.toml, `Lockfile.check_inputs`); by default the project's own.
+    """
+    marker = layout.lock_checked(lock_digest(inputs or [project / name for name in _INPUTS]))
     if marker.exists():
         return
-    if uv.check_lock(project):
+    if uv.check_lock(project, python):
         atomic_write(marker, "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tomllib
 from collections.abc import Iterable
@@ -19,6 +20,13 @@ from typing import Any
 from sunbeam_sync.cache.files import atomic_write
 from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.errors import BadInputError, LockfileError
+from sunbeam_sync.project.workspace import (
+    import_root,
+    local_path,
+    local_paths,
+    lock_folder,
+    member_name,
+)
 
 _RELOCK = "run `uv lock` and commit uv.lock"
 
@@ -26,10 +34,41 @@ _RELOCK = "run `uv lock` and commit uv.lock"
 @dataclass(frozen=True)
 class Lockfile:
     raw: bytes  # the exact bytes: the env key hashes them
-    packages: list[dict[str, Any]]  # each package's name (as locked and canonical) and source
+    packages: list[dict[str, Any]]  # each package's name (as locked and canonical), source, deps
     where: str  # "'.' at main (abc123def456)", for messages
     project: Path  # the project folder (resolved) inside the checkout
     root: Path  # the checkout (resolved)
+    folder: Path  # where uv.lock is: the project, or the root of the workspace it is a member of
+    members: list[str]  # the workspace's members (canonical names; empty for a lone project)
+
+    @property
+    def package(self) -> str | None:
+        """The workspace member synced, when the project is a member below the lock; else None."""
+        if self.folder == self.project:
+            return None
+        name = member_name(self.packages, self.folder, self.project)
+        return name if name in self.members else None  # a path dependency is no member
+
+    @property
+    def check_inputs(self) -> list[Path]:
+        """Every file `uv lock --check` reads: the lock's folder's uv.lock, uv.toml and
+        pyproject.toml, and the pyproject.toml of the project and of every local package."""
+        files = [self.folder / name for name in ("uv.lock", "uv.toml", "pyproject.toml")]
+        local = sorted({p for pkg in self.packages if (p := local_path(pkg)) is not None})
+        files += [self.folder / rel / "pyproject.toml" for rel in local]
+        return [*files, self.project / "pyproject.toml"]
+
+    @property
+    def pythonpath(self) -> list[str]:
+        """The flow's path: the project's code, then every local package the env needs."""
+        own = import_root(self.project)
+        paths = [own, self.project] if own != self.project else [self.project]
+        target = member_name(self.packages, self.folder, self.project)
+        for rel in local_paths(self.packages, self.members, target):
+            root = import_root(self.folder / rel)
+            if root not in paths and root.resolve().is_relative_to(self.root):
+                paths.append(root)
+        return [str(p) for p in paths]
 
     @property
     def names(self) -> set[str]:
@@ -66,7 +105,7 @@ class Lockfile:
     def _outside(self, source: dict) -> str | None:  # type: ignore[type-arg]
         for kind in ("path", "directory", "editable", "virtual"):
             if isinstance(source.get(kind), str):
-                target = (self.project / source[kind]).resolve()
+                target = (self.folder / source[kind]).resolve()  # relative to the lock
                 inside = target.is_relative_to(self.root)
                 return None if inside else f"{kind} {str(target)[:200]!r}"
         for kind in ("git", "url"):
@@ -88,31 +127,53 @@ def read_project(root: Path, project_dir: str, where: str, layout: CacheLayout) 
         raise BadInputError(f"project folder {where} leads outside the checkout (a symlink)")
     if not project.is_dir():
         raise BadInputError(f"project folder {where} does not exist: check --project-dir")
-    for name in ("pyproject.toml", "uv.lock"):
-        path = project / name
-        if (path.is_symlink() or path.exists()) and not path.resolve().is_relative_to(root):
-            raise LockfileError(f"{name} in {where} is a symlink leading outside the checkout")
+    _inside(root, project, ("pyproject.toml", "uv.lock"), where)
     if not (project / "pyproject.toml").is_file():
         raise LockfileError(f"no pyproject.toml in {where}")
-    lock = project / "uv.lock"
+    folder = lock_folder(root, project, where, _RELOCK)
+    _inside(root, folder, ("pyproject.toml", "uv.lock"), where)
+    lock = folder / "uv.lock"
     if not lock.is_file():
         raise LockfileError(f"no uv.lock in {where}: {_RELOCK} there")
     raw = lock.read_bytes()
     summary = layout.lock_summary(hashlib.sha256(raw).hexdigest())
     try:
-        packages = json.loads(summary.read_text())["packages"]
-        if not all("canonical" in p for p in packages):
+        data = json.loads(summary.read_text())
+        if data.get("shape") != _SUMMARY_SHAPE:
             raise ValueError("a summary of an older shape")
-    except (OSError, ValueError, KeyError, TypeError):
-        packages = parse(raw, where)
-        atomic_write(summary, json.dumps({"packages": packages}, separators=(",", ":")))
-    return Lockfile(raw=raw, packages=packages, where=where, project=project, root=root)
+        packages, members = data["packages"], data["members"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        packages, members = parse(raw, where)
+        found = {"shape": _SUMMARY_SHAPE, "packages": packages, "members": members}
+        atomic_write(summary, json.dumps(found, separators=(",", ":")))
+    parsed = Lockfile(raw, packages, where, project, root, folder, members)
+    if folder != project and parsed.package is None:
+        at = os.path.relpath(folder, root)
+        raise LockfileError(
+            f"{where} has no uv.lock and is not a member of the workspace at "
+            f"{'the repository root' if at == '.' else repr(at)}: add it to "
+            "[tool.uv.workspace] members there, run `uv lock` and commit uv.lock"
+        )
+    return parsed
 
 
-def parse(raw: bytes, where: str) -> list[dict[str, Any]]:
-    """Each package's name and source; parse first: a corrupt file is "not a valid lockfile"."""
+_SUMMARY_SHAPE = 2  # bump when what `parse` keeps changes
+
+
+def _inside(root: Path, folder: Path, names: tuple[str, ...], where: str) -> None:
+    for name in names:
+        path = folder / name
+        if (path.is_symlink() or path.exists()) and not path.resolve().is_relative_to(root):
+            raise LockfileError(f"{name} in {where} is a symlink leading outside the checkout")
+
+
+def parse(raw: bytes, where: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each package's name, source and dependencies, and the workspace's members.
+
+    Parse first: a corrupt file is "not a valid lockfile".
+    """
     try:
-        data = tomllib.loads(raw.decode())
+        data = tomllib.loads(_without_artifacts(raw.decode()))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise LockfileError(
             f"uv.lock in {where} is not a valid lockfile ({exc}): {_RELOCK}"
@@ -120,10 +181,52 @@ def parse(raw: bytes, where: str) -> list[dict[str, Any]]:
     problem = _shape_problem(data)
     if problem:
         raise LockfileError(f"uv.lock in {where} is not a valid lockfile ({problem}): {_RELOCK}")
-    return [
-        {"name": p["name"], "canonical": _canonical(p["name"]), "source": p.get("source") or {}}
+    packages = [
+        {
+            "name": p["name"],
+            "canonical": _canonical(p["name"]),
+            "source": p.get("source") or {},
+            "deps": _dependencies(p),
+        }
         for p in data["package"]
     ]
+    manifest = data.get("manifest")
+    members = manifest.get("members", []) if isinstance(manifest, dict) else []
+    return packages, [_canonical(m) for m in members if isinstance(m, str)]
+
+
+def _without_artifacts(text: str) -> str:
+    """The lock without its `sdist = {...}` lines and `wheels = [...]` arrays.
+
+    They are 95% of a lock's bytes (a URL, hash, size and date per file) and nothing here reads
+    them: parsing the rest costs a tenth. uv, which installs them, reads and checks them itself.
+    uv writes both at the start of a line, and each wheels array ends with a `]` line.
+    """
+    kept, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if skipping:
+            skipping = not line.startswith("]")
+        elif line.startswith("wheels = ["):
+            skipping = not line.rstrip().endswith("]")
+        elif not line.startswith("sdist = "):
+            kept.append(line)
+    return "".join(kept)
+
+
+def _dependencies(package: dict) -> list[str]:  # type: ignore[type-arg]
+    """Names of everything the package depends on, through any extra or group."""
+    lists = [package.get("dependencies")]
+    for table in ("optional-dependencies", "dev-dependencies"):
+        if isinstance(package.get(table), dict):
+            lists += list(package[table].values())
+    names = {
+        _canonical(dep["name"])
+        for deps in lists
+        if isinstance(deps, list)
+        for dep in deps
+        if isinstance(dep, dict) and isinstance(dep.get("name"), str)
+    }
+    return sorted(names)
 
 
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")

@@ -1,7 +1,12 @@
-"""One cancel-aware retry with backoff, and the one list of failures worth retrying."""
+"""One cancel-aware retry with backoff, and the one list of failures worth retrying.
+
+Next to it, the causes never worth a retry (a corrupt repository, a missing commit), which win
+over a transient-looking line in the same output.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -11,37 +16,50 @@ from sunbeam_sync.errors import Cancelled
 
 T = TypeVar("T")
 
-# Output of git or uv that means "the remote could not be reached (this time)", lower case.
+# Output of git or uv that means "the remote could not be reached (this time)", lower case:
+# names resolution, connections refused, reset, dropped or timed out, and server errors (5xx,
+# `SERVER_ERROR`). Not "failed to fetch" alone: uv says it for a commit a repository lacks too.
 TRANSIENT = (
     "could not resolve host",
     "dns error",
+    "temporary failure in name resolution",
     "connection refused",
     "connection reset",
-    "connection timed out",
-    "operation timed out",
     "timed out",
     "tcp connect error",
-    "error sending request",
-    "failed to fetch",
     "could not connect",
     "couldn't connect",
     "failed to connect",
-    "network connectivity is disabled",
     "early eof",
     "the remote end hung up",
-    "temporary failure",
-    "http 5",
-    "error: 5",
-    "502",
-    "503",
-    "504",
     "rpc failed",
 )
+SERVER_ERROR = re.compile(r"(?:returned error: |server error \(|http |status:? )5\d\d\b")
+
+# Output naming a cause no retry changes, though the same output may say a connection dropped
+# (a server aborting on a corrupt repository hangs up): these decide, lower case.
+CORRUPT = (
+    "repository corruption",
+    " is corrupt",
+    "unable to unpack",
+    "did not receive expected object",
+)
+MISSING_COMMIT = "not our ref"  # git's upload-pack: the repository has no such commit
+PERMANENT = (*CORRUPT, MISSING_COMMIT)
 
 
 def is_transient(output: str) -> bool:
     out = output.lower()
-    return any(s in out for s in TRANSIENT)
+    if any(s in out for s in PERMANENT):
+        return False
+    return any(s in out for s in TRANSIENT) or SERVER_ERROR.search(out) is not None
+
+
+def corruption(lines: list[str]) -> str | None:
+    """git's line saying the remote repository is corrupt, if one does."""
+    said = [ln.strip() for ln in lines if any(s in ln.lower() for s in CORRUPT)]
+    telling = [ln for ln in said if "is corrupt" in ln.lower()] or said
+    return telling[0].removeprefix("remote: ").strip()[:300] if telling else None
 
 
 def retry(

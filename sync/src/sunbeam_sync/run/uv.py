@@ -15,12 +15,12 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sunbeam_sync.errors import LockfileError, NetworkError, UvError
+from sunbeam_sync.errors import BadInputError, LockfileError, NetworkError, UvError
 from sunbeam_sync.project.lockfile import stale_detail
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import without_credentials
 from sunbeam_sync.run.log import SyncLog
-from sunbeam_sync.run.retry import is_transient, retry
+from sunbeam_sync.run.retry import corruption, is_transient, retry
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
@@ -32,6 +32,10 @@ _HASH = re.compile(r"Hash mismatch for `([^`]+)`")
 # `uv lock --check --verbose`: the lock no longer records what pyproject.toml asks for.
 _STALE = re.compile(r"Resolving despite existing lockfile due to|needs to be updated")
 _PARSE = re.compile(r"Failed to parse `[^`]*uv\.lock`")
+_GIT_SOURCE = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^` @]+) @ git\+([^`@]+)")
+_NOT_OUR_REF = re.compile(r"not our ref ([0-9a-f]{7,64})")
+_UNKNOWN_EXTRA = re.compile(r"Extra `([^`]+)` is not defined in the .*? for `([^`]+)`")
+_UNKNOWN_GROUP = re.compile(r"Group `([^`]+)` is not defined in the")
 
 
 @functools.cache
@@ -116,19 +120,20 @@ class Uv:
         """Drop these distributions from uv's cache."""
         self(["cache", "clean", *names], failure="could not clean the uv cache")
 
-    def check_lock(self, project: Path) -> bool:
+    def check_lock(self, project: Path, python: str) -> bool:
         """LockfileError when uv.lock disagrees with pyproject.toml or does not parse.
 
         True when uv confirmed the lock, False when it could not tell (index unreachable).
         Offline and verbose first: uv's debug line says whether the requirements the lock
         recorded still match pyproject.toml, which decides staleness with nothing resolved
-        (an added package need not be in uv's cache, nor the index reachable).
+        (an added package need not be in uv's cache, nor the index reachable). With the build's
+        interpreter: left to itself uv would pick one by `.python-version`.
         """
-        cmd = ["lock", "--check", "--offline", "--verbose", "--project", str(project)]
-        result = self(cmd, quiet=True)
+        check = ["lock", "--check", "--project", str(project), "--python", python]
+        result = self([*check, "--offline", "--verbose"], quiet=True)
         if result.returncode != 0 and not _lock_verdict(project, result):
             # Offline could not decide (metadata not cached): ask the index.
-            result = self(["lock", "--check", "--project", str(project)], quiet=True)
+            result = self(check, quiet=True)
         if result.returncode == 0:
             return True
         _lock_verdict(project, result)
@@ -145,11 +150,16 @@ class Uv:
         link_mode: LinkMode,
         groups: Sequence[str],
         extras: Sequence[str],
+        python: Path,
     ) -> list[str]:
-        """`uv sync` of the project's locked third-party packages (the env is the target)."""
+        """`uv sync` of the project's locked third-party packages into the env of `python`."""
         cmd = [
             "sync",
             "--frozen",
+            # The target env's own interpreter: any other (a `.python-version` uv would read)
+            # makes uv delete the env and create another one.
+            "--python",
+            str(python),
             # Only third-party packages: the env is shared by every commit with this lock, so the
             # project's own code (and any local path package) comes from the checkout instead.
             "--no-install-local",
@@ -213,6 +223,19 @@ def _is_package_line(line: str) -> bool:
 
 def _sync_error(result: proc.ProcResult) -> Exception:
     out = result.output
+    if cause := _git_source_error(result):
+        return cause
+    if m := _UNKNOWN_EXTRA.search(out):
+        return BadInputError(
+            f"extra {m.group(1)!r} is not defined for {m.group(2)} (its "
+            "[project.optional-dependencies]): remove it from the deployment's extras (--extra), "
+            "or define it there and run `uv lock`"
+        )
+    if m := _UNKNOWN_GROUP.search(out):
+        return BadInputError(
+            f"dependency group {m.group(1)!r} is not defined in the project's [dependency-groups]: "
+            "remove it from the deployment's groups (--group), or define it there and run `uv lock`"
+        )
     if m := _HASH.search(out):
         return UvError(
             f"hash mismatch for {m.group(1)}: the file on the index differs from uv.lock; "
@@ -259,6 +282,26 @@ def uv_cause(lines: list[str]) -> str:
         if text and "|" not in text:  # the excerpt's lines all carry uv's gutter bar
             said.append(text)
     return ": ".join(said)[:400]
+
+
+def _git_source_error(result: proc.ProcResult) -> Exception | None:
+    """A git source of the lock that cannot be had: its commit is gone, or its repository is corrupt."""
+    source = _GIT_SOURCE.search(result.output)
+    name, url = (
+        (source.group(1), source.group(2)) if source else ("a git package", "its repository")
+    )
+    if m := _NOT_OUR_REF.search(result.output):
+        return LockfileError(
+            f"uv.lock pins {name} to commit {m.group(1)[:12]} of {url}, which that repository does "
+            "not have (history rewritten, or the commit never pushed): push that commit there, or "
+            f"run `uv lock --upgrade-package {name}` and commit uv.lock"
+        )
+    if corrupt := corruption(result.lines):
+        return UvError(
+            f"the git repository of {name} ({url}) is corrupt on its server ({corrupt}): repair "
+            "it there (`git fsck`), or lock the package from a healthy copy"
+        )
+    return None
 
 
 def _last_error(lines: list[str]) -> str:
