@@ -27,10 +27,10 @@ def kept_copies(site: Path, dists: Iterable[Distribution]) -> dict[str, str]:
     owners: dict[str, list[Row]] = {}
     for dist in dists:
         try:
-            rows = read_record(site, dist.dist_info)
+            record = read_record(site, dist.dist_info)
         except OSError:
             continue  # the check reports the missing RECORD
-        for rel, digest, size in file_rows(rows):
+        for rel, digest, size in file_rows(record):
             owners.setdefault(rel, []).append((dist.dist_info, digest, size))
     kept = {}
     for rel, rows in owners.items():

@@ -73,7 +73,10 @@ def verify_env(
 
 
 def _file_damage(
-    problems: list[str], modified: set[str], stray: list[str], changed: set[str] = frozenset()
+    problems: list[str],
+    modified: set[str],
+    stray: list[str],
+    changed: set[str] | frozenset[str] = frozenset(),
 ) -> Damage | None:
     if problems:
         return Damage(

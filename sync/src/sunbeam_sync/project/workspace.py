@@ -36,8 +36,8 @@ def local_path(package: dict[str, Any]) -> str | None:
     """The folder of a package built from the repository (relative to the lock), or None."""
     source = package.get("source") or {}
     for kind in LOCAL_SOURCES:
-        if isinstance(source.get(kind), str):
-            return os.path.normpath(source[kind])
+        if isinstance(path := source.get(kind), str):
+            return os.path.normpath(path)
     return None
 
 
