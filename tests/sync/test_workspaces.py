@@ -153,5 +153,8 @@ def test_stale_workspace_lock_is_found_from_a_member(
     core = repo.work / "packages" / "climate-core" / "pyproject.toml"
     core.write_text(core.read_text().replace('"alpha==1.0"', '"alpha==1.0", "gamma==1.0"'))
     repo.commit("climate-core needs gamma; uv.lock not updated")
-    with pytest.raises(LockfileError, match="out of date"):
+    with pytest.raises(
+        LockfileError,
+        match=r"the workspace's uv\.lock \(above member packages/prefect-climate\) is out of date",
+    ):
         prep(settings, repo.url, "main", project_dir=MEMBER)

@@ -252,9 +252,18 @@ def _lock_verdict(project: Path, result: proc.ProcResult) -> bool:
     """Raise LockfileError when uv's output says the lock is stale or unparsable; else False."""
     out = result.output
     if _STALE.search(out):
+        # A workspace member's lock is the workspace root's: say so, and which member it is.
+        lock_dir = next(
+            (p for p in (project, *project.parents) if (p / "uv.lock").exists()), project
+        )
+        where = (
+            f"the workspace's uv.lock (above member {os.path.relpath(project, lock_dir)})"
+            if lock_dir != project
+            else f"uv.lock in {project.name or '.'}"
+        )
         raise LockfileError(
-            f"uv.lock in {project.name or '.'} is out of date with pyproject.toml"
-            f"{stale_detail(project)}: run `uv lock` and commit uv.lock"
+            f"{where} is out of date with pyproject.toml{stale_detail(project)}: "
+            "run `uv lock` and commit uv.lock"
         )
     if _PARSE.search(out):
         raise unparsable_lock(result.lines)
