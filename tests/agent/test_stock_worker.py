@@ -123,13 +123,23 @@ def test_cancel_during_sync_under_the_stock_worker(
 def test_a_ref_tag_from_the_run_form_picks_the_ref(
     stack: Stack, stock_deployment: UUID, main_deployment: UUID, tmp_path: Path
 ) -> None:
-    """The dashboard's Custom run form has a Tags field: `sunbeam-ref:REF` runs REF."""
+    """The dashboard's Custom run form has a Tags field: `sunbeam-ref:REF` runs REF.
+
+    Prefect's V2 form also sends the deployment's job variables as the run's own (its Job
+    Variables field comes filled in): a `ref` equal to the deployment's is no choice of the run's,
+    so the tag still wins. Without job variables the run is as the API or the V1 form makes it.
+    """
     files = {"pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN, "sunbeam-extra"])}
     sha = stack.repo.push_branch("tagged", files, lock_from=(stack.wheelhouse,))
-    for deployment in (stock_deployment, main_deployment):  # stock worker and ours alike
-        out = tmp_path / f"tagged-{deployment}.json"
+    cases = [(stock_deployment, False), (main_deployment, True), (stock_deployment, True)]
+    for deployment, as_v2_form in cases:  # stock worker and ours alike
+        out = tmp_path / f"tagged-{deployment}-{as_v2_form}.json"
+        copied = stack.client.read_deployment(deployment).job_variables if as_v2_form else None
         run = stack.client.create_flow_run_from_deployment(
-            deployment, parameters={"out": str(out)}, tags=["sunbeam-ref:tagged"]
+            deployment,
+            parameters={"out": str(out)},
+            tags=["sunbeam-ref:tagged"],
+            job_variables=copied,
         )
         final = stack.wait(run.id, timeout=180)
         assert final.state is not None and final.state.is_completed(), final.state

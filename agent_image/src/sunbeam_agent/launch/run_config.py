@@ -133,9 +133,12 @@ def resolve(
         values.update(flow_run.get("job_variables") or {})
     values.update(from_env)
     # The dashboard's run form has a Tags field: a run created with `sunbeam-ref:REF` runs REF
-    # (unless the run's own job variables name a ref). Deployment tags are the deployment's.
+    # (unless the run's own job variables choose another ref). Prefect's V2 form sends the
+    # deployment's job variables as the run's own, so a `ref` equal to the deployment's is no
+    # choice of the run's. Deployment tags are the deployment's.
     tagged = _tagged_ref(flow_run, deployment)
-    if tagged is not None and "ref" not in (flow_run.get("job_variables") or {}):
+    own_ref = (flow_run.get("job_variables") or {}).get("ref")
+    if tagged is not None and own_ref in (None, (deployment.get("job_variables") or {}).get("ref")):
         values["ref"] = tagged
     repo_url = values.get("repo_url")
     if not repo_url:
