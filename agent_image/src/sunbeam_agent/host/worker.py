@@ -206,6 +206,9 @@ class SunbeamWorker(ProcessWorker):
     ) -> SunbeamWorkerResult:
         self._sunbeam_active += 1
         self._sunbeam_claims.pop(flow_run.id, None)
+        # Every worker the run's event woke logs Prefect's "submitting flow run" line, but only
+        # the one whose Pending state the server accepted gets here: this line names the host.
+        get_logger("prefect.workers.sunbeam").info("Running flow run '%s' here", flow_run.id)
         try:
             with tempfile.TemporaryDirectory(prefix="sunbeam-run-") as folder:
                 record = Path(folder, "run.json")
