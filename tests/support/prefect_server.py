@@ -80,6 +80,24 @@ class PrefectServer:
             return client.read_flow_run(UUID(str(run_id)))
 
 
+def deploy(
+    client: SyncPrefectClient,
+    flow_name: str,
+    name: str,
+    pool: str,
+    entrypoint: str,
+    job_variables: dict[str, object],
+) -> UUID:
+    """A deployment on `pool` of the flow called `flow_name` (made if the server lacks it)."""
+    return client.create_deployment(
+        flow_id=client.create_flow_from_name(flow_name),
+        name=name,
+        work_pool_name=pool,
+        entrypoint=entrypoint,
+        job_variables=job_variables,
+    )
+
+
 def start_prefect_server(home: Path, database_url: str | None = None) -> PrefectServer:
     server = PrefectServer(home=home, port=free_port(), database_url=database_url)
     server.start()
