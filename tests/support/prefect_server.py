@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +86,7 @@ def deploy(
     name: str,
     pool: str,
     entrypoint: str,
-    job_variables: dict[str, object],
+    job_variables: Mapping[str, object],
 ) -> UUID:
     """A deployment on `pool` of the flow called `flow_name` (made if the server lacks it)."""
     return client.create_deployment(
@@ -94,7 +94,7 @@ def deploy(
         name=name,
         work_pool_name=pool,
         entrypoint=entrypoint,
-        job_variables=job_variables,
+        job_variables=dict(job_variables),
     )
 
 
