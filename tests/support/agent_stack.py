@@ -21,7 +21,7 @@ from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT
 from tests.support import agent_flow as flow_source
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
-from tests.support.prefect_server import PrefectServer
+from tests.support.prefect_server import PrefectServer, deploy
 from tests.support.processes import ManagedProcess
 
 BIN = Path(sys.executable).parent
@@ -119,13 +119,9 @@ class Stack:
 
     def pipeline_main(self, pool: str) -> UUID:
         """run-sunbeam/main (what prewarms run on) on `pool`, with the test flow."""
-        flow_id = self.client.create_flow_from_name(FLOW_NAME)
-        return self.client.create_deployment(
-            flow_id=flow_id,
-            name=MAIN_DEPLOYMENT,
-            work_pool_name=pool,
-            entrypoint=flow_source.ENTRYPOINT,
-            job_variables={"repo_url": self.repo.url, "ref": "main", "project_dir": "pipeline"},
+        job_variables = {"repo_url": self.repo.url, "ref": "main", "project_dir": "pipeline"}
+        return deploy(
+            self.client, FLOW_NAME, MAIN_DEPLOYMENT, pool, flow_source.ENTRYPOINT, job_variables
         )
 
     def submit(

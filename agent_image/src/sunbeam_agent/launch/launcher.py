@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST, concurrently
 from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.launch.run_log import run_logger
+from sunbeam_agent.launch.settings import LaunchSettings, LaunchSettingsError
 from sunbeam_contracts import run_labels
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
     from sunbeam_sync import EnvLease, PrepareResult
 
-CANCEL_POLL_SECONDS = float(os.environ.get("SUNBEAM_CANCEL_POLL_SECONDS", "1.0"))
 HANDED_BACK = "The worker stopped while syncing; the run is scheduled again"
 
 
@@ -53,8 +53,15 @@ def one_line(message: str) -> str:
 class Launch:
     """One flow run's way from "submitted" to its engine process."""
 
-    def __init__(self, api: PrefectREST, flow_run_id: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        api: PrefectREST,
+        flow_run_id: str,
+        logger: logging.Logger,
+        settings: LaunchSettings,
+    ) -> None:
         self.api = api
+        self.settings = settings
         self.flow_run_id = flow_run_id
         self.logger = logger
         self.cancel = threading.Event()
@@ -105,7 +112,7 @@ class Launch:
 
     def watch(self) -> None:
         """Stop the sync as soon as the run is asked to cancel (whatever the worker type)."""
-        while not self.cancel.wait(CANCEL_POLL_SECONDS):
+        while not self.cancel.wait(self.settings.cancel_poll_seconds):
             if self.cancelling():
                 self.logger.info("Cancellation requested: stopping the sync")
                 self.cancel.set()
@@ -223,7 +230,8 @@ class Launch:
             entrypoint, env = flow_process(config, result)
         except FlowEnvError:
             return  # a flow run fails with the reason next; a prewarm has no flow to describe
-        refresh_schema(self.api, config, result, entrypoint, env, self.logger)
+        timeout = self.settings.schema_timeout
+        refresh_schema(self.api, config, result, entrypoint, env, self.logger, timeout)
 
     def launch(self, config: RunConfig) -> int:
         from sunbeam_agent.launch.records import pin_note
@@ -275,7 +283,7 @@ class Launch:
             prepared.release()
             return self.fail(str(exc))
         _write_record(
-            os.environ.get("SUNBEAM_RUN_RECORD"),
+            self.settings.run_record,
             result,
             entrypoint,
             flow_environment(result, os.environ),
@@ -328,7 +336,12 @@ def _preload_sync() -> None:
 
 
 def main() -> int:
-    flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    try:
+        settings = LaunchSettings.from_environment()
+    except LaunchSettingsError as exc:
+        _say(str(exc))
+        return 2
+    flow_run_id = settings.flow_run_id
     if not flow_run_id:
         _say("PREFECT__FLOW_RUN_ID is not set: sunbeam-run is started by a Prefect worker")
         return 2
@@ -341,7 +354,7 @@ def main() -> int:
     # the API's round trips (waiting on a socket) overlap instead of adding up.
     threading.Thread(target=_preload_sync, name="sunbeam-run-preload", daemon=True).start()
     logger, handler = run_logger(api, flow_run_id)
-    launch = Launch(api, flow_run_id, logger)
+    launch = Launch(api, flow_run_id, logger, settings)
 
     def on_signal(_signum: int, _frame: object) -> None:
         # No logging here: the handler may interrupt a thread holding the log's lock.
@@ -352,7 +365,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         try:
-            config = resolve(api, api.read_flow_run(flow_run_id))
+            config = resolve(api, api.read_flow_run(flow_run_id), settings.run_variables)
         except RunConfigError as exc:
             return launch.fail(str(exc))
         return launch.launch(config)
@@ -360,7 +373,7 @@ def main() -> int:
         _say(str(exc))
         return 1
     except Exception as exc:  # no tracebacks for users; SUNBEAM_DEBUG=1 shows them
-        if os.environ.get("SUNBEAM_DEBUG"):
+        if settings.debug:
             raise
         try:
             return launch.fail(f"sunbeam-run internal error: {type(exc).__name__}: {exc}")
