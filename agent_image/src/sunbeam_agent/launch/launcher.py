@@ -32,6 +32,7 @@ from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST, conc
 from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.launch.run_log import run_logger
 from sunbeam_contracts import run_labels
+from sunbeam_contracts.processes import restore_stop_signals
 
 if TYPE_CHECKING:
     import logging
@@ -328,6 +329,9 @@ def _preload_sync() -> None:
 
 
 def main() -> int:
+    # A worker started in the background passes SIGINT and SIGQUIT on ignored; the flow's
+    # engine, which this process becomes, must stop on them as in a terminal.
+    restore_stop_signals()
     flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
     if not flow_run_id:
         _say("PREFECT__FLOW_RUN_ID is not set: sunbeam-run is started by a Prefect worker")
