@@ -126,16 +126,16 @@ def _stat(pid: int | str) -> list[str] | None:
 
 def pid_alive(pid: int) -> bool:
     """True while process `pid` exists and is not a zombie (an exited, unreaped process)."""
-    if Path("/proc/self/stat").exists():
-        fields = _stat(pid)
-        return fields is not None and fields[0] != "Z"
-    try:  # no /proc: a zombie counts as alive here
+    if pid <= 0:
+        return False
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    except PermissionError:  # another user's: it exists
+        pass
+    fields = _stat(pid)  # None without /proc, or where /proc hides it: alive, as kill said
+    return fields is None or fields[0] != "Z"
 
 
 def group_alive(pgid: int) -> bool:
