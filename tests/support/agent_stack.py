@@ -57,15 +57,16 @@ class Agent:
     health_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
 
-    def start(self, timeout: float = 120) -> Agent:
-        return self.launch().wait_healthy(timeout)
+    def start(self, timeout: float = 120, *, background: bool = False) -> Agent:
+        return self.launch(background=background).wait_healthy(timeout)
 
-    def launch(self) -> Agent:
+    def launch(self, *, background: bool = False) -> Agent:
+        """Start it; with `background`, as `nohup sunbeam-agent &` would (ManagedProcess)."""
         env = {**self.env, "PREFECT_WORKER_WEBSERVER_PORT": str(self.health_port)}
         self.process = ManagedProcess(
             "sunbeam-agent", [str(BIN / "sunbeam-agent")], env, self.log_path
         )
-        self.process.start()
+        self.process.start(background=background)
         return self
 
     @property

@@ -32,6 +32,7 @@ from sunbeam_agent.host.identity import HostIdError, cache_host_id
 from sunbeam_agent.host.worker import DRAIN_FILE_ENV
 from sunbeam_agent.settings import AgentSettings
 from sunbeam_contracts.hosts import SHARED_QUEUE, host_queue, worker_name
+from sunbeam_contracts.processes import group_alive, restore_stop_signals, stop_groups
 
 
 class AgentStartError(AgentError):
@@ -176,7 +177,7 @@ def run_worker(
         reaped = _reap_orphans()
         if code is None:
             code = reaped[worker.pid] if worker.pid in reaped else worker.poll()
-        if code is not None and not _group_alive(worker.pid):
+        if code is not None and not group_alive(worker.pid):
             return code
         since = stopping.get("since")
         if since is None and code is not None:
@@ -190,35 +191,11 @@ def run_worker(
                 _signal(worker, signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     worker.wait(timeout=10)
-            _stop_group(worker.pid)
+            stop_groups([worker.pid], grace=10.0)
             _reap_orphans()
             code = worker.poll()
             return code if code is not None else 143
         time.sleep(0.3)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop_group(pgid: int, grace: float = 10.0) -> None:
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, signum)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            _reap_orphans()
-            if not _group_alive(pgid):
-                return
-            time.sleep(0.2)
 
 
 def _reap_orphans() -> dict[int, int]:
@@ -243,6 +220,9 @@ def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
 
 
 def main() -> int:
+    # Started in the background (`nohup … &`, a scheduler) SIGINT and SIGQUIT come ignored: the
+    # worker, started below, must still stop on the SIGINT it sends itself once drained.
+    restore_stop_signals()
     try:
         settings = AgentSettings()
     except ValidationError as exc:

@@ -33,6 +33,7 @@ from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.launch.run_log import run_logger
 from sunbeam_agent.launch.settings import LaunchSettings, LaunchSettingsError
 from sunbeam_contracts import run_labels
+from sunbeam_contracts.processes import restore_stop_signals
 
 if TYPE_CHECKING:
     import logging
@@ -336,6 +337,9 @@ def _preload_sync() -> None:
 
 
 def main() -> int:
+    # A worker started in the background passes SIGINT and SIGQUIT on ignored; the flow's
+    # engine, which this process becomes, must stop on them as in a terminal.
+    restore_stop_signals()
     try:
         settings = LaunchSettings.from_environment()
     except LaunchSettingsError as exc:
