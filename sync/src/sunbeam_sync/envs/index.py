@@ -120,15 +120,23 @@ class EnvIndex:
             return True
         if [st.st_size, st.st_mtime_ns] != self.records[dist_info]:
             return False  # edited since the build: the full check reports how
-        for rel, size, mtime, ino in self.files[dist_info]:
-            # Plain concatenation: this loop runs for every installed file on every run.
+        rows = self.files[dist_info]
+        out.files += len(rows)
+        stat_ = os.stat  # this loop runs for every installed file on every run: no lookups
+        for rel, size, mtime, ino in rows:
+            # Plain concatenation, for the same reason.
             path = prefix + rel if not rel.startswith("..") else os.path.normpath(prefix + rel)
-            out.files += 1
             try:
-                st = os.stat(path)
+                st = stat_(path)
             except OSError:
                 out.problems.append(f"{rel} of {name} is missing")
                 continue
+            if (
+                st.st_mtime_ns == mtime
+                and st.st_ino == ino
+                and (st.st_size == size or size == NO_SIZE)
+            ):
+                continue  # as built, the common case: decided here, without a call
             problem = file_problem(rel, name, st, size, mtime, ino)
             if problem is not None:
                 out.problems.append(problem)
