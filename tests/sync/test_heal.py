@@ -126,6 +126,27 @@ def test_same_size_replacement_is_healed(project: Project, settings: SyncSetting
     assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
 
 
+def test_a_file_copied_over_itself_heals_without_cleaning_uv_cache(
+    project: Project, settings: SyncSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same bytes in a new inode (what a cache folder copied elsewhere looks like): the env
+    # rebuilds, from uv's cache as it is. A replaced file is no damage to the cache (no entry
+    # links the new inode), so healing removes no entry there: offline, it still rebuilds.
+    uv_cache = tmp_path / "uv"
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
+    first = prep(settings, project.repo.url, "main")
+    victim = _site(first.env) / "alpha" / "__init__.py"
+    copy = victim.with_name("copy.tmp")
+    shutil.copy2(victim, copy)
+    os.replace(copy, victim)
+    [cached] = uv_cache.glob("archive-v*/*/alpha/__init__.py")
+    entry = cached.stat().st_ino
+    second = prep(settings, project.repo.url, "main")
+    assert second.healed and "alpha/__init__.py of alpha was replaced" in (second.heal_reason or "")
+    assert [p.stat().st_ino for p in uv_cache.glob("archive-v*/*/alpha/__init__.py")] == [entry]
+    assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
+
+
 def test_deep_verify_catches_a_change_that_restores_mtime(
     project: Project, settings: SyncSettings
 ) -> None:

@@ -137,11 +137,12 @@ class EnvIndex:
                 and (st.st_size == size or size == NO_SIZE)
             ):
                 continue  # as built, the common case: decided here, without a call
-            problem = file_problem(rel, name, st, size, mtime, ino)
-            if problem is not None:
-                out.problems.append(problem)
+            found = file_problem(rel, name, st, size, mtime, ino)
+            if found is not None:
+                out.problems.append(found[0])
                 out.modified.add(name)
-                out.changed.add(rel)
+                if found[1]:
+                    out.changed.add(rel)
         return True
 
     def identities(self) -> dict[str, tuple[int, int]]:
@@ -183,17 +184,22 @@ class EnvIndex:
 
 def file_problem(
     rel: str, name: str, st: os.stat_result, size: int, mtime: int, ino: int
-) -> str | None:
+) -> tuple[str, bool] | None:
     """How an installed file differs from the build, given its `stat`; None if it does not.
 
+    With the message, whether uv's cache may hold the change (healing looks for it there):
+    not for a file renamed or copied over the built one, a new inode no cache entry links (the
+    cache's copy is the original; a rebuild must still match the build's hashes). A cache folder
+    copied elsewhere is all new inodes: its envs rebuild from the copied uv cache as it is.
     Shared by the index and the full check, so both say the same thing in the same words.
     """
     if size != NO_SIZE and st.st_size != size:
-        return f"{rel} of {name} changed size ({st.st_size} != {size})"
+        return f"{rel} of {name} changed size ({st.st_size} != {size})", True
     if st.st_ino != ino and ino != UNKNOWN:
-        return f"{rel} of {name} was replaced since the build (another file, same size)"
+        return f"{rel} of {name} was replaced since the build (another file, same size)", False
     if st.st_mtime_ns != mtime and mtime != UNKNOWN:
-        return f"{rel} of {name} was modified in place since the build (same size, new mtime)"
+        said = f"{rel} of {name} was modified in place since the build (same size, new mtime)"
+        return said, True
     return None
 
 
