@@ -193,3 +193,27 @@ def test_requires_python_no_interpreter_has(project: Project, tmp_path: Path) ->
     have = f"{sys.version_info.major}.{sys.version_info.minor}."
     assert "the project requires Python >=3.99 (requires-python in pyproject.toml)" in error
     assert f"this agent has Python {have}" in error and "SUNBEAM_PYTHON" in error, error
+
+
+def test_file_url_climbing_out_of_its_folder_is_refused_before_git(
+    project: Project, tmp_path: Path
+) -> None:
+    # Issue 23 §5: `..` in a file:// URL is judged after normalising, like a plain path is.
+    repo = Path(project.repo.url.removeprefix("file://"))
+    climb = "/..".join([""] * (len(repo.parts)))  # as many `..` as it takes to reach /
+    cache = tmp_path / "cache"
+    hostile = (
+        f"file://{repo}/../../etc",  # leads nowhere on disk: git used to say "not found" (exit 1)
+        f"file://{repo}{climb}/etc",  # leads to /etc itself
+        f"file://{repo}/%2e%2e/%2E%2E/etc",  # the same, percent-encoded
+    )
+    for url in hostile:
+        res = run_cli("prepare", url, "--ref", "main", "--cache-dir", str(cache))
+        assert res.returncode == 2, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sunbeam-sync: error:"), res.stderr
+        assert "'..'" in lines[0] and "/etc" in lines[0], lines[0]
+        assert not cache.exists()  # no mirror, no cache: git never ran
+    # Other segments are only normalised: the repository itself is prepared.
+    same = f"file://{repo}/./"
+    assert run_cli("prepare", same, "--ref", "main", "--cache-dir", str(cache)).returncode == 0

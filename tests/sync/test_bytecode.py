@@ -59,6 +59,10 @@ def test_new_env_reuses_sibling_bytecode_for_shared_files(
     _compiled(settings, third.env_key)
     mine, theirs = _pyc(third.env, "alpha"), _pyc(first.env, "alpha")
     assert os.stat(mine[0]).st_ino != os.stat(theirs[0]).st_ino  # another version's: not borrowed
+    # Sibling builds linking the same files, bytecode written beside them: the first env is as
+    # built (no mtime or inode of its files moved), a plain hit.
+    again = prep(settings, project.repo.url, "main")
+    assert again.cache_hit and not again.healed, again.heal_reason
 
 
 def test_every_file_of_a_new_env_is_read_only_bytecode_included(

@@ -84,16 +84,83 @@ def test_missing_pyvenv_cfg_is_healed_and_base_untouched(
     assert env_python(second, "import sys; print(sys.prefix)") == second.env
 
 
-def test_deep_verify_catches_same_size_change(project: Project, settings: SyncSettings) -> None:
+def _same_size(data: bytes) -> bytes:
+    changed = data.replace(b"1.0", b"6.6")
+    assert changed != data and len(changed) == len(data)
+    return changed
+
+
+def test_same_size_edit_in_place_is_healed(
+    project: Project, settings: SyncSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 23 §4: the stat every hit makes anyway shows the moved mtime. Through a hardlink the
+    # edit reaches uv's cache too: healing drops that entry, so the rebuild has the original.
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv"))  # not the cache other tests share
     first = prep(settings, project.repo.url, "main")
-    settings.link_mode = "copy"  # type: ignore[assignment]
     victim = _site(first.env) / "alpha" / "__init__.py"
     data = victim.read_bytes()
-    victim.chmod(0o644)
-    victim.unlink()  # break the hardlink so the uv cache keeps the original
-    victim.write_bytes(data.replace(b"1.0", b"6.6"))
+    with victim.open("r+b") as fh:  # root ignores the read-only mode; the inode stays
+        fh.write(_same_size(data))
+    second = prep(settings, project.repo.url, "main")
+    assert second.healed and not second.cache_hit
+    assert "alpha/__init__.py of alpha was modified in place" in (second.heal_reason or "")
+    assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
+    assert prep(settings, project.repo.url, "main").cache_hit  # healed for good
+
+
+def test_same_size_replacement_is_healed(project: Project, settings: SyncSettings) -> None:
+    # A new file renamed over the old one: same size, same mtime even, but another inode.
+    first = prep(settings, project.repo.url, "main")
+    victim = _site(first.env) / "alpha" / "__init__.py"
+    data = victim.read_bytes()
+    new = victim.with_name("__init__.py.new")
+    new.write_bytes(_same_size(data))
+    st = victim.stat()
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, victim)
     cache = str(settings.cache_dir)
-    assert run_cli("verify", "--cache-dir", cache).returncode == 0  # sizes match
+    verify = run_cli("verify", "--cache-dir", cache)  # not deep: the same stat answers
+    assert verify.returncode == 1 and "alpha/__init__.py of alpha was replaced" in verify.stdout
+    second = prep(settings, project.repo.url, "main")
+    assert second.healed and "alpha/__init__.py of alpha was replaced" in (second.heal_reason or "")
+    assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
+
+
+def test_a_file_copied_over_itself_heals_without_cleaning_uv_cache(
+    project: Project, settings: SyncSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same bytes in a new inode (what a cache folder copied elsewhere looks like): the env
+    # rebuilds, from uv's cache as it is. A replaced file is no damage to the cache (no entry
+    # links the new inode), so healing removes no entry there: offline, it still rebuilds.
+    uv_cache = tmp_path / "uv"
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
+    first = prep(settings, project.repo.url, "main")
+    victim = _site(first.env) / "alpha" / "__init__.py"
+    copy = victim.with_name("copy.tmp")
+    shutil.copy2(victim, copy)
+    os.replace(copy, victim)
+    [cached] = uv_cache.glob("archive-v*/*/alpha/__init__.py")
+    entry = cached.stat().st_ino
+    second = prep(settings, project.repo.url, "main")
+    assert second.healed and "alpha/__init__.py of alpha was replaced" in (second.heal_reason or "")
+    assert [p.stat().st_ino for p in uv_cache.glob("archive-v*/*/alpha/__init__.py")] == [entry]
+    assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
+
+
+def test_deep_verify_catches_a_change_that_restores_mtime(
+    project: Project, settings: SyncSettings
+) -> None:
+    # What only hashing finds: an in-place edit whose mtime is deliberately set back.
+    settings.link_mode = "copy"  # type: ignore[assignment]  # the edit stays in this env
+    first = prep(settings, project.repo.url, "main")
+    victim = _site(first.env) / "alpha" / "__init__.py"
+    data, st = victim.read_bytes(), victim.stat()
+    with victim.open("r+b") as fh:
+        fh.write(_same_size(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    cache = str(settings.cache_dir)
+    assert run_cli("verify", "--cache-dir", cache).returncode == 0  # size, mtime, inode as built
+    assert prep(settings, project.repo.url, "main").cache_hit
     deep = run_cli("verify", "--deep", "--cache-dir", cache, "--json")
     assert deep.returncode == 1 and "changed content" in deep.stdout
     healed = prep(settings, project.repo.url, "main")

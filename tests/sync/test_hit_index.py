@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -40,21 +41,48 @@ def _plant(path: Path) -> Callable[[], None]:
     return lambda: shutil.rmtree(path.parent) if path.parent.name == "brand_new" else path.unlink()
 
 
-def _rewrite(path: Path, data: bytes) -> None:
-    path.unlink()  # a new inode: the file hardlinked with uv's cache is left alone
-    path.write_bytes(data)
+def _set_aside(path: Path) -> Callable[[], None]:
+    """Unlink `path`, keeping its inode outside site-packages; the undo links it back.
+
+    The file as built comes back (inode, mtime): anything else is a replacement, which the
+    checks report. The file hardlinked with uv's cache is never written.
+    """
+    kept = path.parents[2] / f"kept-{path.name}"
+    os.link(path, kept)
+    path.unlink()
+
+    def undo() -> None:
+        path.unlink(missing_ok=True)
+        os.link(kept, path)
+        kept.unlink()
+
+    return undo
 
 
 def _grow(path: Path) -> Callable[[], None]:
     data = path.read_bytes()
-    _rewrite(path, data + b"# more\n")
-    return lambda: _rewrite(path, data)
+    undo = _set_aside(path)
+    path.write_bytes(data + b"# more\n")
+    return undo
 
 
-def _delete(path: Path) -> Callable[[], None]:
+def _replace_same_size(path: Path) -> Callable[[], None]:
     data = path.read_bytes()
-    path.unlink()
-    return lambda: path.write_bytes(data)  # type: ignore[return-value]
+    undo = _set_aside(path)
+    path.write_bytes(data.replace(b"1.0", b"6.6"))
+    return undo
+
+
+def _edit_in_place(path: Path) -> Callable[[], None]:
+    # Through the hardlink into uv's cache too: the undo writes the bytes and the mtime back.
+    data, st = path.read_bytes(), path.stat()
+    path.write_bytes(data.replace(b"1.0", b"6.6"))
+
+    def undo() -> None:
+        path.write_bytes(data)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    return undo
 
 
 def _extra_dist(site: Path) -> Callable[[], None]:
@@ -74,7 +102,9 @@ def _hidden_by_utime(path: Path) -> Callable[[], None]:
 
 DAMAGE: dict[str, tuple[Callable[[Path], Callable[[], None]], str]] = {
     "file grown": (lambda s: _grow(s / "alpha" / "__init__.py"), "changed size"),
-    "file deleted": (lambda s: _delete(s / "alpha" / "__init__.py"), "is missing"),
+    "file deleted": (lambda s: _set_aside(s / "alpha" / "__init__.py"), "is missing"),
+    "same size, edited in place": (lambda s: _edit_in_place(s / "alpha" / "__init__.py"), "modified in place"),
+    "same size, replaced": (lambda s: _replace_same_size(s / "alpha" / "__init__.py"), "was replaced"),
     ".pth planted": (lambda s: _plant(s / "evil.pth"), "evil.pth"),
     "module planted in a package": (lambda s: _plant(s / "alpha" / "extra.py"), "alpha/extra.py"),
     "new package planted": (lambda s: _plant(s / "brand_new" / "__init__.py"), "brand_new/"),
@@ -83,7 +113,10 @@ DAMAGE: dict[str, tuple[Callable[[Path], Callable[[], None]], str]] = {
 }  # fmt: skip
 
 
-def test_index_finds_what_the_full_check_finds(project: Project, settings: SyncSettings) -> None:
+def test_index_finds_what_the_full_check_finds(
+    project: Project, settings: SyncSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv"))  # an edit in place reaches it
     env = Path(prep(settings, project.repo.url, "main").env)
     site = _site(env)
     assert (env / INDEX).is_file() and _both(env) == (None, None)
@@ -128,6 +161,27 @@ def test_prefix_is_vouched_for_only_while_bin_is_as_built(
     python.symlink_to(target)  # the same interpreter: still intact, but no longer vouched for
     assert not index.prefix_holds(env)
     assert _both(env) == (None, None)
+
+
+def test_index_of_the_previous_format_still_answers_by_size(
+    project: Project, settings: SyncSettings
+) -> None:
+    # An env indexed before files carried their mtime and inode (format 1) is neither a crash nor
+    # a rebuild: its index answers as it did then (sizes), until the env is next built.
+    env = Path(prep(settings, project.repo.url, "main").env)
+    data = json.loads((env / INDEX).read_text())
+    data["version"] = 1
+    data["files"] = {d: [row[:2] for row in rows] for d, rows in data["files"].items()}
+    (env / INDEX).write_text(json.dumps(data))
+    assert _indexed(env) and _both(env) == (None, None)
+    assert prep(settings, project.repo.url, "main").cache_hit
+    undo = _grow(_site(env) / "alpha" / "__init__.py")
+    quick, full = _both(env)
+    assert quick == full and "changed size" in (quick or "") and _indexed(env)
+    undo()
+    (env / INDEX).write_text('{"version": 2, "bin_ctime": 0, "folders": {}, "records": {}, '
+                             '"files": {"x": [["a"]]}}')  # fmt: skip
+    assert _both(env) == (None, None)  # a damaged index: the full check answers
 
 
 @pytest.mark.parametrize("state", ["missing", "garbled"])

@@ -119,7 +119,7 @@ def test_real_damage_to_an_overlapping_file_heals_only_its_cache_entry(
     assert env_python(healed, "import dbt.adapters.duckdb as d; print(d.NAME)") == "duckdb"
 
 
-def test_same_size_damage_to_an_overlapping_file_is_found_deep(
+def test_same_size_damage_to_an_overlapping_file_is_found(
     dbt_project: Project, settings: SyncSettings, own_uv_cache: Path
 ) -> None:
     settings.link_mode = "copy"  # type: ignore[assignment]
@@ -131,9 +131,10 @@ def test_same_size_damage_to_an_overlapping_file_is_found_deep(
     victim.write_bytes(damaged)
     os.chmod(victim, 0o444)
     cache = str(settings.cache_dir)
-    assert run_cli("verify", "--cache-dir", cache).returncode == 0  # sizes match
-    deep = run_cli("verify", "--deep", "--cache-dir", cache)
-    assert deep.returncode == 1 and "dbt/__init__.py changed content" in deep.stdout
+    # Sizes match; the mtime moved, on the copy uv kept (whichever owner's that is).
+    verify = run_cli("verify", "--cache-dir", cache)
+    assert verify.returncode == 1 and "dbt/__init__.py of dbt-" in verify.stdout
+    assert "modified in place" in verify.stdout
     healed = prep(settings, dbt_project.repo.url, "main")
     assert healed.healed
     now = (_site(healed.env) / "dbt" / "__init__.py").read_text()

@@ -131,10 +131,10 @@ def test_heal_of_hardlink_damage_cleans_uv_cache(
     data = victim.read_bytes()
     with open(victim, "r+b") as fh:  # a same-size write through the hardlink (root or owner)
         fh.write(data.replace(b"1.0", b"6.6"))
-    deep = run_cli("verify", "--deep", "--cache-dir", str(settings.cache_dir))
-    assert deep.returncode == 1 and "changed content" in deep.stdout
-    healed = prep(settings, project.repo.url, "main")
-    assert healed.healed
+    healed = prep(settings, project.repo.url, "main")  # the moved mtime: no deep check needed
+    assert healed.healed and "alpha/__init__.py of alpha was modified in place" in (
+        healed.heal_reason or ""
+    )
     assert env_python(healed, "import alpha; print(alpha.__version__)") == "1.0"
     # Envs built later for another lock get the good file too: the cache entry was replaced.
     project.set_deps(["alpha==1.0", "gamma==1.0"])

@@ -5,9 +5,14 @@ every folder of site-packages on every use: 0.3 s for 9,000 files. The index, wr
 step of a build (after the files and folders lost their write bits), holds what those checks
 derive, so a hit needs one `stat` per file and per folder and no CSV parsing:
 
-- per distribution, its RECORD's (size, mtime_ns) and the (path, size) of each file it lists:
-  a RECORD that is no longer the one of the build sends the check back to the full one, which
-  reports the edit exactly as before;
+- per distribution, its RECORD's (size, mtime_ns) and, for each file it lists, the path, the
+  size RECORD gives and the (mtime_ns, inode) the file had when the build ended: a RECORD that is
+  no longer the one of the build sends the check back to the full one, which reports the edit
+  exactly as before. The file's identity comes with the `stat` the size check makes anyway: a
+  write moves the mtime (in every hardlink of the inode, uv's cache and sibling envs included),
+  a file renamed or copied over it is another inode. Nothing legitimate moves either once the
+  build is done: the background compile only writes `.pyc` files, sealing and hardlinking
+  change ctime alone, and a rebuild is a new folder with its own index;
 - per folder of site-packages, its ctime: a file added, removed or renamed changes its folder's
   ctime, and unlike mtime a ctime cannot be set back (`touch -d`, `os.utime` update it too).
   Only folders whose ctime changed are listed, and their entries compared with the build's;
@@ -31,8 +36,11 @@ from sunbeam_sync.envs.baseline import file_rows, read_record, site_files, site_
 from sunbeam_sync.envs.manifest import Manifest
 
 INDEX = "sunbeam-index.json"
-_VERSION = 1
+_VERSION = 2  # 2: files carry (mtime_ns, inode); 1 (sizes only) is still read, see `read_index`
 NO_SIZE = -1  # a RECORD row without a size: the file only has to exist
+UNKNOWN = -1  # a file's mtime and inode in an index of format 1: only its size is checked
+
+FileRow = list[Any]  # [site-relative path, size or NO_SIZE, mtime_ns, inode]
 
 
 @dataclass
@@ -49,7 +57,7 @@ class EnvIndex:
     bin_ctime: int
     folders: dict[str, int]  # site-relative folder ("" = site-packages) → ctime_ns
     records: dict[str, list[int]]  # dist-info folder → its RECORD's [size, mtime_ns]
-    files: dict[str, list[list[Any]]]  # dist-info folder → [[path, size], ...] as RECORD lists
+    files: dict[str, list[FileRow]]  # dist-info folder → its files' rows, as RECORD lists them
 
     def prefix_holds(self, env: Path) -> bool:
         """The build's prefix check still stands (callers have compared pyvenv.cfg and bin/python)."""
@@ -75,9 +83,14 @@ class EnvIndex:
             out.problems += [
                 f"{extra} was installed after the build" for extra in sorted(present - expected)
             ]
-        for dist in manifest.distributions:
-            if not self._check_dist(site + os.sep, dist.name, dist.version, dist.dist_info, out):
-                return None
+        try:
+            for dist in manifest.distributions:
+                if not self._check_dist(
+                    site + os.sep, dist.name, dist.version, dist.dist_info, out
+                ):
+                    return None
+        except (ValueError, TypeError):
+            return None  # rows not of the shape this version writes (a damaged index): in full
         if changed:
             out.stray = self._stray(site, changed, manifest.unowned)
         return out
@@ -107,25 +120,47 @@ class EnvIndex:
             return True
         if [st.st_size, st.st_mtime_ns] != self.records[dist_info]:
             return False  # edited since the build: the full check reports how
-        for rel, size in self.files[dist_info]:
-            # Plain concatenation: this loop runs for every installed file on every run.
+        rows = self.files[dist_info]
+        out.files += len(rows)
+        stat_ = os.stat  # this loop runs for every installed file on every run: no lookups
+        for rel, size, mtime, ino in rows:
+            # Plain concatenation, for the same reason.
             path = prefix + rel if not rel.startswith("..") else os.path.normpath(prefix + rel)
-            out.files += 1
             try:
-                now = os.stat(path).st_size
+                st = stat_(path)
             except OSError:
                 out.problems.append(f"{rel} of {name} is missing")
                 continue
-            if size != NO_SIZE and now != size:
-                out.problems.append(f"{rel} of {name} changed size ({now} != {size})")
+            if (
+                st.st_mtime_ns == mtime
+                and st.st_ino == ino
+                and (st.st_size == size or size == NO_SIZE)
+            ):
+                continue  # as built, the common case: decided here, without a call
+            found = file_problem(rel, name, st, size, mtime, ino)
+            if found is not None:
+                out.problems.append(found[0])
                 out.modified.add(name)
-                out.changed.add(rel)
+                if found[1]:
+                    out.changed.add(rel)
         return True
+
+    def identities(self) -> dict[str, tuple[int, int]]:
+        """Site-relative path → (mtime_ns, inode) at the build, for the full check."""
+        try:
+            return {
+                rel: (mtime, ino)
+                for rows in self.files.values()
+                for rel, _size, mtime, ino in rows
+                if ino != UNKNOWN
+            }
+        except (ValueError, TypeError):
+            return {}  # a damaged index vouches for nothing; the full check's sizes still hold
 
     def _stray(self, site: str, changed: list[str], unowned: dict[str, int]) -> list[str]:
         """Files in the changed folders (and in folders new since the build) nothing accounts for."""
         known = set(unowned)
-        known.update(rel for rows in self.files.values() for rel, _size in rows)
+        known.update(rel for rows in self.files.values() for rel, *_rest in rows)
         stray = []
         for folder in changed:
             base = os.path.join(site, folder) if folder else site
@@ -147,6 +182,27 @@ class EnvIndex:
         return stray
 
 
+def file_problem(
+    rel: str, name: str, st: os.stat_result, size: int, mtime: int, ino: int
+) -> tuple[str, bool] | None:
+    """How an installed file differs from the build, given its `stat`; None if it does not.
+
+    With the message, whether uv's cache may hold the change (healing looks for it there):
+    not for a file renamed or copied over the built one, a new inode no cache entry links (the
+    cache's copy is the original; a rebuild must still match the build's hashes). A cache folder
+    copied elsewhere is all new inodes: its envs rebuild from the copied uv cache as it is.
+    Shared by the index and the full check, so both say the same thing in the same words.
+    """
+    if size != NO_SIZE and st.st_size != size:
+        return f"{rel} of {name} changed size ({st.st_size} != {size})", True
+    if st.st_ino != ino and ino != UNKNOWN:
+        return f"{rel} of {name} was replaced since the build (another file, same size)", False
+    if st.st_mtime_ns != mtime and mtime != UNKNOWN:
+        said = f"{rel} of {name} was modified in place since the build (same size, new mtime)"
+        return said, True
+    return None
+
+
 def write_index(env: Path, manifest: Manifest, sealed: dict[str, int] | None = None) -> None:
     """Record the index of a finished env; the last write of a build (after make_read_only).
 
@@ -154,15 +210,16 @@ def write_index(env: Path, manifest: Manifest, sealed: dict[str, int] | None = N
     """
     site = env / manifest.site_packages
     records: dict[str, list[int]] = {}
-    files: dict[str, list[list[Any]]] = {}
+    files: dict[str, list[FileRow]] = {}
     kept = manifest.overlaps
+    prefix = str(site) + os.sep
     for dist in manifest.distributions:
         st = os.stat(site / dist.dist_info / "RECORD")
         records[dist.dist_info] = [st.st_size, st.st_mtime_ns]
         rows = file_rows(read_record(site, dist.dist_info))
         mine = dist.dist_info
         files[mine] = [
-            [rel, int(size) if size else NO_SIZE]
+            [rel, int(size) if size else NO_SIZE, *_identity(prefix, rel)]
             for rel, _d, size in rows
             if kept.get(rel, mine) == mine  # as the full check: the copy uv kept, if several
         ]
@@ -174,6 +231,15 @@ def write_index(env: Path, manifest: Manifest, sealed: dict[str, int] | None = N
         "files": files,
     }
     _write_sealed(env / INDEX, json.dumps(data, separators=(",", ":")))
+
+
+def _identity(prefix: str, rel: str) -> tuple[int, int]:
+    path = prefix + rel if not rel.startswith("..") else os.path.normpath(prefix + rel)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return UNKNOWN, UNKNOWN  # the build's own check found every file: not reached
+    return st.st_mtime_ns, st.st_ino
 
 
 def _folders(site: Path) -> dict[str, int]:
@@ -191,16 +257,27 @@ def _sealed_folders(site: str, sealed: dict[str, int]) -> dict[str, int]:
 
 
 def read_index(env: Path) -> EnvIndex | None:
-    """The env's index, or None (an env built before indexes existed, or a damaged file)."""
+    """The env's index, or None (an env built before indexes existed, or a damaged file).
+
+    An index of format 1 (written before files carried their identity) still answers, with
+    sizes only: its env is as well checked as when it was built, and fully once rebuilt.
+    """
     try:
         data = json.loads((env / INDEX).read_text())
-        if data.get("version") != _VERSION:
+        version = data.get("version")
+        if version not in (1, _VERSION):
             return None
+        files = dict(data["files"])
+        if version == 1:
+            files = {
+                d: [[rel, size, UNKNOWN, UNKNOWN] for rel, size in rows]
+                for d, rows in files.items()
+            }
         return EnvIndex(
             bin_ctime=int(data["bin_ctime"]),
             folders=dict(data["folders"]),
             records=dict(data["records"]),
-            files=dict(data["files"]),
+            files=files,
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -18,7 +18,7 @@ from sunbeam_sync.envs.baseline import (
     sha256,
     site_files,
 )
-from sunbeam_sync.envs.index import EnvIndex, read_index
+from sunbeam_sync.envs.index import NO_SIZE, UNKNOWN, EnvIndex, file_problem, read_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
 from sunbeam_sync.project.interpreter import env_prefix
 
@@ -49,21 +49,24 @@ def verify_env(
     """None if `env` is intact; otherwise what is wrong with it.
 
     `quick` (the hit path) answers from the env's index (`envindex`) where it can: the same
-    checks by stat alone. `deep` and `quick=False` always read every RECORD and folder.
+    checks by stat alone. `deep` and `quick=False` always read every RECORD and folder; they too
+    compare each file's mtime and inode with the index's (the one `stat` serves both).
     """
     manifest = Manifest.read(env)
     if manifest is None:
         return Damage("its manifest is missing or unreadable (an interrupted or foreign build)")
     if manifest.key != key:
         return Damage(f"its manifest is for key {manifest.key[:12]}, not {key[:12]}")
-    index = read_index(env) if quick and not deep else None
-    damage = _venv_damage(env, manifest, check_prefix, index)
+    index = read_index(env)
+    hit = index if quick and not deep else None
+    damage = _venv_damage(env, manifest, check_prefix, hit)
     if damage is not None:
         return damage
-    found = index.check(env, manifest) if index is not None else None
+    found = hit.check(env, manifest) if hit is not None else None
     if found is not None:
         return _file_damage(found.problems, found.modified, found.stray, found.changed)
-    result = check_records(env, manifest, deep=deep and read_hashes(env) is None)
+    ids = index.identities() if index is not None else None
+    result = check_records(env, manifest, deep=deep and read_hashes(env) is None, identities=ids)
     damage = _file_damage(result.problems, result.modified, [], result.changed)
     if damage is None:
         damage = _file_damage([], set(), stray_files(env, manifest, result))
@@ -141,7 +144,15 @@ def _deep_damage(env: Path, manifest: Manifest, records: RecordCheck) -> Damage 
     )
 
 
-def check_records(env: Path, manifest: Manifest, *, deep: bool = False) -> RecordCheck:
+def check_records(
+    env: Path,
+    manifest: Manifest,
+    *,
+    deep: bool = False,
+    identities: dict[str, tuple[int, int]] | None = None,
+) -> RecordCheck:
+    """Every RECORD row against the file on disk: there, its size, and (given the index's
+    `identities`) the mtime and inode it had when the build ended."""
     site = env / manifest.site_packages
     out = RecordCheck()
     expected = {d.dist_info for d in manifest.distributions}
@@ -153,12 +164,17 @@ def check_records(env: Path, manifest: Manifest, *, deep: bool = False) -> Recor
     for extra in sorted(present - expected):
         out.problems.append(f"{extra} was installed after the build")
     for dist in manifest.distributions:
-        _check_dist(site, dist, out, deep, manifest.overlaps)
+        _check_dist(site, dist, out, deep, manifest.overlaps, identities or {})
     return out
 
 
 def _check_dist(
-    site: Path, dist: Distribution, out: RecordCheck, deep: bool, overlaps: dict[str, str]
+    site: Path,
+    dist: Distribution,
+    out: RecordCheck,
+    deep: bool,
+    overlaps: dict[str, str],
+    identities: dict[str, tuple[int, int]],
 ) -> None:
     prefix = str(site) + os.sep
     name, dist_info = dist.name, dist.dist_info
@@ -186,10 +202,13 @@ def _check_dist(
         except OSError:
             out.problems.append(f"{rel} of {name} is missing")
             continue
-        if size and int(size) != st.st_size:
-            out.problems.append(f"{rel} of {name} changed size ({st.st_size} != {size})")
+        mtime, ino = identities.get(rel, (UNKNOWN, UNKNOWN))
+        found = file_problem(rel, name, st, int(size) if size else NO_SIZE, mtime, ino)
+        if found is not None:
+            out.problems.append(found[0])
             out.modified.add(name)
-            out.changed.add(rel)
+            if found[1]:
+                out.changed.add(rel)  # a file healing looks for in uv's cache
         elif deep and digest.startswith("sha256=") and sha256(path) != digest[7:]:
             out.problems.append(f"{rel} of {name} changed content")
             out.modified.add(name)

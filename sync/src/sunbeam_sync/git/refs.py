@@ -7,9 +7,10 @@ are not git repositories, so the user hears what is wrong instead of git's last 
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from sunbeam_contracts import ref_rules
 from sunbeam_contracts.ref_rules import FULL_SHA, HEX_SHA, MAX_REF_LENGTH
@@ -54,7 +55,7 @@ def validate_repo(repo: object) -> str:
             )
         if parts.scheme != "file" and not parts.hostname:
             raise BadInputError(f"repository URL {repo!r} has no host")
-        return repo
+        return _normal_file_url(repo) if parts.scheme == "file" else repo
     if _SCP_LIKE.match(repo) and not Path(repo).exists():
         return repo
     path = Path(repo).expanduser()
@@ -93,6 +94,28 @@ def _check_url(url: str) -> None:
         raise BadInputError(f"repository URL's port {port[:40]!r} is not a number")
     if parts.scheme == "file":
         _check_git_folder(Path(unquote(parts.path)), url)
+
+
+def _normal_file_url(url: str) -> str:
+    """A file:// URL with its path normalised, refused if a '..' in it climbs out of its folder.
+
+    A plain path is judged after `resolve()`; a file:// URL is judged on the folder it leads to
+    too, not on its spelling (`%2e%2e` is '..' to git). Every '..' leaves the folder it follows,
+    so any is refused, naming where it leads; `.` and `//` are only normalised away.
+    """
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    segments = path.split("/")
+    if ".." in segments:
+        target = posixpath.normpath(path)
+        raise BadInputError(
+            f"repository URL {url[:200]!r} leaves its folder with '..' (it leads to "
+            f"{target[:200]}): give the repository's own path"
+        )
+    if "." not in segments and "//" not in path.lstrip("/"):
+        return url  # already normal: the address stays exactly as given (the mirror's name)
+    normal = posixpath.normpath(path)
+    return urlunsplit(parts._replace(path=quote(normal, safe="/")))
 
 
 def _is_scp_like(repo: str) -> bool:
