@@ -4,7 +4,7 @@ the env cache on one named volume shared by every container.
 
 Main runs; four concurrent runs of a branch with a new dependency make one build (in the shared
 volume); a cancel during the sync stops it cleanly; a container killed mid-sync heals on the
-next run.
+next run: it ends Crashed within the crash watch's bound (sunbeam_contracts.heartbeats), short here.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 
+from sunbeam_contracts.heartbeats import (
+    CRASH_AFTER_SECONDS_ENV,
+    EVALUATION_SLACK_SECONDS,
+    HEARTBEAT_SECONDS_ENV,
+)
 from tests.containers.dockerkit import wait_for
 from tests.containers.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
 from tests.support.pipeline_repo import ProjectRepo
@@ -38,6 +43,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 300.0
+# The pool's crash watch, short for the test: heartbeats every 2 s, Crashed 10 s after the last.
+HEARTBEAT_SECONDS, WINDOW_SECONDS = "2", "10"
+BOUND_SECONDS = float(WINDOW_SECONDS) + EVALUATION_SLACK_SECONDS
 
 
 @dataclass
@@ -118,6 +126,7 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
     docker_client.volumes.create(volume)
     env = prefect_server.env()
     env.update(PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_HEARTBEAT_SECONDS="5")
+    env[CRASH_AFTER_SECONDS_ENV] = WINDOW_SECONDS  # `sunbeam-pool create` sets up the watch
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     created = subprocess.run(
         [
@@ -163,7 +172,11 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
                 name=f"docker-{tag}",
                 work_pool_name=pool_name,
                 entrypoint=ENTRYPOINT,
-                job_variables={"project_dir": "pipeline", "volumes": mounts},
+                job_variables={
+                    "project_dir": "pipeline",
+                    "volumes": mounts,
+                    "env": {HEARTBEAT_SECONDS_ENV: HEARTBEAT_SECONDS},
+                },
             )
             yield DockerPool(
                 docker_client,
@@ -240,8 +253,12 @@ def test_container_killed_mid_sync_heals_on_the_next_run(pool: DockerPool) -> No
     run, _ = pool.submit("feature-slow", module="probe_slow")
     wait_for("the sync to reach the package build", started.exists, RUN_TIMEOUT)
     pool.running_container().kill()  # SIGKILL: sunbeam-run and uv die mid-build
-    killed = pool.wait(run, timeout=120)
-    assert killed.state is not None and not killed.state.is_completed()
+    died = time.monotonic()
+    killed = pool.wait(run, timeout=BOUND_SECONDS + 30)
+    elapsed = time.monotonic() - died
+    assert killed.state is not None and killed.state.is_crashed(), killed.state
+    # prefect-docker may report the container's exit itself; else the crash watch does it.
+    assert elapsed <= BOUND_SECONDS, f"Crashed {elapsed:.1f}s after the kill"
 
     (pool.shared / "release").write_text("go")
     again, out = pool.submit("feature-slow", module="probe_slow")
