@@ -37,7 +37,7 @@ from sunbeam_contracts.heartbeats import (
     seconds_setting,
 )
 
-STOP_WAIT_SECONDS = 3.0  # how long stop() waits for a heartbeat being sent to finish
+STOP_WAIT_SECONDS = 1.0  # how long stop() waits for a heartbeat being sent to finish
 
 
 class HeartbeatError(AgentError):
@@ -132,11 +132,11 @@ def beat_until_stopped(api: PrefectREST, flow_run_id: str, seconds: float, stop_
         next_beat = max(next_beat + seconds, time.monotonic())
         try:
             if work_pool_id is None:
-                run = api.request("GET", f"/flow_runs/{flow_run_id}", retries=0)
+                run = api.request_once("GET", f"/flow_runs/{flow_run_id}")
                 work_pool_id = str((run or {}).get("work_pool_id") or "") or None
                 if work_pool_id is None:
                     return  # a run outside any work pool: no automation watches it
-            api.request("POST", "/events", [heartbeat_event(flow_run_id, work_pool_id)], retries=0)
+            api.request_once("POST", "/events", [heartbeat_event(flow_run_id, work_pool_id)])
         except PrefectAPIError:
             continue  # the next heartbeat may get through; a window holds several
 
