@@ -42,7 +42,11 @@ from prefect.client.schemas.sorting import LogSort  # noqa: E402
 from tests.support.agent_stack import Agent  # noqa: E402
 from tests.support.bytecode import compile_platform  # noqa: E402
 from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
-from tests.support.prefect_server import postgres_database, start_prefect_server  # noqa: E402
+from tests.support.prefect_server import (  # noqa: E402
+    deploy,
+    postgres_database,
+    start_prefect_server,
+)
 from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
 from tests.support.wheels import build_wheel  # noqa: E402
 
@@ -177,13 +181,9 @@ def measure(server, repo: ProjectRepo, tmp: Path, runs: int) -> dict:
     try:
         agent.wait_for_line("Following new flow runs", timeout=60)
         with SyncPrefectClient(server.api_url) as client:
-            flow_id = client.create_flow_from_name("bench")
-            deployment = client.create_deployment(
-                flow_id=flow_id,
-                name="bench",
-                work_pool_name="bench",
-                entrypoint="flows/bench.py:bench",
-                job_variables={"repo_url": repo.url, "ref": "main", "project_dir": "pipeline"},
+            job_variables = {"repo_url": repo.url, "ref": "main", "project_dir": "pipeline"}
+            deployment = deploy(
+                client, "bench", "bench", "bench", "flows/bench.py:bench", job_variables
             )
             run_and_wait(client, deployment, "main")  # main's env: built once
             rows: dict[str, list[dict[str, float]]] = {"cached": [], "new": []}

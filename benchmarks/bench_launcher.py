@@ -40,7 +40,7 @@ from prefect.states import Pending  # noqa: E402
 from benchmarks.results_file import write_report  # noqa: E402
 from tests.support.bytecode import compile_platform  # noqa: E402
 from tests.support.pipeline_repo import ProjectRepo, pyproject  # noqa: E402
-from tests.support.prefect_server import start_prefect_server  # noqa: E402
+from tests.support.prefect_server import deploy, start_prefect_server  # noqa: E402
 from tests.support.wheelhouse import build_wheelhouse  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -91,13 +91,9 @@ def main() -> int:
             capture_output=True,
         )
         with SyncPrefectClient(server.api_url) as client:
-            flow_id = client.create_flow_from_name("bench-launcher")
-            deployment = client.create_deployment(
-                flow_id=flow_id,
-                name="bench",
-                work_pool_name="bench",
-                entrypoint="flows/bench.py:bench",
-                job_variables={"repo_url": repo.url, "ref": "main", "sync_only": True},
+            job_variables = {"repo_url": repo.url, "ref": "main", "sync_only": True}
+            deployment = deploy(
+                client, "bench-launcher", "bench", "bench", "flows/bench.py:bench", job_variables
             )
 
             def launcher(bin_dir: Path = BIN) -> float:

@@ -10,6 +10,7 @@ URLs and the local API key.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -19,16 +20,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from sunbeam_contracts.processes import descendants, pid_alive
 from sunbeam_stack.flow_runs import run_and_wait
-from sunbeam_stack.processes import descendants
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, http_ok, wait_for
+from tests.support.processes import ManagedProcess, http_ok, ignored_signals, wait_for
 from tests.support.wheelhouse import build_wheelhouse
 
 pytestmark = pytest.mark.slow
+
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 SUNBEAM = str(Path(sys.executable).with_name("sunbeam"))
 
@@ -40,14 +44,6 @@ from prefect import flow
 def run_sunbeam(events: list[str] | None = None, stages: list[str] | None = None) -> dict:
     return {"events": events, "stages": stages}
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +92,10 @@ class Up:
         self.mongo_port = other.mongo_port
         return self
 
-    def start(self, name: str, *, pipe: bool = False) -> ManagedProcess:
+    def start(self, name: str, *, pipe: bool = False, background: bool = False) -> ManagedProcess:
         log = self.tmp / f"{name}.log"
-        return ManagedProcess(f"sunbeam up ({name})", self.argv, self.env, log).start(pipe=pipe)
+        managed = ManagedProcess(f"sunbeam up ({name})", self.argv, self.env, log)
+        return managed.start(pipe=pipe, background=background)
 
     @property
     def own_log(self) -> Path:
@@ -123,7 +120,7 @@ def _stop_leftovers(proc: ManagedProcess, extra: set[int] = frozenset()) -> None
     leftovers = descendants(proc.pid) | set(extra)
     proc.stop(timeout=60, signum=signal.SIGINT, group=False)
     for pid in leftovers:
-        if alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -163,11 +160,54 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
         kids |= descendants(proc.pid)
         proc.send(signal.SIGINT)
         assert proc.wait(timeout=120) == 0, proc.tail(2000)
-        wait_for(lambda: not any(alive(k) for k in kids), "every child exiting", timeout=10)
+        wait_for(lambda: not any(pid_alive(k) for k in kids), "every child exiting", timeout=10)
         assert "stopped" in proc.tail()
         assert not (up.state / "stack.json").exists()
     finally:
         _stop_leftovers(proc, kids)
+
+
+def test_up_started_with_nohup_stops_its_services_gracefully(
+    tmp_path: Path, pipeline_repo: ProjectRepo, cache_dir: Path
+) -> None:
+    """`nohup sunbeam up &`: SIGINT and SIGQUIT come ignored (SIGHUP too); SIGINT still stops
+    every service within its grace period and none is killed; SIGHUP stays ignored."""
+    up = Up(tmp_path, pipeline_repo, cache_dir, tmp_path / "state")
+    proc = up.start("up", background=True)
+    kids: set[int] = set()
+    stop_signals = {signal.SIGINT, signal.SIGQUIT, signal.SIGTERM}
+    try:
+        proc.wait_for_line("Press Ctrl-C", timeout=240)
+        kids = descendants(proc.pid)
+        assert len(kids) >= 4, kids
+        assert signal.SIGHUP in ignored_signals(proc.pid)  # nohup's wish is kept
+        for pid in {proc.pid, *kids}:
+            with contextlib.suppress(FileNotFoundError):  # a short-lived helper that ended
+                assert ignored_signals(pid) & stop_signals == set(), (pid, _comm(pid))
+        # The deployment's prewarm run ends first: a drain then has nothing to wait for.
+        prefect = f"http://127.0.0.1:{up.prefect_port}/api"
+        wait_for(lambda: _runs_final(prefect), "the prewarm run ending", timeout=240)
+
+        proc.send(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, proc.tail(2000)
+        wait_for(lambda: not any(pid_alive(k) for k in kids), "every child exiting", timeout=10)
+        log = up.own_log.read_text()
+        assert "stopped\n" in log and "killed" not in log, log
+        assert "still busy" not in (up.state / "logs" / "agent.log").read_text()
+    finally:
+        _stop_leftovers(proc, kids)
+
+
+def _runs_final(prefect_api: str) -> bool:
+    runs = httpx.post(f"{prefect_api}/flow_runs/filter", json={}, timeout=10).json()
+    return bool(runs) and all(r["state"]["type"] in FINAL for r in runs)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
 
 
 def _check_only_the_agent_has_the_token(up: Up, token: str) -> None:
@@ -222,12 +262,12 @@ def test_kill_9_leftovers_are_stopped_and_sigterm_stops_all_with_a_dead_pipe(
         old = descendants(killed.pid)
         killed.send(signal.SIGKILL)
         killed.wait(timeout=30)
-        assert any(alive(p) for p in old), "the children did not outlive `sunbeam up`"
+        assert any(pid_alive(p) for p in old), "the children did not outlive `sunbeam up`"
 
         second = Up(tmp_path, pipeline_repo, cache_dir, state).same_ports_as(first)
         second_proc = second.start("second", pipe=True)
         second_proc.wait_for_line("stopped the stack left behind", timeout=120)
-        assert not [p for p in old if alive(p)], "the killed stack's children still run"
+        assert not [p for p in old if pid_alive(p)], "the killed stack's children still run"
         second_proc.wait_for_line("Press Ctrl-C", timeout=240)
         # The documented ports were free again (TIME-WAIT does not count): none moved.
         assert "is taken by" not in second_proc.tail(10**6)
@@ -236,11 +276,11 @@ def test_kill_9_leftovers_are_stopped_and_sigterm_stops_all_with_a_dead_pipe(
         second_proc.cut_pipe()  # the `| tee` died
         second_proc.send(signal.SIGTERM)
         assert second_proc.wait(timeout=120) == 0
-        wait_for(lambda: not any(alive(k) for k in kids), "every child exiting", timeout=10)
+        wait_for(lambda: not any(pid_alive(k) for k in kids), "every child exiting", timeout=10)
         _wait_own_log(second, second_proc, "stopped\n", timeout=1)
     finally:
         for pid in old:
-            if alive(pid):
+            if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         if second_proc is not None:
             _stop_leftovers(second_proc)
@@ -258,7 +298,7 @@ def test_sighup_during_start_up_with_a_dead_pipe_stops_what_started(
         proc.cut_pipe()
         proc.send(signal.SIGHUP)
         assert proc.wait(timeout=120) == 130
-        wait_for(lambda: not any(alive(k) for k in kids), "every child exiting", timeout=10)
+        wait_for(lambda: not any(pid_alive(k) for k in kids), "every child exiting", timeout=10)
         _wait_own_log(up, proc, "interrupted", timeout=1)
     finally:
         _stop_leftovers(proc)

@@ -116,13 +116,6 @@ def test_agent_on_a_postgres_backed_server(
     agent = Agent(env, tmp_path / "agent-pg.log").start()
     try:
         flow_id = client.create_flow_from_name("hello")
-        deployment = client.create_deployment(
-            flow_id=flow_id,
-            name="main-pg",
-            work_pool_name="agent-pg-pool",
-            entrypoint="flows/hello.py:hello",
-            job_variables={"repo_url": stack.repo.url, "ref": "main", "project_dir": "pipeline"},
-        )
         pg_stack = Stack(
             server,
             client,
@@ -134,6 +127,7 @@ def test_agent_on_a_postgres_backed_server(
             flow_id,
             agent,
         )
+        deployment = pg_stack.deployment("main-pg", "agent-pg-pool")
         out = tmp_path / "pg.json"
         run = pg_stack.run(deployment, {"out": str(out)})
         assert run.state is not None and run.state.is_completed(), run.state

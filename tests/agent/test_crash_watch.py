@@ -218,6 +218,6 @@ def test_a_bad_window_is_one_line(stack: Stack) -> None:
     )
     assert created.returncode == 2
     assert created.stderr.strip().splitlines() == [
-        "sunbeam pool: error: SUNBEAM_CRASH_AFTER_SECONDS='soon' is not a positive number of "
-        "seconds: unset it for the default (90)"
+        "sunbeam pool: error: SUNBEAM_CRASH_AFTER_SECONDS='soon' is not a number of seconds: "
+        "set a positive number, or unset it for the default (90)"
     ]

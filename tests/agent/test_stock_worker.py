@@ -16,6 +16,7 @@ from uuid import UUID
 import pytest
 from prefect.states import Cancelled, Cancelling
 
+from sunbeam_contracts.processes import stop_groups
 from tests.support.agent_stack import BIN, PREFECT_PIN, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.pyindex import LocalIndex
@@ -48,12 +49,8 @@ def stock_worker(stack: Stack) -> Iterator[Path]:
     try:
         yield log
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_groups([proc.pid], grace=30, gone=lambda: proc.poll() is not None)
+        proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,10 @@ def test_two_workers_sharing_a_cache_build_each_key_once(stack: Stack, tmp_path:
         # Each worker ran one of them (one per queue).
         workers = {f.labels.get("prefect.worker.name") for f in finals}
         assert len(workers) == 2, workers
+        # And each agent's log names the run it ran, and only that one.
+        logs = [agent.log_path.read_text() for agent in agents]
+        ran = [[r.id for r in runs if f"Running flow run '{r.id}' here" in log] for log in logs]
+        assert sorted(len(ids) for ids in ran) == [1, 1] and ran[0] != ran[1], ran
 
         # SIGTERM while a flow runs: the agent lets it finish, then exits cleanly.
         out = tmp_path / "graceful.json"

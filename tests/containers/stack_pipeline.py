@@ -9,6 +9,7 @@ for the test) or make the flow wait at its start, through HTTP gates the test op
 from __future__ import annotations
 
 import subprocess
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -101,13 +102,5 @@ def flow_waiting_at_start(flow: str, gates: str, name: str) -> str:
 
 def gated_sdist(dest: Path, name: str, version: str, gates: str) -> Path:
     """An sdist whose build visits `/hit/NAME-build`, then waits for the gate `NAME-build`."""
-    wait = f"""    gates = {gates!r}
-    urllib.request.urlopen(f"{{gates}}/hit/{{NAME}}-build", timeout=10).close()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{{gates}}/gate/{{NAME}}-build", timeout=10).close()
-            return
-        except OSError:
-            time.sleep(0.2)"""
+    wait = textwrap.indent(_WAIT, "    ") + f"    _wait_for_gate({gates!r}, {name + '-build'!r})"
     return waiting_sdist(dest, name, version, wait)

@@ -92,9 +92,10 @@ class WholeStack:
         return self.compose("logs", "--no-color", service).stdout
 
     def agent_of(self, run_id: str) -> str:
-        """The agent service whose worker submitted this run (from its log)."""
+        """The agent service whose worker runs this run (from its log). Not Prefect's
+        "submitting flow run" line: every agent the run's event woke logs that one."""
         for service in AGENTS:
-            if f"submitting flow run '{run_id}'" in self.logs(service):
+            if f"Running flow run '{run_id}' here" in self.logs(service):
                 return service
         raise AssertionError(f"no agent log mentions run {run_id}")
 

@@ -56,6 +56,10 @@ def hello(
         "extra": extra,
         "variant": VARIANT,
         "cwd": os.getcwd(),
+        "sig_ign": next(
+            line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+            if line.startswith("SigIgn:")
+        ),
         **{k: os.environ.get(k) for k in (
             "SUNBEAM_REPO", "SUNBEAM_REF", "SUNBEAM_COMMIT", "SUNBEAM_ENV_KEY",
             "SUNBEAM_GIT_TOKEN")},

@@ -21,7 +21,7 @@ from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT
 from tests.support import agent_flow as flow_source
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
-from tests.support.prefect_server import PrefectServer
+from tests.support.prefect_server import PrefectServer, deploy
 from tests.support.processes import ManagedProcess
 from tests.support.pyindex import LocalIndex
 from tests.support.wheels import build_wheel
@@ -59,15 +59,16 @@ class Agent:
     health_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
 
-    def start(self, timeout: float = 120) -> Agent:
-        return self.launch().wait_healthy(timeout)
+    def start(self, timeout: float = 120, *, background: bool = False) -> Agent:
+        return self.launch(background=background).wait_healthy(timeout)
 
-    def launch(self) -> Agent:
+    def launch(self, *, background: bool = False) -> Agent:
+        """Start it; with `background`, as `nohup sunbeam-agent &` would (ManagedProcess)."""
         env = {**self.env, "PREFECT_WORKER_WEBSERVER_PORT": str(self.health_port)}
         self.process = ManagedProcess(
             "sunbeam-agent", [str(BIN / "sunbeam-agent")], env, self.log_path
         )
-        self.process.start()
+        self.process.start(background=background)
         return self
 
     @property
@@ -121,13 +122,9 @@ class Stack:
 
     def pipeline_main(self, pool: str) -> UUID:
         """run-sunbeam/main (what prewarms run on) on `pool`, with the test flow."""
-        flow_id = self.client.create_flow_from_name(FLOW_NAME)
-        return self.client.create_deployment(
-            flow_id=flow_id,
-            name=MAIN_DEPLOYMENT,
-            work_pool_name=pool,
-            entrypoint=flow_source.ENTRYPOINT,
-            job_variables={"repo_url": self.repo.url, "ref": "main", "project_dir": "pipeline"},
+        job_variables = {"repo_url": self.repo.url, "ref": "main", "project_dir": "pipeline"}
+        return deploy(
+            self.client, FLOW_NAME, MAIN_DEPLOYMENT, pool, flow_source.ENTRYPOINT, job_variables
         )
 
     def submit(

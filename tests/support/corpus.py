@@ -17,6 +17,7 @@ from pathlib import Path
 from sunbeam_sync import PrepareResult
 from tests.support.gated_sdist import backend_py, waiting_sdist
 from tests.support.gitrepo import PipelineRepo
+from tests.support.pipeline_repo import project_toml
 from tests.support.pyindex import LocalIndex
 from tests.support.wheels import build_wheel
 
@@ -60,21 +61,15 @@ def pyproject(
     package: bool = False,
     requires_python: str = ">=3.11",
 ) -> str:
-    """A pyproject.toml: `sources` are workspace members, `workspace` the members' globs."""
-    listed = ", ".join(f'"{d}"' for d in deps)
-    text = (
-        f'[project]\nname = "{name}"\nversion = "0.1.0"\n'
-        f'requires-python = "{requires_python}"\ndependencies = [{listed}]\n'
+    """A pyproject.toml (`project_toml`'s), with the in-tree build backend when `package`."""
+    text = project_toml(
+        name,
+        deps,
+        requires_python=requires_python,
+        sources=sources,
+        workspace=workspace,
+        index_url=index_url,
     )
-    if sources:
-        text += "\n[tool.uv.sources]\n" + "".join(
-            f"{s} = {{ workspace = true }}\n" for s in sources
-        )
-    if workspace:
-        globs = ", ".join(f'"{g}"' for g in workspace)
-        text += f"\n[tool.uv.workspace]\nmembers = [{globs}]\n"
-    if index_url:
-        text += f'\n[[tool.uv.index]]\nname = "local"\nurl = "{index_url}"\ndefault = true\n'
     return text + ("\n" + IN_TREE_BACKEND if package else "")
 
 

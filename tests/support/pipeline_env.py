@@ -33,19 +33,13 @@ EVENTS_TOML = """
 name = "Test_Day_1"
 start = 2026-07-08T15:00:00Z
 stop = 2026-07-08T15:40:00Z
-[events.simulate]
-seed = 11
-pit_stop_at_s = 1000.0
-pit_stop_s = 660.0
+simulate = { seed = 11, pit_stop_at_s = 1000.0, pit_stop_s = 660.0 }
 
 [[events]]
 name = "Test_Day_2"
 start = 2026-07-09T16:00:00Z
 stop = 2026-07-09T16:20:00Z
-[events.simulate]
-seed = 12
-cloudiness = 0.7
-pit_stop_s = 0.0
+simulate = { seed = 12, cloudiness = 0.7, pit_stop_s = 0.0 }
 """
 
 

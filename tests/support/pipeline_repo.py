@@ -23,9 +23,12 @@ def project_toml(
     *,
     requires_python: str,
     uv: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    workspace: Sequence[str] = (),
     index_url: str | None = None,
 ) -> str:
-    """The one pyproject.toml builder of the tests: a project, `[tool.uv]` lines, a default index."""
+    """The one pyproject.toml builder of the tests: a project, `[tool.uv]` lines, a default index;
+    `sources` are workspace members, `workspace` the members' globs."""
     deps = ", ".join(f'"{d}"' for d in dependencies)
     text = (
         f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
@@ -33,6 +36,13 @@ def project_toml(
     )
     if uv:
         text += "\n[tool.uv]\n" + "".join(f"{line}\n" for line in uv)
+    if sources:
+        text += "\n[tool.uv.sources]\n" + "".join(
+            f"{s} = {{ workspace = true }}\n" for s in sources
+        )
+    if workspace:
+        globs = ", ".join(f'"{g}"' for g in workspace)
+        text += f"\n[tool.uv.workspace]\nmembers = [{globs}]\n"
     if index_url:
         text += f'\n[[tool.uv.index]]\nname = "local"\nurl = "{index_url}"\ndefault = true\n'
     return text

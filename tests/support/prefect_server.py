@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +78,24 @@ class PrefectServer:
     def read_flow_run(self, run_id: UUID | str) -> FlowRun:
         with SyncPrefectClient(api=self.api_url) as client:
             return client.read_flow_run(UUID(str(run_id)))
+
+
+def deploy(
+    client: SyncPrefectClient,
+    flow_name: str,
+    name: str,
+    pool: str,
+    entrypoint: str,
+    job_variables: Mapping[str, object],
+) -> UUID:
+    """A deployment on `pool` of the flow called `flow_name` (made if the server lacks it)."""
+    return client.create_deployment(
+        flow_id=client.create_flow_from_name(flow_name),
+        name=name,
+        work_pool_name=pool,
+        entrypoint=entrypoint,
+        job_variables=dict(job_variables),
+    )
 
 
 def start_prefect_server(home: Path, database_url: str | None = None) -> PrefectServer:

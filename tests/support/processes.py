@@ -2,12 +2,12 @@
 
 Each process gets its own session (so a stop reaches its whole process group), a log file, and
 waits that end on a real condition — a health answer, a log line — within a deadline, failing
-early with the log's tail when the process exits instead.
+early with the log's tail when the process exits instead. `start(background=True)` starts it as a
+shell's background job or `nohup` would: SIGINT, SIGQUIT and SIGHUP ignored.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
@@ -18,6 +18,12 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sunbeam_contracts.processes import signal_group
+
+# What `nohup cmd &` in a script leaves a command: the shell's background job ignores SIGINT and
+# SIGQUIT, nohup adds SIGHUP.
+BACKGROUND_IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 
 
 class ProcessFailed(AssertionError):
@@ -31,6 +37,20 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return resp.status == 200
     except OSError:
         return False
+
+
+def ignored_signals(pid: int) -> set[signal.Signals]:
+    """The signals process `pid` ignores (SigIgn in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            mask = int(line.split()[1], 16)
+            return {s for s in signal.Signals if mask & (1 << (s - 1))}
+    raise AssertionError(f"no SigIgn line for pid {pid}")
+
+
+def _ignore_as_in_background() -> None:
+    for signum in BACKGROUND_IGNORED:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float, poll: float = 0.2) -> None:
@@ -52,9 +72,10 @@ class ManagedProcess:
     _reader: threading.Thread | None = field(default=None, init=False)
     _cut: threading.Event = field(default_factory=threading.Event, init=False)
 
-    def start(self, *, pipe: bool = False) -> ManagedProcess:
+    def start(self, *, pipe: bool = False, background: bool = False) -> ManagedProcess:
         """Start it; with `pipe`, its output goes through a pipe (as into `| tee`) that a
-        thread copies to the log until `cut_pipe()`."""
+        thread copies to the log until `cut_pipe()`; with `background`, as `nohup … &` would
+        (BACKGROUND_IGNORED ignored)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -64,6 +85,7 @@ class ManagedProcess:
                 stdout=subprocess.PIPE if pipe else log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_ignore_as_in_background if background else None,
             )
         if pipe:
             self._reader = threading.Thread(target=self._copy_pipe, daemon=True)
@@ -124,11 +146,10 @@ class ManagedProcess:
     def send(self, signum: int, *, group: bool = False) -> None:
         if not self.running():
             return
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(self.pid, signum)
-            else:
-                os.kill(self.pid, signum)
+        if group:
+            signal_group(self.pid, signum)
+        else:
+            os.kill(self.pid, signum)  # running: not reaped, so the pid is still ours
 
     def wait(self, timeout: float) -> int:
         assert self.proc is not None
@@ -146,6 +167,5 @@ class ManagedProcess:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+            signal_group(self.pid, signal.SIGKILL)
             return self.proc.wait()

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pymongo
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 DB = "ui_results"
 EVENT = "Test_Day_2"
 BRANCH = "feat/efficiency"

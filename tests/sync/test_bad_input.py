@@ -85,22 +85,24 @@ def test_bad_project_dir(project: Project, tmp_path: Path) -> None:
         assert res.returncode == 2 and "project folder" in res.stderr, res.stderr
 
 
+def _refused_before_building(project: Project, tmp_path: Path, cause: str) -> None:
+    """`prepare` of main exits 2 naming `cause` and the fix (`uv lock`), and builds no env."""
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
+    assert res.returncode == 2
+    assert cause in res.stderr and "uv lock" in res.stderr
+    assert not list((tmp_path / "c" / "envs").iterdir())
+
+
 def test_missing_lock(project: Project, tmp_path: Path) -> None:
     project.repo.git("rm", "-q", "uv.lock")
     project.repo.commit("drop the lock")
-    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
-    assert res.returncode == 2
-    assert "no uv.lock" in res.stderr and "uv lock" in res.stderr
-    assert not list((tmp_path / "c" / "envs").iterdir())
+    _refused_before_building(project, tmp_path, "no uv.lock")
 
 
 def test_lock_out_of_date_is_reported_before_building(project: Project, tmp_path: Path) -> None:
     project.set_deps(["alpha==1.0", "beta==1.0"], lock=False)  # pyproject changed, lock did not
     project.repo.commit("forgot to re-lock")
-    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(tmp_path / "c"))
-    assert res.returncode == 2
-    assert "out of date" in res.stderr and "uv lock" in res.stderr
-    assert not list((tmp_path / "c" / "envs").iterdir())
+    _refused_before_building(project, tmp_path, "out of date")
 
 
 def test_broken_lock(project: Project, tmp_path: Path) -> None:

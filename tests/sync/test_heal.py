@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sunbeam_contracts.processes import signal_group
 from sunbeam_sync import SyncSettings
 from tests.support.sync_cli import start_prepare, wait_for
 from tests.support.sync_project import Project, env_python, prep, run_cli
@@ -121,10 +121,10 @@ def test_kill_9_mid_build_leaves_nothing_trusted(project: Project, tmp_path: Pat
         )
         wait_for(reached, 60, what)
         # Freeze the sync, so what we see is what the kill interrupts: it cannot publish meanwhile.
-        os.killpg(proc.pid, signal.SIGSTOP)
+        signal_group(proc.pid, signal.SIGSTOP)
         published = [p for p in envs.iterdir() if not p.name.startswith(".")]
         assert list(envs.glob(".tmp-*")) and not published, f"build finished before: {what}"
-        os.killpg(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         assert not [p for p in envs.iterdir() if not p.name.startswith(".")]  # nothing trusted
     res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(cache), "--json")

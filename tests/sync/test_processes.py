@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sunbeam_contracts.processes import signal_group
 from sunbeam_sync import SyncSettings
 from sunbeam_sync.housekeeping import collect_garbage
 from tests.support.pyindex import LocalIndex
@@ -52,7 +53,7 @@ def test_killed_sync_leaves_no_uv_running(
         envs = cache / "envs"
         wait_for(lambda: any(envs.glob(".tmp-*/pyvenv.cfg")), 60, "the build's venv")
         wait_for(lambda: _children_building_into(cache), 30, "uv sync to run")
-        os.killpg(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         wait_for(lambda: not _children_building_into(cache), 10, "uv to die with the sync")
     finally:

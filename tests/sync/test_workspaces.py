@@ -29,8 +29,12 @@ def with_prefect(index: LocalIndex, tmp_path_factory: pytest.TempPathFactory) ->
     return index
 
 
+# The workspace's repository and its projects' shapes, by project folder.
+Workspace = tuple[PipelineRepo, dict[str, Shape]]
+
+
 @pytest.fixture
-def ws(tmp_path: Path, index: LocalIndex) -> tuple[PipelineRepo, dict[str, Shape]]:
+def ws(tmp_path: Path, index: LocalIndex) -> Workspace:
     repo = PipelineRepo(tmp_path / "repo")
     shapes = write_shape(workspace, repo, index)
     return repo, {s.project_dir: s for s in shapes}
@@ -44,9 +48,7 @@ def _installed(result: PrepareResult) -> set[str]:
     return set(env_python(result, code).split())
 
 
-def test_workspace_root_flow_imports_its_members(
-    ws: tuple[PipelineRepo, dict[str, Shape]], settings: SyncSettings
-) -> None:
+def test_workspace_root_flow_imports_its_members(ws: Workspace, settings: SyncSettings) -> None:
     repo, shapes = ws
     result = prep(settings, repo.url, "main")
     assert _installed(result) == {"alpha"}  # the member's own dependency; members themselves not
@@ -54,9 +56,7 @@ def test_workspace_root_flow_imports_its_members(
     assert str(Path(result.checkout) / "packages" / "climate-core" / "src") in result.pythonpath
 
 
-def test_member_folder_uses_the_workspace_root_lock(
-    ws: tuple[PipelineRepo, dict[str, Shape]], settings: SyncSettings
-) -> None:
+def test_member_folder_uses_the_workspace_root_lock(ws: Workspace, settings: SyncSettings) -> None:
     repo, shapes = ws
     member = MEMBER
     result = prep(settings, repo.url, "main", project_dir=member)
@@ -71,7 +71,7 @@ def test_member_folder_uses_the_workspace_root_lock(
 
 
 def test_member_env_is_shared_by_commits_that_change_only_code(
-    ws: tuple[PipelineRepo, dict[str, Shape]], settings: SyncSettings
+    ws: Workspace, settings: SyncSettings
 ) -> None:
     repo, shapes = ws
     member = MEMBER
@@ -84,7 +84,7 @@ def test_member_env_is_shared_by_commits_that_change_only_code(
 
 
 def test_folder_below_a_workspace_that_is_no_member_is_refused(
-    ws: tuple[PipelineRepo, dict[str, Shape]], settings: SyncSettings
+    ws: Workspace, settings: SyncSettings
 ) -> None:
     repo, _shapes = ws
     repo.write("tools/pyproject.toml", pyproject("tools", []))
@@ -143,9 +143,7 @@ def test_virtual_workspace_root_installs_every_members_needs(
     assert out.stdout.strip() == "prefect-climate"
 
 
-def test_stale_workspace_lock_is_found_from_a_member(
-    ws: tuple[PipelineRepo, dict[str, Shape]], settings: SyncSettings
-) -> None:
+def test_stale_workspace_lock_is_found_from_a_member(ws: Workspace, settings: SyncSettings) -> None:
     repo, _shapes = ws
     prep(settings, repo.url, "main", project_dir=MEMBER)  # the lock's pass is remembered
     # climate-core (a member this one depends on) asks for gamma; nobody ran `uv lock`. The lock

@@ -2,13 +2,12 @@
 
 `main` runs the pipeline as configured; `feat/efficiency` runs it with one stage's setting
 changed (the efficiency window), so its branch preview has exactly that stage's series changed.
-The browser is Debian's chromium driven by Debian's chromedriver (Selenium); every host but
+The browser is Debian's chromium driven by Debian's chromedriver (Selenium), found on PATH; every host but
 127.0.0.1 is unresolvable to it, and its performance log records every request it made.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +23,10 @@ from tests.support.gitrepo import PipelineRepo
 from tests.support.mongo import mongo_server
 from tests.support.pipeline_env import EVENTS_TOML, make_env, write_config
 from tests.support.prefect_server import PrefectServer
+from tests.support.tiers import browser_paths
 from tests.support.ui_stack import (
     BRANCH,
     BRANCH_CONFIG,
-    CHROMEDRIVER,
-    CHROMIUM,
     DB,
     EVENT,
     HOST,
@@ -110,12 +108,14 @@ def _as_the_agent(api_url: str, heads: dict[str, str]) -> None:
 
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    paths = browser_paths()  # tests/conftest.py skips these tests (the `ui` tier) without them
+    if paths is None:
         pytest.fail(
             "Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver"
         )
+    chromium, chromedriver = paths
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -126,7 +126,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
     ):  # fmt: skip
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     try:
         yield driver
     finally:

@@ -43,20 +43,20 @@ ENDING_STATES = (
 
 def seconds_setting(environ: Mapping[str, str], name: str, default: float) -> float:
     """A positive number of seconds from the environment (`default` when unset or empty);
-    ValueError says what is wrong, in one line."""
-    value = environ.get(name)
-    if value is None or not value.strip():
+    ValueError names the variable and the fix, in one line."""
+    text = environ.get(name, "").strip()
+    if not text:
         return default
     try:
-        seconds = float(value)
+        value = float(text)
     except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
         raise ValueError(
-            f"{name}={value!r} is not a positive number of seconds: unset it for the default "
-            f"({default:g})"
+            f"{name}={text[:40]!r} is not a number of seconds: set a positive number, "
+            f"or unset it for the default ({default:g})"
         )
-    return seconds
+    return value
 
 
 def automation_name(pool: str) -> str:

@@ -276,4 +276,5 @@ class LocalStack:
                 if child.running():
                     self.say(f"stopping {child.name}")
             finally:
-                child.stop()
+                if not child.stop():
+                    self.say(f"{child.name} did not stop within {child.stop_timeout:.0f}s: killed")

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sunbeam_contracts.processes import descendants, stop_groups
 from sunbeam_stack.errors import StackError
-from sunbeam_stack.state import start_time
 
 
 @dataclass
@@ -53,69 +53,29 @@ class Child:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        """SIGTERM to the child's group, SIGKILL after `stop_timeout`; never raises, never prints."""
+    def stop(self) -> bool:
+        """SIGTERM to the child's group, SIGKILL after `stop_timeout`; never raises, never prints.
+
+        Returns False when it took SIGKILL.
+        """
         if not self.running():
-            return
-        assert self.proc is not None
+            return True
+        proc = self.proc
+        assert proc is not None
         # Helpers that left the group (the sync's detached bytecode compiler) are stopped too.
-        strays = descendants(self.proc.pid)
-        _killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            _killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        strays = descendants(proc.pid)
+        graceful = stop_groups(
+            [proc.pid], grace=self.stop_timeout, gone=lambda: proc.poll() is not None
+        )
+        proc.wait()
         kill_all(strays)
+        return graceful
 
 
 def kill_all(pids: set[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-
-
-def stop_groups(pids: list[int], timeout: float = 30.0) -> None:
-    """Stop processes that are not our children (a killed `sunbeam up`'s): their groups get
-    SIGTERM, then SIGKILL for whatever is left after `timeout`."""
-    strays: set[int] = set()
-    for pid in pids:
-        strays |= descendants(pid)
-        _killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while any(start_time(pid) is not None for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in pids:
-        _killpg(pid, signal.SIGKILL)
-    kill_all(strays)
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live descendant of `pid` (Linux /proc; empty where there is none)."""
-    parents: dict[int, int] = {}
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return set()
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        kids = {p for p, parent in parents.items() if parent == current}
-        found |= kids
-        todo.extend(kids)
-    return found
-
-
-def _killpg(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
 
 
 def wait_until(

@@ -3,7 +3,8 @@
 `up` starts a Prefect server (SQLite), a MongoDB-compatible server (embedded SecantusDB unless
 MONGODB_URI names a real one), the agent worker and the API; creates the work pool and registers
 the pipeline deployment against this checkout's git repository; prints the URLs; and stops
-everything on Ctrl-C (SIGINT), SIGTERM or SIGHUP. `demo` does the same in its own state folder on
+everything on Ctrl-C (SIGINT), SIGTERM or SIGHUP (not SIGHUP under `nohup`), however it was
+started (`nohup … &` included). `demo` does the same in its own state folder on
 a scratch copy of the repository, then walks the headline: a run on main, a branch that adds a
 dependency, and its run on the same agent.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from sunbeam_contracts.naming import MAIN_FULL_NAME
+from sunbeam_contracts.processes import restore_stop_signals, stop_groups
 from sunbeam_stack import state
 from sunbeam_stack.apikey import ensure_api_key
 from sunbeam_stack.checkout import checkout_root, default_state_dir
@@ -27,10 +29,9 @@ from sunbeam_stack.errors import StackError
 from sunbeam_stack.local_stack import LocalStack, StackConfig
 from sunbeam_stack.options import DemoOptions, StackOptions
 from sunbeam_stack.ports import pick_port
-from sunbeam_stack.processes import stop_groups
 from sunbeam_stack.settings import StackSettings
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 Say = Callable[[str], None]
 
 
@@ -63,7 +64,7 @@ def clear_leftovers(state_dir: Path, say: Say) -> None:
         say(
             f"found a stack left by a `sunbeam up` that was killed (pid {old.up.pid}): stopping {names}"
         )
-        stop_groups([c.pid for c in live])
+        stop_groups([c.pid for c in live], grace=30.0)
         still = [str(c.pid) for c in live if c.alive()]
         if still:
             raise StackError(
@@ -129,10 +130,23 @@ def _wait_for_stop(stack: LocalStack) -> None:
         stack.check_alive()
 
 
+def _take_stop_signals() -> None:
+    """Stop on SIGINT and SIGTERM however `up` was started, and on SIGHUP unless ignored.
+
+    A background start (`nohup … &`, a scheduler) ignores SIGINT and SIGQUIT: they get their
+    defaults back, here and so in every service started below. A SIGHUP ignored at start is
+    `nohup`'s wish to outlive the terminal, and is kept.
+    """
+    restore_stop_signals()
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN and signal.SIGHUP in STOP_SIGNALS:
+        STOP_SIGNALS.remove(signal.SIGHUP)
+
+
 def run(options: StackOptions, demo: DemoOptions | None) -> int:
     """`sunbeam up` (demo None) or `sunbeam demo`; returns the exit code."""
     console = Console()
     say = console.say
+    _take_stop_signals()
     # Until the stack is up, a stop signal interrupts the start-up; everything started is stopped.
     _on_stop_signals(_raise_on_signal)
     stack: LocalStack | None = None

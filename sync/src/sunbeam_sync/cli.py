@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from sunbeam_contracts.processes import restore_stop_signals
 from sunbeam_sync.errors import Cancelled, SunbeamSyncError
 
 app = typer.Typer(
@@ -178,6 +179,7 @@ def gc_command(
 
 def main(argv: Sequence[str] | None = None) -> int:
     _cancel.clear()
+    restore_stop_signals()  # SIGINT cancels even when started in the background
     signal.signal(signal.SIGTERM, lambda _signum, _frame: _cancel.set())
     try:
         code = app(args=list(argv) if argv is not None else None, standalone_mode=False)

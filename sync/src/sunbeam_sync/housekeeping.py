@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from sunbeam_contracts.processes import pid_alive
 from sunbeam_sync.cache.files import TMP_PREFIX, disk_usage, make_deletable, remove_tree
 from sunbeam_sync.cache.layout import BAD_PREFIX, CacheLayout, repo_id
 from sunbeam_sync.cache.locks import FileLock
@@ -167,7 +168,7 @@ class _Collector:
         )
         for tmp in others:
             m = _TMP_PID.search(tmp.name)
-            if m is None or not _pid_alive(int(m.group(1))):
+            if m is None or not pid_alive(int(m.group(1))):
                 self.drop("temporary", tmp, tmp.name, "its process is gone")
             elif _age(tmp) > 3600:
                 self.drop("temporary", tmp, tmp.name, "older than an hour")
@@ -253,16 +254,6 @@ def _recent_heads(layout: CacheLayout, skip: set[str]) -> dict[tuple[str, str], 
     for (rid, ref), (_used, commit) in sorted(newest.items()):
         keep.setdefault((rid, commit), []).append(ref)
     return keep
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _age(path: Path) -> float:

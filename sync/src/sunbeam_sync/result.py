@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any
 
-from sunbeam_sync.cache.locks import FileLock
+from sunbeam_sync.cache.locks import FileLock, Releasable
 
 
 @dataclass(kw_only=True)
@@ -32,7 +31,7 @@ class PrepareResult:
         return asdict(self)
 
 
-class EnvLease:
+class EnvLease(Releasable):
     """A ready environment (`result`) plus the shared leases that keep `gc` away from it.
 
     Use it as a context manager, or call `release()` when the run that uses the env is over.
@@ -66,14 +65,3 @@ class EnvLease:
         for lease in self._leases:
             lease.release()
         self._leases = []
-
-    def __enter__(self) -> EnvLease:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()

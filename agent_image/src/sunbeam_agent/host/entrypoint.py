@@ -30,10 +30,11 @@ from pydantic import ValidationError
 from sunbeam_agent.errors import AgentError
 from sunbeam_agent.host.identity import HostIdError, cache_host_id
 from sunbeam_agent.host.worker import DRAIN_FILE_ENV
-from sunbeam_agent.launch.heartbeat import HeartbeatError, heartbeat_seconds
-from sunbeam_agent.pools.crash_watch import crash_after_seconds
+from sunbeam_agent.launch.settings import LaunchSettings, LaunchSettingsError
+from sunbeam_agent.pools.crash_watch import CrashWatchError, crash_after_seconds
 from sunbeam_agent.settings import AgentSettings
 from sunbeam_contracts.hosts import SHARED_QUEUE, host_queue, worker_name
+from sunbeam_contracts.processes import group_alive, restore_stop_signals, stop_groups
 
 
 class AgentStartError(AgentError):
@@ -178,7 +179,7 @@ def run_worker(
         reaped = _reap_orphans()
         if code is None:
             code = reaped[worker.pid] if worker.pid in reaped else worker.poll()
-        if code is not None and not _group_alive(worker.pid):
+        if code is not None and not group_alive(worker.pid):
             return code
         since = stopping.get("since")
         if since is None and code is not None:
@@ -192,35 +193,11 @@ def run_worker(
                 _signal(worker, signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     worker.wait(timeout=10)
-            _stop_group(worker.pid)
+            stop_groups([worker.pid], grace=10.0)
             _reap_orphans()
             code = worker.poll()
             return code if code is not None else 143
         time.sleep(0.3)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop_group(pgid: int, grace: float = 10.0) -> None:
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, signum)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            _reap_orphans()
-            if not _group_alive(pgid):
-                return
-            time.sleep(0.2)
 
 
 def _reap_orphans() -> dict[int, int]:
@@ -245,6 +222,9 @@ def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
 
 
 def main() -> int:
+    # Started in the background (`nohup … &`, a scheduler) SIGINT and SIGQUIT come ignored: the
+    # worker, started below, must still stop on the SIGINT it sends itself once drained.
+    restore_stop_signals()
     try:
         settings = AgentSettings()
     except ValidationError as exc:
@@ -255,11 +235,11 @@ def main() -> int:
         return 2
     try:
         # Checked here, before any run: the worker sets up the pool's crash watch with one, and
-        # every run's heartbeat uses the other (sunbeam_contracts.heartbeats).
+        # every run's launcher reads the others (its heartbeat's among them).
         crash_after_seconds()
-        heartbeat_seconds()
+        LaunchSettings.from_environment()
         host_id = settings.host_id or cache_host_id(settings.cache_dir)
-    except (HostIdError, HeartbeatError) as exc:
+    except (HostIdError, CrashWatchError, LaunchSettingsError) as exc:
         _say(str(exc))
         return 2
     from prefect.settings import get_current_settings

@@ -39,9 +39,9 @@ from pydantic import Field
 
 from sunbeam_agent.host.hooks import EnvHookRunner, install_worker_hook_notice
 from sunbeam_agent.host.wakeup import RunWakeup
-from sunbeam_agent.launch.heartbeat import HeartbeatError
 from sunbeam_agent.launch.run_config import variables_as_env
 from sunbeam_agent.pools.crash_watch import (
+    CrashWatchError,
     crash_after_seconds,
     crash_watch_note,
     ensure_crash_watch,
@@ -176,7 +176,7 @@ class SunbeamWorker(ProcessWorker):
         pool = self.work_pool
         try:
             seconds = crash_after_seconds()
-        except HeartbeatError as exc:
+        except CrashWatchError as exc:
             self._sunbeam_watched = True  # said once; the setting will not change
             logger.error("%s; runs whose infrastructure dies stay Running", exc)
             return
@@ -237,6 +237,9 @@ class SunbeamWorker(ProcessWorker):
     ) -> SunbeamWorkerResult:
         self._sunbeam_active += 1
         self._sunbeam_claims.pop(flow_run.id, None)
+        # Every worker the run's event woke logs Prefect's "submitting flow run" line, but only
+        # the one whose Pending state the server accepted gets here: this line names the host.
+        get_logger("prefect.workers.sunbeam").info("Running flow run '%s' here", flow_run.id)
         try:
             with tempfile.TemporaryDirectory(prefix="sunbeam-run-") as folder:
                 record = Path(folder, "run.json")

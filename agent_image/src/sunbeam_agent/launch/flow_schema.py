@@ -12,7 +12,6 @@ never at the cost of the run: any problem is one warning line in the run's log.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Mapping
 from importlib import resources
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sunbeam_agent.errors import AgentError
 from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST
 from sunbeam_agent.launch.run_config import RunConfig
+from sunbeam_agent.launch.settings import SCHEMA_TIMEOUT
 from sunbeam_contracts.parameter_schemas import parameter_names, schema_commit, strict_schema
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from sunbeam_sync import PrepareResult
 
-SCHEMA_TIMEOUT = float(os.environ.get("SUNBEAM_SCHEMA_TIMEOUT", "120"))
 _PROGRAM = (
     resources.files("sunbeam_agent.launch").joinpath("_schema_main.py").read_text(encoding="utf-8")
 )
@@ -91,10 +90,11 @@ def refresh_schema(
     entrypoint: str,
     env: Mapping[str, str],
     logger: logging.Logger,
+    timeout: float = SCHEMA_TIMEOUT,
 ) -> None:
     """Store this commit's flow schema on the run's deployment (caller checked `needs_schema`)."""
     try:
-        schema = compute_schema(result.python, entrypoint, result.checkout, env)
+        schema = compute_schema(result.python, entrypoint, result.checkout, env, timeout)
         stored = strict_schema(schema, result.commit)
         api.update_deployment(
             str(config.deployment_id),

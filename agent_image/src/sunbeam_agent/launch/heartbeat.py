@@ -24,36 +24,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sunbeam_agent.errors import AgentError
 from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST
-from sunbeam_contracts.heartbeats import (
-    HEARTBEAT_EVENT,
-    HEARTBEAT_SECONDS,
-    HEARTBEAT_SECONDS_ENV,
-    seconds_setting,
-)
+from sunbeam_contracts.heartbeats import HEARTBEAT_EVENT
 
 STOP_WAIT_SECONDS = 1.0  # how long stop() waits for a heartbeat being sent to finish
-
-
-class HeartbeatError(AgentError):
-    """A heartbeat setting is invalid; the message says which and how to fix it."""
-
-
-def seconds(name: str, default: float, environ: Mapping[str, str] = os.environ) -> float:
-    """The heartbeat's or the crash watch's setting `name` (HeartbeatError: invalid)."""
-    try:
-        return seconds_setting(environ, name, default)
-    except ValueError as exc:
-        raise HeartbeatError(str(exc)) from exc
-
-
-def heartbeat_seconds(environ: Mapping[str, str] = os.environ) -> float:
-    return seconds(HEARTBEAT_SECONDS_ENV, HEARTBEAT_SECONDS, environ)
 
 
 class Heartbeat:
@@ -64,9 +41,8 @@ class Heartbeat:
         self.stop_fd: int | None = stop_fd
 
     @classmethod
-    def start(cls, flow_run_id: str) -> Heartbeat:
-        """Start beating for the run (HeartbeatError: a bad SUNBEAM_HEARTBEAT_SECONDS)."""
-        every = heartbeat_seconds()
+    def start(cls, flow_run_id: str, every: float) -> Heartbeat:
+        """Start beating for the run, every `every` seconds."""
         read_fd, write_fd = os.pipe()
         try:
             process = subprocess.Popen(

@@ -30,18 +30,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sunbeam_agent.launch.heartbeat import Heartbeat, HeartbeatError
+from sunbeam_agent.launch.heartbeat import Heartbeat
 from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST, concurrently
 from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.launch.run_log import run_logger
+from sunbeam_agent.launch.settings import LaunchSettings, LaunchSettingsError
 from sunbeam_contracts import run_labels
+from sunbeam_contracts.processes import restore_stop_signals
 
 if TYPE_CHECKING:
     import logging
 
     from sunbeam_sync import EnvLease, PrepareResult
 
-CANCEL_POLL_SECONDS = float(os.environ.get("SUNBEAM_CANCEL_POLL_SECONDS", "1.0"))
 HANDED_BACK = "The worker stopped while syncing; the run is scheduled again"
 
 
@@ -56,8 +57,15 @@ def one_line(message: str) -> str:
 class Launch:
     """One flow run's way from "submitted" to its engine process."""
 
-    def __init__(self, api: PrefectREST, flow_run_id: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        api: PrefectREST,
+        flow_run_id: str,
+        logger: logging.Logger,
+        settings: LaunchSettings,
+    ) -> None:
         self.api = api
+        self.settings = settings
         self.flow_run_id = flow_run_id
         self.logger = logger
         # Started by main(); stopped before the launcher ends the run or hands it back itself.
@@ -117,7 +125,7 @@ class Launch:
 
     def watch(self) -> None:
         """Stop the sync as soon as the run is asked to cancel (whatever the worker type)."""
-        while not self.cancel.wait(CANCEL_POLL_SECONDS):
+        while not self.cancel.wait(self.settings.cancel_poll_seconds):
             if self.cancelling():
                 self.logger.info("Cancellation requested: stopping the sync")
                 self.cancel.set()
@@ -235,7 +243,8 @@ class Launch:
             entrypoint, env = flow_process(config, result)
         except FlowEnvError:
             return  # a flow run fails with the reason next; a prewarm has no flow to describe
-        refresh_schema(self.api, config, result, entrypoint, env, self.logger)
+        timeout = self.settings.schema_timeout
+        refresh_schema(self.api, config, result, entrypoint, env, self.logger, timeout)
 
     def launch(self, config: RunConfig) -> int:
         from sunbeam_agent.launch.records import pin_note
@@ -288,7 +297,7 @@ class Launch:
             prepared.release()
             return self.fail(str(exc))
         _write_record(
-            os.environ.get("SUNBEAM_RUN_RECORD"),
+            self.settings.run_record,
             result,
             entrypoint,
             flow_environment(result, os.environ),
@@ -343,7 +352,15 @@ def _preload_sync() -> None:
 
 
 def main() -> int:
-    flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    # A worker started in the background passes SIGINT and SIGQUIT on ignored; the flow's
+    # engine, which this process becomes, must stop on them as in a terminal.
+    restore_stop_signals()
+    try:
+        settings = LaunchSettings.from_environment()
+    except LaunchSettingsError as exc:
+        _say(str(exc))
+        return 2
+    flow_run_id = settings.flow_run_id
     if not flow_run_id:
         _say("PREFECT__FLOW_RUN_ID is not set: sunbeam-run is started by a Prefect worker")
         return 2
@@ -356,7 +373,7 @@ def main() -> int:
     # the API's round trips (waiting on a socket) overlap instead of adding up.
     threading.Thread(target=_preload_sync, name="sunbeam-run-preload", daemon=True).start()
     logger, handler = run_logger(api, flow_run_id)
-    launch = Launch(api, flow_run_id, logger)
+    launch = Launch(api, flow_run_id, logger, settings)
 
     def on_signal(_signum: int, _frame: object) -> None:
         # No logging here: the handler may interrupt a thread holding the log's lock.
@@ -368,11 +385,8 @@ def main() -> int:
     try:
         try:
             # First: a run whose infrastructure dies from here on ends Crashed (heartbeat.py).
-            launch.heartbeat = Heartbeat.start(flow_run_id)
-        except HeartbeatError as exc:
-            return launch.fail(str(exc))
-        try:
-            config = resolve(api, api.read_flow_run(flow_run_id))
+            launch.heartbeat = Heartbeat.start(flow_run_id, settings.heartbeat_seconds)
+            config = resolve(api, api.read_flow_run(flow_run_id), settings.run_variables)
         except RunConfigError as exc:
             return launch.fail(str(exc))
         return launch.launch(config)
@@ -380,7 +394,7 @@ def main() -> int:
         _say(str(exc))
         return 1
     except Exception as exc:  # no tracebacks for users; SUNBEAM_DEBUG=1 shows them
-        if os.environ.get("SUNBEAM_DEBUG"):
+        if settings.debug:
             raise
         try:
             return launch.fail(f"sunbeam-run internal error: {type(exc).__name__}: {exc}")

@@ -8,7 +8,6 @@ may pass them, and then no pool needs to be read.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,9 +116,10 @@ def _pin(flow_run: dict[str, Any], deployment: dict[str, Any]) -> tuple[str | No
 
 
 def resolve(
-    api: PrefectREST, flow_run: dict[str, Any], environ: Mapping[str, str] = os.environ
+    api: PrefectREST, flow_run: dict[str, Any], run_variables: Mapping[str, str] | None = None
 ) -> RunConfig:
-    from_env = {name: environ[env_name(name)] for name in VARIABLES if env_name(name) in environ}
+    """The run's configuration; `run_variables`: the SUNBEAM_RUN_* ones (LaunchSettings)."""
+    from_env = {k: v for k, v in (run_variables or {}).items() if k in VARIABLES}
     whole = len(from_env) == len(VARIABLES)  # then no pool needs to be read
     deployment_id = flow_run.get("deployment_id")
     deployment, pool = concurrently(  # one round trip, not two

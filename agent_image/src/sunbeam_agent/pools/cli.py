@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from sunbeam_agent.launch.heartbeat import HeartbeatError
 from sunbeam_agent.pools.crash_watch import (
+    CrashWatchError,
     crash_after_seconds,
     crash_watch_note,
     ensure_pool_crash_watch,
@@ -66,7 +66,7 @@ def create(
         window = crash_after_seconds()
         done = asyncio.run(create_or_update_pool(name, pool_type, template))
         watched = asyncio.run(ensure_pool_crash_watch(name, window))
-    except (PoolError, HeartbeatError) as exc:
+    except (PoolError, CrashWatchError) as exc:
         _fail(str(exc))
     except Exception as exc:  # the API is down, refused the template...: one line, no traceback
         _fail(f"could not create work pool {name!r}: {type(exc).__name__}: {exc}")

@@ -18,19 +18,26 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from sunbeam_agent.launch.heartbeat import seconds as settings_seconds
+from sunbeam_agent.errors import AgentError
 from sunbeam_contracts.heartbeats import (
     CRASH_AFTER_SECONDS,
     CRASH_AFTER_SECONDS_ENV,
     ENDING_STATES,
     HEARTBEAT_EVENT,
     automation_name,
+    seconds_setting,
 )
 
 
+class CrashWatchError(AgentError):
+    """SUNBEAM_CRASH_AFTER_SECONDS is invalid; the message says so and how to fix it."""
+
+
 def crash_after_seconds(environ: Mapping[str, str] = os.environ) -> float:
-    """The window (HeartbeatError: SUNBEAM_CRASH_AFTER_SECONDS is invalid)."""
-    return settings_seconds(CRASH_AFTER_SECONDS_ENV, CRASH_AFTER_SECONDS, environ)
+    try:
+        return seconds_setting(environ, CRASH_AFTER_SECONDS_ENV, CRASH_AFTER_SECONDS)
+    except ValueError as exc:
+        raise CrashWatchError(str(exc)) from exc
 
 
 def crash_message(seconds: float) -> str:

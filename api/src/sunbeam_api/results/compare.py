@@ -119,30 +119,25 @@ async def _row(db: AsyncDatabase, key: tuple[str, str, str], r: Any, b: Any) -> 
     bs = await _stats(db, b) if b else None
     ref_sum = _summary(r, rs) if r and rs is not None else None
     base_sum = _summary(b, bs) if b and bs is not None else None
+    status: Status
+    relative_change: float | None = None
     if ref_sum is None or base_sum is None:
-        status: Status = "only_in_ref" if ref_sum else "only_in_base"
-        return CompareRow(
-            event=event,
-            stage=stage,
-            name=name,
-            units=units,
-            status=status,
-            relative_change=None,
-            ref=ref_sum,
-            base=base_sum,
-        )
-    if rs and bs and rs.get("digest") and bs.get("digest"):
-        same = rs["digest"] == bs["digest"]
+        status = "only_in_ref" if ref_sum else "only_in_base"
     else:
-        same = ref_sum == base_sum
-    change = 0.0 if same else _change(ref_sum, base_sum)
+        if rs and bs and rs.get("digest") and bs.get("digest"):
+            same = rs["digest"] == bs["digest"]
+        else:
+            same = ref_sum == base_sum
+        change = 0.0 if same else _change(ref_sum, base_sum)
+        status = "same" if same else "changed"
+        relative_change = None if math.isinf(change) else change
     return CompareRow(
         event=event,
         stage=stage,
         name=name,
         units=units,
-        status="same" if same else "changed",
-        relative_change=None if math.isinf(change) else change,
+        status=status,
+        relative_change=relative_change,
         ref=ref_sum,
         base=base_sum,
     )

@@ -8,8 +8,10 @@ import os
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from sunbeam_sync.errors import Cancelled, LockTimeout
 from sunbeam_sync.run.log import SyncLog
@@ -18,7 +20,25 @@ _POLL = 0.05
 _REPORT_EVERY = 5.0
 
 
-class FileLock:
+class Releasable(ABC):
+    """A context manager whose exit is `release()`: a lock, or the leases a result holds."""
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class FileLock(Releasable):
     """An exclusive or shared flock on `path`, acquired with a bounded, reported wait."""
 
     def __init__(self, path: Path, *, shared: bool = False, what: str = "") -> None:
@@ -89,17 +109,6 @@ class FileLock:
             return f"pid {info['pid']} on {info['host']}"
         except (OSError, ValueError, KeyError):
             return "another process"
-
-    def __enter__(self) -> FileLock:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     def __del__(self) -> None:
         self.release()

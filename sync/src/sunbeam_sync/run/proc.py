@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import os
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from sunbeam_contracts.processes import default_signals_in_child, stop_groups
 from sunbeam_sync.errors import Cancelled
 from sunbeam_sync.run.log import SyncLog
 
@@ -27,12 +27,15 @@ _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def die_with_parent(parent: int) -> None:
-    """preexec_fn: the child gets SIGKILL when the thread that started it dies (even by kill -9).
+    """preexec_fn: the child gets SIGKILL when the thread that started it dies (even by kill -9),
+    and default signal dispositions whatever ours are.
 
     Our children run in their own session (so a cancel can stop their whole tree), which also
     means a signal to our process group never reaches them: without this, a killed sync leaves
-    `uv sync` writing into a folder the next builder deletes.
+    `uv sync` writing into a folder the next builder deletes. A process started in the background
+    ignores SIGINT and SIGQUIT, and would pass that on to git and uv.
     """
+    default_signals_in_child()
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent (pid `parent`) died before prctl took effect
         os._exit(1)
@@ -178,10 +181,5 @@ def kill(child: subprocess.Popen[bytes]) -> None:
     """Stop the child's whole process group: TERM, then KILL after 3 s."""
     if child.poll() is not None:
         return
-    try:
-        os.killpg(child.pid, signal.SIGTERM)
-        child.wait(timeout=3)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+    stop_groups([child.pid], grace=3.0, gone=lambda: child.poll() is not None, poll=0.05)
+    child.wait()
