@@ -20,7 +20,6 @@ from sunbeam_contracts.processes import stop_groups
 from tests.support.agent_stack import BIN, PREFECT_PIN, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
 from tests.support.pyindex import LocalIndex
-from tests.support.wheels import build_wheel
 
 POOL = "stock-process-tests"
 TOKEN = "sb-test-token-9f8e7d6c5b4a"
@@ -95,11 +94,7 @@ def test_cancel_during_sync_under_the_stock_worker(
 ) -> None:
     index = LocalIndex(tmp_path / "index").start()
     try:
-        index.add(build_wheel(tmp_path / "wheels", "sunbeam-slow-stock", "1.0"))
-        files = {
-            "pyproject.toml": pyproject("demo-slow-stock", [PREFECT_PIN, "sunbeam-slow-stock"])
-        }
-        stack.repo.push_branch("slow-stock", files, lock_from=(stack.wheelhouse,), index=index.url)
+        stack.push_slow_branch(index, tmp_path / "wheels", "slow-stock", "sunbeam-slow-stock")
         index.delay = 120  # every download of the locked wheel now stalls
 
         run = stack.submit(stock_deployment, job_variables={"ref": "slow-stock"})
@@ -151,9 +146,7 @@ def test_stop_signal_mid_sync_hands_the_run_back(
     """SIGTERM that is no cancel (a worker or container stopping): the run is scheduled again."""
     index = LocalIndex(tmp_path / "index").start()
     try:
-        index.add(build_wheel(tmp_path / "wheels", "sunbeam-slow-back", "1.0"))
-        files = {"pyproject.toml": pyproject("demo-slow-back", [PREFECT_PIN, "sunbeam-slow-back"])}
-        stack.repo.push_branch("slow-back", files, lock_from=(stack.wheelhouse,), index=index.url)
+        stack.push_slow_branch(index, tmp_path / "wheels", "slow-back", "sunbeam-slow-back")
         index.delay = 120
         run = stack.submit(stock_deployment, job_variables={"ref": "slow-back"})
         stack.wait_for_log(run.id, "building", timeout=120)

@@ -3,8 +3,9 @@ worker: each flow run is its own agent-image container running `sunbeam-run`, ho
 the env cache on one named volume shared by every container.
 
 Main runs; four concurrent runs of a branch with a new dependency make one build (in the shared
-volume); a cancel during the sync stops it cleanly; a container killed mid-sync heals on the
-next run.
+volume); a cancel during the sync stops it cleanly; a run whose container is killed mid-sync
+ends Crashed within the crash watch's bound (sunbeam_contracts.heartbeats; short here), with or
+without its worker, and its env heals on the next run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 
+from sunbeam_contracts.heartbeats import (
+    CRASH_AFTER_SECONDS_ENV,
+    EVALUATION_SLACK_SECONDS,
+    HEARTBEAT_SECONDS_ENV,
+)
 from tests.containers.dockerkit import wait_for
 from tests.containers.probe_pipeline import ENTRYPOINT, FLOW_NAME, probe_project, pyproject
 from tests.support.pipeline_repo import ProjectRepo
@@ -38,6 +44,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 300.0
+# The pool's crash watch, short for the test: heartbeats every 2 s, Crashed 10 s after the last.
+HEARTBEAT_SECONDS, WINDOW_SECONDS = "2", "10"
+BOUND_SECONDS = float(WINDOW_SECONDS) + EVALUATION_SLACK_SECONDS
 
 
 @dataclass
@@ -52,6 +61,39 @@ class DockerPool:
     volume: str
     deployment: Any
     worker_log: Path
+    pool_name: str
+    worker_env: dict[str, str]
+    worker: subprocess.Popen[bytes] | None = None
+
+    def start_worker(self) -> None:
+        with self.worker_log.open("ab") as out:
+            self.worker = subprocess.Popen(
+                [
+                    str(BIN / "prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    self.pool_name,
+                    "--type",
+                    "docker",
+                ],
+                env=self.worker_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop_worker(self, signum: int = signal.SIGTERM) -> None:
+        if self.worker is None:
+            return
+        worker, self.worker = self.worker, None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signum)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
 
     def push_branch_adding(self, branch: str, package: str) -> None:
         """Push a branch off main whose lock adds `package`; the work clone goes back to main."""
@@ -118,6 +160,7 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
     docker_client.volumes.create(volume)
     env = prefect_server.env()
     env.update(PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_HEARTBEAT_SECONDS="5")
+    env[CRASH_AFTER_SECONDS_ENV] = WINDOW_SECONDS  # `sunbeam-pool create` sets up the watch
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     created = subprocess.run(
         [
@@ -138,16 +181,8 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
         text=True,
     )
     assert created.returncode == 0, created.stderr
-    worker_log = root / "docker-worker.log"
-    with worker_log.open("ab") as out:
-        worker = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", pool_name, "--type", "docker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     client = SyncPrefectClient(prefect_server.api_url)
+    pool: DockerPool | None = None
     try:
         with client:
             flow_id = client.create_flow_from_name(FLOW_NAME)
@@ -163,9 +198,13 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
                 name=f"docker-{tag}",
                 work_pool_name=pool_name,
                 entrypoint=ENTRYPOINT,
-                job_variables={"project_dir": "pipeline", "volumes": mounts},
+                job_variables={
+                    "project_dir": "pipeline",
+                    "volumes": mounts,
+                    "env": {HEARTBEAT_SECONDS_ENV: HEARTBEAT_SECONDS},
+                },
             )
-            yield DockerPool(
+            pool = DockerPool(
                 docker_client,
                 image,
                 prefect_server,
@@ -175,15 +214,15 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
                 shared,
                 volume,
                 deployment,
-                worker_log,
+                root / "docker-worker.log",
+                pool_name,
+                env,
             )
+            pool.start_worker()
+            yield pool
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        if pool is not None:
+            pool.stop_worker()
         for container in docker_client.containers.list(all=True, filters={"volume": volume}):
             container.remove(force=True)
         with contextlib.suppress(docker.errors.NotFound):
@@ -232,6 +271,28 @@ def test_cancel_during_the_sync_stops_it_cleanly(pool: DockerPool) -> None:
     started.unlink()
 
 
+def test_worker_and_container_killed_mid_sync_end_crashed(pool: DockerPool) -> None:
+    """The host is gone: prefect-docker's worker and the run's container die together, nobody
+    is left to report, and the pool's crash watch sets the run Crashed within the bound."""
+    started = pool.shared / "build-started"
+    started.unlink(missing_ok=True)
+    run, _ = pool.submit("feature-slow", module="probe_slow")
+    wait_for("the sync to reach the package build", started.exists, RUN_TIMEOUT)
+    container = pool.running_container()
+    pool.stop_worker(signal.SIGKILL)
+    container.kill()
+    died = time.monotonic()
+    try:
+        killed = pool.wait(run, timeout=BOUND_SECONDS + 30)
+    finally:
+        pool.start_worker()
+    elapsed = time.monotonic() - died
+    assert killed.state is not None and killed.state.is_crashed(), killed.state
+    assert "No heartbeat" in (killed.state.message or ""), killed.state.message
+    assert elapsed <= BOUND_SECONDS, f"Crashed {elapsed:.1f}s after the kill"
+    print(f"Crashed {elapsed:.1f}s after the kill (bound {BOUND_SECONDS:g}s)")
+
+
 def test_container_killed_mid_sync_heals_on_the_next_run(pool: DockerPool) -> None:
     import json
 
@@ -240,8 +301,13 @@ def test_container_killed_mid_sync_heals_on_the_next_run(pool: DockerPool) -> No
     run, _ = pool.submit("feature-slow", module="probe_slow")
     wait_for("the sync to reach the package build", started.exists, RUN_TIMEOUT)
     pool.running_container().kill()  # SIGKILL: sunbeam-run and uv die mid-build
-    killed = pool.wait(run, timeout=120)
-    assert killed.state is not None and not killed.state.is_completed()
+    died = time.monotonic()
+    killed = pool.wait(run, timeout=BOUND_SECONDS + 30)
+    elapsed = time.monotonic() - died
+    assert killed.state is not None and killed.state.is_crashed(), killed.state
+    # prefect-docker may report the container's exit itself; else the crash watch does it.
+    assert elapsed <= BOUND_SECONDS, f"Crashed {elapsed:.1f}s after the kill"
+    print(f"Crashed {elapsed:.1f}s after the kill (bound {BOUND_SECONDS:g}s)")
 
     (pool.shared / "release").write_text("go")
     again, out = pool.submit("feature-slow", module="probe_slow")

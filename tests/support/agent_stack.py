@@ -23,6 +23,8 @@ from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
 from tests.support.prefect_server import PrefectServer, deploy
 from tests.support.processes import ManagedProcess
+from tests.support.pyindex import LocalIndex
+from tests.support.wheels import build_wheel
 
 BIN = Path(sys.executable).parent
 POOL = "agent-tests"
@@ -164,6 +166,13 @@ class Stack:
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
         )
         return [r.message for r in records]
+
+    def push_slow_branch(self, index: LocalIndex, wheels: Path, branch: str, package: str) -> None:
+        """Push `branch`, whose lock adds `package` served by `index` (a sync of it stalls in
+        the build once `index.delay` is set)."""
+        index.add(build_wheel(wheels, package, "1.0"))
+        files = {"pyproject.toml": pyproject(f"demo-{branch}", [PREFECT_PIN, package])}
+        self.repo.push_branch(branch, files, lock_from=(self.wheelhouse,), index=index.url)
 
     def wait_for_log(self, flow_run_id: UUID, needle: str, timeout: float = 15) -> list[str]:
         """Logs reach the API in batches: wait until a line containing `needle` arrived."""

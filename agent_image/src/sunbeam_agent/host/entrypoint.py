@@ -30,6 +30,8 @@ from pydantic import ValidationError
 from sunbeam_agent.errors import AgentError
 from sunbeam_agent.host.identity import HostIdError, cache_host_id
 from sunbeam_agent.host.worker import DRAIN_FILE_ENV
+from sunbeam_agent.launch.settings import LaunchSettings, LaunchSettingsError
+from sunbeam_agent.pools.crash_watch import CrashWatchError, crash_after_seconds
 from sunbeam_agent.settings import AgentSettings
 from sunbeam_contracts.hosts import SHARED_QUEUE, host_queue, worker_name
 from sunbeam_contracts.processes import group_alive, restore_stop_signals, stop_groups
@@ -232,8 +234,12 @@ def main() -> int:
         _say(f"invalid settings: {problems}")
         return 2
     try:
+        # Checked here, before any run: the worker sets up the pool's crash watch with one, and
+        # every run's launcher reads the others (its heartbeat's among them).
+        crash_after_seconds()
+        LaunchSettings.from_environment()
         host_id = settings.host_id or cache_host_id(settings.cache_dir)
-    except HostIdError as exc:
+    except (HostIdError, CrashWatchError, LaunchSettingsError) as exc:
         _say(str(exc))
         return 2
     from prefect.settings import get_current_settings

@@ -9,7 +9,8 @@ only, as prefect-docker and prefect-kubernetes build on `BaseWorker`.
 
 The worker adds what the process worker lacks for Sunbeam: runs picked up the moment they are
 created, not at the next poll (`wakeup.py`), `on_crashed`/`on_cancellation` hooks run in the
-ref's env (`hooks.py`), and draining on SIGTERM (the container entrypoint).
+ref's env (`hooks.py`), draining on SIGTERM (the container entrypoint), and its pool's crash
+watch (`pools/crash_watch.py`: a run whose infrastructure died ends Crashed).
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ from pydantic import Field
 from sunbeam_agent.host.hooks import EnvHookRunner, install_worker_hook_notice
 from sunbeam_agent.host.wakeup import RunWakeup
 from sunbeam_agent.launch.run_config import variables_as_env
+from sunbeam_agent.pools.crash_watch import (
+    CrashWatchError,
+    crash_after_seconds,
+    crash_watch_note,
+    ensure_crash_watch,
+)
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -156,6 +163,30 @@ class SunbeamWorker(ProcessWorker):
             logger=get_logger("prefect.workers.sunbeam"),
         )
         self._sunbeam_wakeup_group: anyio.abc.TaskGroup | None = None
+        self._sunbeam_watched = False  # the pool's crash watch is in place
+
+    async def sync_with_backend(self) -> None:
+        await super().sync_with_backend()
+        if not self._sunbeam_watched and self._sunbeam_pool_id() is not None:
+            await self._sunbeam_ensure_crash_watch()
+
+    async def _sunbeam_ensure_crash_watch(self) -> None:
+        """Once per worker, when it first knows its pool (tried again at the next sync)."""
+        logger = get_logger("prefect.workers.sunbeam")
+        pool = self.work_pool
+        try:
+            seconds = crash_after_seconds()
+        except CrashWatchError as exc:
+            self._sunbeam_watched = True  # said once; the setting will not change
+            logger.error("%s; runs whose infrastructure dies stay Running", exc)
+            return
+        try:
+            done = await ensure_crash_watch(self.client, pool.name, pool.id, seconds)
+        except Exception as exc:  # a busy or old server: the next sync tries again
+            logger.warning("Could not set up the crash watch of pool %r: %s", pool.name, exc)
+            return
+        self._sunbeam_watched = True
+        logger.info(crash_watch_note(pool.name, seconds, done))
 
     def _sunbeam_pool_id(self) -> UUID | None:
         try:

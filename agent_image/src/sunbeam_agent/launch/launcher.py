@@ -11,7 +11,9 @@ until the flow ends.
 Signals while syncing (a cancel from the dashboard, `docker stop`, a pod deleted, the worker
 stopping): the sync stops cleanly (uv killed, its temporary build removed) and the run ends
 Cancelled if it was being cancelled, or goes back to Scheduled for another worker otherwise.
-Failures end the run Failed with a one-line message. Start-up is kept small: Prefect is not
+Failures end the run Failed with a one-line message. From its first moment until the flow's
+process exits the run has a heartbeat (heartbeat.py): if the infrastructure dies and nobody is
+left to report it, the pool's crash watch sets the run Crashed. Start-up is kept small: Prefect is not
 imported here (the engine imports it in the env), only the sync core and the standard library.
 """
 
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sunbeam_agent.launch.heartbeat import Heartbeat
 from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST, concurrently
 from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.launch.run_log import run_logger
@@ -65,6 +68,8 @@ class Launch:
         self.settings = settings
         self.flow_run_id = flow_run_id
         self.logger = logger
+        # Started by main(); stopped before the launcher ends the run or hands it back itself.
+        self.heartbeat: Heartbeat | None = None
         self.cancel = threading.Event()
         self.signalled = threading.Event()  # a signal arrived: never start the flow after it
 
@@ -79,9 +84,15 @@ class Launch:
         except PrefectAPIError:
             return False
 
+    def stop_heartbeat(self) -> None:
+        """No heartbeat after the state this launcher sets next (docs: heartbeats.py)."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
     def fail(self, message: str) -> int:
         message = one_line(message)
         self.logger.error(message)
+        self.stop_heartbeat()
         self.api.set_state(self.flow_run_id, "FAILED", message)
         return 0  # the run's state says it all; a non-zero exit would make Prefect say "Crashed"
 
@@ -89,6 +100,7 @@ class Launch:
         """The sync was interrupted: cancelled by the user, or the infrastructure is stopping."""
         if self.signalled.is_set():
             self.logger.info("Stop signal received while syncing: the sync stopped cleanly")
+        self.stop_heartbeat()
         if self.cancelling():
             message = "Flow run was cancelled while syncing."
             self.logger.info(message)
@@ -266,6 +278,7 @@ class Launch:
             )
             self.logger.info(message)
             prepared.release()
+            self.stop_heartbeat()
             # The last log batch and the final state are independent: one round trip, not two.
             concurrently(
                 lambda: self.api.set_state(self.flow_run_id, "COMPLETED", message),
@@ -293,6 +306,8 @@ class Launch:
             "Starting flow %s with %s (cwd %s)", entrypoint, result.python, result.checkout
         )
         prepared.keep_across_exec()
+        if self.heartbeat is not None:
+            self.heartbeat.keep_across_exec()  # it beats for the engine until the flow exits
         for handler in list(self.logger.handlers):
             handler.close()
         os.chdir(result.checkout)
@@ -369,6 +384,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         try:
+            # First: a run whose infrastructure dies from here on ends Crashed (heartbeat.py).
+            launch.heartbeat = Heartbeat.start(flow_run_id, settings.heartbeat_seconds)
             config = resolve(api, api.read_flow_run(flow_run_id), settings.run_variables)
         except RunConfigError as exc:
             return launch.fail(str(exc))
@@ -385,6 +402,7 @@ def main() -> int:
             _say(f"internal error: {type(exc).__name__}: {exc}")
             return 1
     finally:
+        launch.stop_heartbeat()
         handler.close()
 
 

@@ -102,6 +102,14 @@ class PrefectREST:
                 continue
             raise outcome.error
 
+    def request_once(self, method: str, path: str, body: Any = None) -> Any:
+        """One attempt, never asked again (for calls repeated on a schedule anyway)."""
+        data = None if body is None else json.dumps(body, default=str).encode()
+        outcome = self._attempt(method, path, data)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value
+
     def _attempt(self, method: str, path: str, data: bytes | None) -> _Outcome:
         req = urllib.request.Request(
             self.api_url + path, data=data, method=method, headers=self.headers

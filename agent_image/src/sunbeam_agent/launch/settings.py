@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sunbeam_agent.errors import AgentError
 from sunbeam_agent.launch.run_config import VARIABLES, env_name
+from sunbeam_contracts.heartbeats import HEARTBEAT_SECONDS, HEARTBEAT_SECONDS_ENV, seconds_setting
 
 CANCEL_POLL_SECONDS = 1.0
 SCHEMA_TIMEOUT = 120.0
@@ -34,6 +35,8 @@ class LaunchSettings:
     schema_timeout: float = SCHEMA_TIMEOUT
     # Where the `sunbeam` worker wants the interpreter and checkout the flow runs in (its hooks).
     run_record: str | None = None
+    # How often the run's heartbeat says its infrastructure is alive (heartbeat.py).
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
     # Tracebacks instead of one-line errors.
     debug: bool = False
     # Job variables a worker or a base job template resolved already (SUNBEAM_RUN_*, run_config).
@@ -47,6 +50,7 @@ class LaunchSettings:
                 environ, "SUNBEAM_CANCEL_POLL_SECONDS", CANCEL_POLL_SECONDS
             ),
             schema_timeout=_seconds(environ, "SUNBEAM_SCHEMA_TIMEOUT", SCHEMA_TIMEOUT),
+            heartbeat_seconds=_seconds(environ, HEARTBEAT_SECONDS_ENV, HEARTBEAT_SECONDS),
             run_record=environ.get("SUNBEAM_RUN_RECORD") or None,
             debug=bool(environ.get("SUNBEAM_DEBUG")),
             run_variables={
@@ -56,16 +60,7 @@ class LaunchSettings:
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise LaunchSettingsError(
-            f"{name}={text[:40]!r} is not a number of seconds: set a positive number, "
-            f"or unset it for the default ({default:g})"
-        )
-    return value
+        return seconds_setting(environ, name, default)
+    except ValueError as exc:
+        raise LaunchSettingsError(str(exc)) from exc

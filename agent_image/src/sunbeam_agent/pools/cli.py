@@ -11,6 +11,12 @@ from typing import Annotated
 
 import typer
 
+from sunbeam_agent.pools.crash_watch import (
+    CrashWatchError,
+    crash_after_seconds,
+    crash_watch_note,
+    ensure_pool_crash_watch,
+)
 from sunbeam_agent.pools.templates import PoolError, PoolType, create_or_update_pool, template_with
 
 app = typer.Typer(help="Work pools whose runs go through sunbeam-run.", no_args_is_help=True)
@@ -57,14 +63,17 @@ def create(
         if show:
             typer.echo(json.dumps(template, indent=2))
             return
+        window = crash_after_seconds()
         done = asyncio.run(create_or_update_pool(name, pool_type, template))
-    except PoolError as exc:
+        watched = asyncio.run(ensure_pool_crash_watch(name, window))
+    except (PoolError, CrashWatchError) as exc:
         _fail(str(exc))
     except Exception as exc:  # the API is down, refused the template...: one line, no traceback
         _fail(f"could not create work pool {name!r}: {type(exc).__name__}: {exc}")
     typer.echo(
         f"{done} work pool {name!r} (type {pool_type.value}); its runs go through sunbeam-run"
     )
+    typer.echo(crash_watch_note(name, window, watched))
     typer.echo(f"start a worker: prefect worker start --pool {name} --type {pool_type.value}")
 
 
