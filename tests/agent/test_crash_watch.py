@@ -32,7 +32,6 @@ from sunbeam_contracts.heartbeats import (
     automation_name,
 )
 from tests.support.agent_stack import BIN, Stack, labels, worker_env
-from tests.support.pyindex import LocalIndex
 
 HEARTBEAT_SECONDS = 2.0
 WINDOW_SECONDS = 10.0
@@ -133,11 +132,8 @@ def test_sunbeam_worker_killed_mid_sync_ends_crashed_and_heals(
     pool = "crash-watch-sunbeam"
     worker = start_worker(stack, pool, "sunbeam", tmp_path / "worker.log")
     workers.append(worker)
-    index = LocalIndex(tmp_path / "index").start()
-    try:
-        stack.push_slow_branch(index, tmp_path / "wheels", "crash-sync", "sunbeam-crash-sync")
+    with stack.slow_branch(tmp_path, "crash-sync") as index:
         deployment = stack.deployment("crash-sync", pool=pool)
-        index.delay = 120  # every download of the locked wheel stalls: the build is under way
         run = stack.submit(deployment, job_variables={"ref": "crash-sync"})
         stack.wait_for_log(run.id, "building", timeout=120)
         killed = kill_everything(stack, run.id, worker)
@@ -148,12 +144,9 @@ def test_sunbeam_worker_killed_mid_sync_ends_crashed_and_heals(
         index.delay = 0
         workers.append(start_worker(stack, pool, "sunbeam", tmp_path / "worker-2.log"))
         again = stack.run(deployment, job_variables={"ref": "crash-sync"}, timeout=180)
-    finally:
-        index.stop()
     assert again.state is not None and again.state.is_completed(), again.state
     assert labels(again)["sunbeam.built"] == "true"
-    leftovers = [p.name for p in (stack.cache_dir / "envs").iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers == []
+    assert stack.half_built_envs() == []
 
 
 def test_stock_process_worker_killed_mid_flow_ends_crashed(

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from uuid import UUID
 
 from prefect.states import Cancelling
 
-from tests.support.agent_stack import PREFECT_PIN, Stack
-from tests.support.pipeline_repo import pyproject
+from tests.support.agent_stack import Stack
 from tests.support.processes import wait_for
-from tests.support.pyindex import LocalIndex
-from tests.support.wheels import build_wheel
 
 
 def _wait_for_file(path: Path, timeout: float = 30) -> dict[str, str]:
@@ -68,26 +64,11 @@ def test_cancel_running_flow_runs_on_cancellation_hook(
 def test_cancel_during_slow_sync_stops_it_promptly(
     stack: Stack, main_deployment: UUID, tmp_path: Path
 ) -> None:
-    index = LocalIndex(tmp_path / "index").start()
-    try:
-        index.add(build_wheel(tmp_path / "wheels", "sunbeam-slow", "1.0"))
-        files = {"pyproject.toml": pyproject("demo-slow", [PREFECT_PIN, "sunbeam-slow"])}
-        stack.repo.push_branch("slow", files, lock_from=(stack.wheelhouse,), index=index.url)
-        index.delay = 120  # every download of the locked wheel now stalls
-
-        run = stack.submit(main_deployment, job_variables={"ref": "slow"})
-        stack.wait_for_log(run.id, "building", timeout=90)  # the sync reached uv
-        assert index.stalling.wait(timeout=60), "uv never asked the index for the slow wheel"
-        started = time.monotonic()
-        stack.client.set_flow_run_state(run.id, Cancelling(), force=True)
-        final = stack.wait(run.id, timeout=30)
-        elapsed = time.monotonic() - started
-    finally:
-        index.stop()
+    with stack.slow_branch(tmp_path, "slow") as index:
+        final, elapsed = stack.cancel_mid_build(main_deployment, "slow", index, timeout=30)
     assert final.state is not None and final.state.is_cancelled(), final.state
     assert elapsed < 10, f"cancellation took {elapsed:.1f}s"
     # The flow never started, and no half-built env is left behind.
-    assert all(s.name != "Running" for s in stack.client.read_flow_run_states(run.id))
-    leftovers = [p.name for p in (stack.cache_dir / "envs").iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers == []
-    stack.wait_for_log(run.id, "cancelled while syncing")
+    assert all(s.name != "Running" for s in stack.client.read_flow_run_states(final.id))
+    assert stack.half_built_envs() == []
+    stack.wait_for_log(final.id, "cancelled while syncing")

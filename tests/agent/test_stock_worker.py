@@ -14,12 +14,11 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelled
 
 from sunbeam_contracts.processes import stop_groups
 from tests.support.agent_stack import BIN, PREFECT_PIN, MainRun, Stack, labels, worker_env
 from tests.support.pipeline_repo import pyproject
-from tests.support.pyindex import LocalIndex
 
 POOL = "stock-process-tests"
 TOKEN = "sb-test-token-9f8e7d6c5b4a"
@@ -92,24 +91,12 @@ def test_stock_worker_failure_is_one_line(stack: Stack, stock_deployment: UUID) 
 def test_cancel_during_sync_under_the_stock_worker(
     stack: Stack, stock_deployment: UUID, tmp_path: Path
 ) -> None:
-    index = LocalIndex(tmp_path / "index").start()
-    try:
-        stack.push_slow_branch(index, tmp_path / "wheels", "slow-stock", "sunbeam-slow-stock")
-        index.delay = 120  # every download of the locked wheel now stalls
-
-        run = stack.submit(stock_deployment, job_variables={"ref": "slow-stock"})
-        stack.wait_for_log(run.id, "building", timeout=120)  # the sync reached uv
-        started = time.monotonic()
-        stack.client.set_flow_run_state(run.id, Cancelling(), force=True)
-        final = stack.wait(run.id, timeout=60)
-        elapsed = time.monotonic() - started
-    finally:
-        index.stop()
+    with stack.slow_branch(tmp_path, "slow-stock") as index:
+        final, elapsed = stack.cancel_mid_build(stock_deployment, "slow-stock", index, timeout=60)
     assert final.state is not None and final.state.is_cancelled(), final.state
     assert elapsed < 15, f"cancellation took {elapsed:.1f}s"
-    assert all(s.name != "Running" for s in stack.client.read_flow_run_states(run.id))
-    leftovers = [p.name for p in (stack.cache_dir / "envs").iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers == []
+    assert all(s.name != "Running" for s in stack.client.read_flow_run_states(final.id))
+    assert stack.half_built_envs() == []
 
 
 def test_a_ref_tag_from_the_run_form_picks_the_ref(
@@ -144,10 +131,7 @@ def test_stop_signal_mid_sync_hands_the_run_back(
     stack: Stack, stock_deployment: UUID, tmp_path: Path
 ) -> None:
     """SIGTERM that is no cancel (a worker or container stopping): the run is scheduled again."""
-    index = LocalIndex(tmp_path / "index").start()
-    try:
-        stack.push_slow_branch(index, tmp_path / "wheels", "slow-back", "sunbeam-slow-back")
-        index.delay = 120
+    with stack.slow_branch(tmp_path, "slow-back"):
         run = stack.submit(stock_deployment, job_variables={"ref": "slow-back"})
         stack.wait_for_log(run.id, "building", timeout=120)
         pid = int((stack.client.read_flow_run(run.id).infrastructure_pid or "0").rsplit(":")[-1])
@@ -163,6 +147,4 @@ def test_stop_signal_mid_sync_hands_the_run_back(
         # Picked up again, it would sync again: end it (a launcher syncing it sees this and stops).
         stack.client.set_flow_run_state(run.id, Cancelled(), force=True)
         final = stack.wait(run.id, timeout=90)
-    finally:
-        index.stop()
     assert final.state is not None and final.state.is_cancelled(), final.state

@@ -66,6 +66,16 @@ class ProbeProject:
     shared: Path  # results and build signals, written by the containers' non-root user
     gitconfig: Path  # mounted as that user's ~/.gitconfig: it trusts the repository
 
+    def binds(self) -> list[tuple[str, str, str]]:
+        """What a flow container mounts from the host: (host path, container path, mode)."""
+        remote = str(self.repo.remote)
+        return [
+            (remote, remote, "ro"),
+            (str(self.wheelhouse), str(self.wheelhouse), "ro"),
+            (str(self.shared), str(self.shared), "rw"),
+            (str(self.gitconfig), "/home/sunbeam/.gitconfig", "ro"),
+        ]
+
 
 def probe_project(root: Path) -> ProbeProject:
     """Wheelhouse (prefect's closure, probe-extra 1.0, the gated probe-slow 2.0) and repository."""

@@ -164,9 +164,6 @@ class Stack:
 def stack(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("stack")
     project = probe_project(root)
-    repo, wheelhouse, shared, gitconfig = (
-        project.repo, project.wheelhouse, project.shared, project.gitconfig
-    )  # fmt: skip
 
     server = prefect_server  # the session's shared server
     volume = f"sunbeam-test-cache-{secrets.token_hex(4)}"
@@ -175,17 +172,12 @@ def stack(docker_client, agent_image, prefect_server, tmp_path_factory) -> Itera
         client=docker_client,
         image=agent_image,
         server=server,
-        repo=repo,
-        wheelhouse=wheelhouse,
-        shared=shared,
+        repo=project.repo,
+        wheelhouse=project.wheelhouse,
+        shared=project.shared,
         pool=f"stack-{secrets.token_hex(3)}",
         volume=volume,
-        mounts={
-            str(repo.remote): {"bind": str(repo.remote), "mode": "ro"},
-            str(wheelhouse): {"bind": str(wheelhouse), "mode": "ro"},
-            str(shared): {"bind": str(shared), "mode": "rw"},
-            str(gitconfig): {"bind": "/home/sunbeam/.gitconfig", "mode": "ro"},
-        },
+        mounts={host: {"bind": inside, "mode": mode} for host, inside, mode in project.binds()},
     )
     try:
         st.start_agent()

@@ -150,9 +150,7 @@ def _labels(run: FlowRun) -> dict[str, str]:
 def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterator[DockerPool]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("docker-pool")
     project = probe_project(root)
-    repo, wheelhouse, shared, gitconfig = (
-        project.repo, project.wheelhouse, project.shared, project.gitconfig
-    )  # fmt: skip
+    repo, wheelhouse, shared = project.repo, project.wheelhouse, project.shared
 
     image = docker_client.images.get(agent_image).tags[0]  # a name: the worker parses it
     tag = secrets.token_hex(3)
@@ -186,13 +184,7 @@ def pool(docker_client, agent_image, prefect_server, tmp_path_factory) -> Iterat
     try:
         with client:
             flow_id = client.create_flow_from_name(FLOW_NAME)
-            mounts = [
-                f"{volume}:/cache",
-                f"{repo.remote}:{repo.remote}:ro",
-                f"{wheelhouse}:{wheelhouse}:ro",
-                f"{shared}:{shared}:rw",
-                f"{gitconfig}:/home/sunbeam/.gitconfig:ro",
-            ]
+            mounts = [f"{volume}:/cache", *(":".join(bind) for bind in project.binds())]
             deployment = client.create_deployment(
                 flow_id=flow_id,
                 name=f"docker-{tag}",

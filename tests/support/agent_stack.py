@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
@@ -15,6 +17,7 @@ from uuid import UUID
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
+from prefect.states import Cancelling
 
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.naming import FLOW_NAME, MAIN_DEPLOYMENT
@@ -167,12 +170,37 @@ class Stack:
         )
         return [r.message for r in records]
 
-    def push_slow_branch(self, index: LocalIndex, wheels: Path, branch: str, package: str) -> None:
-        """Push `branch`, whose lock adds `package` served by `index` (a sync of it stalls in
-        the build once `index.delay` is set)."""
-        index.add(build_wheel(wheels, package, "1.0"))
-        files = {"pyproject.toml": pyproject(f"demo-{branch}", [PREFECT_PIN, package])}
-        self.repo.push_branch(branch, files, lock_from=(self.wheelhouse,), index=index.url)
+    @contextmanager
+    def slow_branch(self, folder: Path, branch: str) -> Iterator[LocalIndex]:
+        """Push `branch`, whose lock adds `sunbeam-BRANCH` from a local index under `folder`:
+        within the block every download of that wheel stalls (a sync of it stays in its build)
+        until `index.delay` is set back to 0."""
+        index = LocalIndex(folder / "index").start()
+        try:
+            package = f"sunbeam-{branch}"
+            index.add(build_wheel(folder / "wheels", package, "1.0"))
+            files = {"pyproject.toml": pyproject(f"demo-{branch}", [PREFECT_PIN, package])}
+            self.repo.push_branch(branch, files, lock_from=(self.wheelhouse,), index=index.url)
+            index.delay = 120
+            yield index
+        finally:
+            index.stop()
+
+    def cancel_mid_build(
+        self, deployment: UUID, ref: str, index: LocalIndex, timeout: float
+    ) -> tuple[FlowRun, float]:
+        """Run `ref` (a `slow_branch`), cancel it once its sync waits on the index: the run as it
+        ended, and the seconds from the cancel to its end."""
+        run = self.submit(deployment, job_variables={"ref": ref})
+        self.wait_for_log(run.id, "building", timeout=120)  # the sync reached uv
+        assert index.stalling.wait(timeout=60), "uv never asked the index for the slow wheel"
+        started = time.monotonic()
+        self.client.set_flow_run_state(run.id, Cancelling(), force=True)
+        final = self.wait(run.id, timeout=timeout)
+        return final, time.monotonic() - started
+
+    def half_built_envs(self) -> list[str]:
+        return [p.name for p in (self.cache_dir / "envs").iterdir() if p.name.startswith(".tmp-")]
 
     def wait_for_log(self, flow_run_id: UUID, needle: str, timeout: float = 15) -> list[str]:
         """Logs reach the API in batches: wait until a line containing `needle` arrived."""

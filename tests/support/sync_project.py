@@ -50,6 +50,13 @@ def prep(
         return prepared.result
 
 
+def prep_heals(settings: SyncSettings, project: Project, reason: str) -> PrepareResult:
+    """Prepare the project's main again: it must heal, naming `reason`."""
+    result = prep(settings, project.repo.url, "main")
+    assert result.healed and reason in (result.heal_reason or ""), result
+    return result
+
+
 def env_python(result: PrepareResult, code: str) -> str:
     return subprocess.run(
         [result.python, "-c", code], capture_output=True, text=True, check=True

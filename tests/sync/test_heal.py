@@ -15,7 +15,7 @@ import pytest
 from sunbeam_contracts.processes import signal_group
 from sunbeam_sync import SyncSettings
 from tests.support.sync_cli import start_prepare, wait_for
-from tests.support.sync_project import Project, env_python, prep, run_cli
+from tests.support.sync_project import Project, env_python, prep, prep_heals, run_cli
 from tests.support.wheels import build_wheel
 
 
@@ -42,8 +42,7 @@ def test_package_installed_after_build_is_detected(
     extra = _site(first.env) / "sneaky-1.0.dist-info"
     extra.mkdir()
     (extra / "RECORD").write_text("")
-    second = prep(settings, project.repo.url, "main")
-    assert second.healed and "sneaky-1.0.dist-info" in (second.heal_reason or "")
+    prep_heals(settings, project, "sneaky-1.0.dist-info")
 
 
 @pytest.fixture
@@ -122,8 +121,7 @@ def test_same_size_replacement_is_healed(project: Project, settings: SyncSetting
     cache = str(settings.cache_dir)
     verify = run_cli("verify", "--cache-dir", cache)  # not deep: the same stat answers
     assert verify.returncode == 1 and "alpha/__init__.py of alpha was replaced" in verify.stdout
-    second = prep(settings, project.repo.url, "main")
-    assert second.healed and "alpha/__init__.py of alpha was replaced" in (second.heal_reason or "")
+    second = prep_heals(settings, project, "alpha/__init__.py of alpha was replaced")
     assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
 
 
@@ -142,8 +140,7 @@ def test_a_file_copied_over_itself_heals_without_cleaning_uv_cache(
     os.replace(copy, victim)
     [cached] = uv_cache.glob("archive-v*/*/alpha/__init__.py")
     entry = cached.stat().st_ino
-    second = prep(settings, project.repo.url, "main")
-    assert second.healed and "alpha/__init__.py of alpha was replaced" in (second.heal_reason or "")
+    second = prep_heals(settings, project, "alpha/__init__.py of alpha was replaced")
     assert [p.stat().st_ino for p in uv_cache.glob("archive-v*/*/alpha/__init__.py")] == [entry]
     assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
 

@@ -12,7 +12,7 @@ import pytest
 
 from sunbeam_sync import SyncSettings
 from tests.support.pyindex import LocalIndex
-from tests.support.sync_project import Project, env_python, prep, run_cli
+from tests.support.sync_project import Project, env_python, prep, prep_heals, run_cli
 from tests.support.wheels import build_wheel
 
 
@@ -36,8 +36,7 @@ def test_file_no_distribution_owns_is_noticed(
     path = _site(first.env) / planted
     path.parent.mkdir(exist_ok=True)  # root ignores the read-only folders; a flow would not
     path.write_text("import os\n")
-    second = prep(settings, project.repo.url, "main")
-    assert second.healed and "no distribution installed" in (second.heal_reason or "")
+    second = prep_heals(settings, project, "no distribution installed")
     assert planted in (second.heal_reason or "")
     assert not (_site(second.env) / planted).exists()
 
@@ -51,8 +50,7 @@ def test_pyvenv_cfg_changed_is_noticed(project: Project, settings: SyncSettings)
     assert "include-system-site-packages = true" in text
     cfg.chmod(0o644)
     cfg.write_text(text)
-    second = prep(settings, project.repo.url, "main")
-    assert second.healed and "pyvenv.cfg differs" in (second.heal_reason or "")
+    second = prep_heals(settings, project, "pyvenv.cfg differs")
     assert "include-system-site-packages = true" in (second.heal_reason or "")
 
 
@@ -65,8 +63,7 @@ def test_interpreter_swapped_is_noticed(
     shutil.copy2(os.path.realpath(python), other)  # same bytes, another file: not what was built
     python.unlink()
     python.symlink_to(other)
-    second = prep(settings, project.repo.url, "main")
-    assert second.healed and "not the interpreter" in (second.heal_reason or "")
+    prep_heals(settings, project, "not the interpreter")
 
 
 def test_record_edited_to_hide_a_deleted_file(project: Project, settings: SyncSettings) -> None:
@@ -77,8 +74,7 @@ def test_record_edited_to_hide_a_deleted_file(project: Project, settings: SyncSe
     rows = [r for r in record.read_text().splitlines() if not r.startswith("alpha/__init__.py")]
     record.chmod(0o644)
     record.write_text("\n".join(rows) + "\n")
-    second = prep(settings, project.repo.url, "main")
-    assert second.healed and "RECORD of alpha was edited" in (second.heal_reason or "")
+    second = prep_heals(settings, project, "RECORD of alpha was edited")
     assert env_python(second, "import alpha; print(alpha.__version__)") == "1.0"
 
 
