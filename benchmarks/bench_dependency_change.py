@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from sunbeam_contracts import run_labels  # noqa: E402
 from sunbeam_contracts.naming import FLOW_NAME, ref_slug  # noqa: E402
-from sunbeam_stack.flow_runs import run_and_wait  # noqa: E402
+from sunbeam_stack.orchestration.flow_runs import run_and_wait  # noqa: E402
 from tests.containers.dockerkit import BASE_IMAGE, build_agent_image, connect, wait_for  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.prefect_server import start_prefect_server  # noqa: E402

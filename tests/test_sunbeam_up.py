@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from sunbeam_contracts.processes import descendants, pid_alive
-from sunbeam_stack.flow_runs import run_and_wait
+from sunbeam_stack.orchestration.flow_runs import run_and_wait
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, http_ok, ignored_signals, wait_for

@@ -9,7 +9,7 @@ from pathlib import Path
 PROBE = """
 import signal, sys, time
 from pathlib import Path
-from sunbeam_stack.console import Console
+from sunbeam_stack.local.console import Console
 console = Console()
 console.log = Path(sys.argv[1])
 console.say("first")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from sunbeam_stack.baseline import Baseline, compare
-from sunbeam_stack.demo import new_lock_requirement
+from sunbeam_stack.demo.baseline import Baseline, compare
+from sunbeam_stack.demo.run import new_lock_requirement
 
 BASELINE = Baseline(24.0, 3, "2026-12-01T00:00:00Z", Path("benchmarks/results/x.json"))
 

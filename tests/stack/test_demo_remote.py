@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sunbeam_stack.demo import scratch_remote
+from sunbeam_stack.demo.run import scratch_remote
 
 
 def _git(*args: str, cwd: Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sunbeam_stack.errors import StackError
-from sunbeam_stack.state import Recorded, StackState, me, start_time
+from sunbeam_stack.local.state import Recorded, StackState, me, start_time
 from sunbeam_stack.up import clear_leftovers
 from tests.support.processes import ManagedProcess, wait_for
 

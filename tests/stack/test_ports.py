@@ -6,7 +6,7 @@ import socket
 import sys
 from pathlib import Path
 
-from sunbeam_stack.ports import pick_port, port_holder, port_is_free
+from sunbeam_stack.local.ports import pick_port, port_holder, port_is_free
 from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from sunbeam_stack.apikey import ensure_api_key
-from sunbeam_stack.baseline import compare, read_baseline
 from sunbeam_stack.checkout import default_state_dir
+from sunbeam_stack.demo.baseline import compare, read_baseline
 from sunbeam_stack.errors import StackError
-from sunbeam_stack.shell_env import exports
-from sunbeam_stack.state import Recorded, StackState, me
+from sunbeam_stack.local.apikey import ensure_api_key
+from sunbeam_stack.local.shell_env import exports
+from sunbeam_stack.local.state import Recorded, StackState, me
 
 ROOT = Path(__file__).resolve().parents[2]
 SUNBEAM = str(Path(sys.executable).with_name("sunbeam"))
@@ -73,7 +73,7 @@ def test_the_demo_keeps_to_its_own_state_folder() -> None:
     assert up == ROOT / ".sunbeam"
     assert demo != up and demo.is_relative_to(up)
     # Its Prefect database and MongoDB data live in it (the stack puts both under state_dir).
-    from sunbeam_stack.local_stack import LocalStack, StackConfig, _base_env
+    from sunbeam_stack.local.stack import LocalStack, StackConfig, _base_env
 
     config = StackConfig(state_dir=demo, repo_url="file:///x")
     assert _base_env(config)["PREFECT_HOME"] == str(demo / "prefect")

@@ -107,7 +107,7 @@ def env(state_dir: StateDir = None) -> int:
     """Print the running stack's URLs and API key as shell exports: eval "$(uv run sunbeam env)"."""
     from sunbeam_stack.checkout import checkout_root, default_state_dir
     from sunbeam_stack.errors import StackError
-    from sunbeam_stack.shell_env import exports
+    from sunbeam_stack.local.shell_env import exports
 
     try:
         print(exports((state_dir or default_state_dir(checkout_root())).resolve()))
@@ -135,7 +135,7 @@ def deploy(
     project_dir: ProjectDir = "pipeline",
 ) -> int:
     """Register (or update) the pipeline deployment for a ref."""
-    from sunbeam_stack.deploy import register
+    from sunbeam_stack.orchestration.deploy import register
 
     try:
         print(register(repo, ref, pool, project_dir, cron))
@@ -168,7 +168,7 @@ def prewarm(
     """
     from sunbeam_stack.checkout import default_state_dir, find_checkout
     from sunbeam_stack.errors import StackError
-    from sunbeam_stack.prewarm import prewarm as run_prewarm
+    from sunbeam_stack.orchestration.prewarm import prewarm as run_prewarm
 
     state = state_dir or default_state_dir(find_checkout() or Path.cwd())
     try:

@@ -20,15 +20,15 @@ from types import FrameType
 
 from sunbeam_contracts.naming import MAIN_FULL_NAME
 from sunbeam_contracts.processes import restore_stop_signals, stop_groups
-from sunbeam_stack import state
-from sunbeam_stack.apikey import ensure_api_key
 from sunbeam_stack.checkout import checkout_root, default_state_dir
-from sunbeam_stack.console import Console
-from sunbeam_stack.demo import run_demo, scratch_remote
+from sunbeam_stack.demo.run import run_demo, scratch_remote
 from sunbeam_stack.errors import StackError
-from sunbeam_stack.local_stack import LocalStack, StackConfig
+from sunbeam_stack.local import state
+from sunbeam_stack.local.apikey import ensure_api_key
+from sunbeam_stack.local.console import Console
+from sunbeam_stack.local.ports import pick_port
+from sunbeam_stack.local.stack import LocalStack, StackConfig
 from sunbeam_stack.options import DemoOptions, StackOptions
-from sunbeam_stack.ports import pick_port
 from sunbeam_stack.settings import StackSettings
 
 STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from sunbeam_stack.errors import StackError
+from sunbeam_stack.local.shell_env import stack_values
 from sunbeam_stack.settings import StackSettings
-from sunbeam_stack.shell_env import stack_values
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 _WAIT_POLL_S = 0.5

@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 
 from sunbeam_stack.errors import StackError
-from sunbeam_stack.state import StackState
+from sunbeam_stack.local.state import StackState
 
 EXPORTED = ("PREFECT_API_URL", "SUNBEAM_API_URL")
 

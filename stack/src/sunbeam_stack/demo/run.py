@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.naming import MAIN_FULL_NAME
-from sunbeam_stack.baseline import compare, read_baseline
+from sunbeam_stack.demo.baseline import compare, read_baseline
 from sunbeam_stack.errors import StackError
-from sunbeam_stack.flow_runs import RunReport, run_and_wait
-from sunbeam_stack.local_stack import LocalStack, Say
+from sunbeam_stack.local.stack import LocalStack, Say
+from sunbeam_stack.orchestration.flow_runs import RunReport, run_and_wait
 
 DEMO_BRANCH = "demo/new-dependency"
 GIT_ID = ["-c", "user.name=Sunbeam demo", "-c", "user.email=demo@sunbeam.invalid"]

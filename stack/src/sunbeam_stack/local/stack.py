@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 
 from sunbeam_stack.errors import StackError
-from sunbeam_stack.ports import free_port
-from sunbeam_stack.processes import Child, wait_until
-from sunbeam_stack.state import Recorded, StackState, me, start_time
+from sunbeam_stack.local.ports import free_port
+from sunbeam_stack.local.processes import Child, wait_until
+from sunbeam_stack.local.state import Recorded, StackState, me, start_time
 
 Say = Callable[[str], None]
 # Credentials only the agent uses (the sync's git token): no other service gets them.

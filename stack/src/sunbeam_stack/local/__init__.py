@@ -1,0 +1,1 @@
+"""The stack as local processes: starting and stopping them, their ports, state files, API key and console."""
