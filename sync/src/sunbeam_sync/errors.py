@@ -26,6 +26,10 @@ class LockfileError(BadInputError):
     """`uv.lock` is missing, unreadable or disagrees with `pyproject.toml`."""
 
 
+class StaleLockError(LockfileError):
+    """uv says `uv.lock` is out of date with `pyproject.toml` (the lock check names what differs)."""
+
+
 class GitError(SunbeamSyncError):
     pass
 

@@ -10,11 +10,14 @@ same content (every code-only commit) skips it.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sunbeam_sync.cache.files import atomic_write
 from sunbeam_sync.cache.layout import CacheLayout
+from sunbeam_sync.errors import LockfileError, StaleLockError
+from sunbeam_sync.project.lockfile import stale_detail
 from sunbeam_sync.run.uv import Uv
 
 # What `uv lock --check` reads besides uv.lock: the project's metadata and uv's own settings.
@@ -43,5 +46,23 @@ def check_lock_once(
     marker = layout.lock_checked(lock_digest(inputs or [project / name for name in _INPUTS]))
     if marker.exists():
         return
-    if uv.check_lock(project, python):
+    try:
+        confirmed = uv.check_lock(project, python)
+    except StaleLockError:
+        raise LockfileError(stale_lock_message(project)) from None
+    if confirmed:
         atomic_write(marker, "")
+
+
+def stale_lock_message(project: Path) -> str:
+    """Which lock is stale (a workspace member's is the workspace root's), what differs, the fix."""
+    lock_dir = next((p for p in (project, *project.parents) if (p / "uv.lock").exists()), project)
+    where = (
+        f"the workspace's uv.lock (above member {os.path.relpath(project, lock_dir)})"
+        if lock_dir != project
+        else f"uv.lock in {project.name or '.'}"
+    )
+    return (
+        f"{where} is out of date with pyproject.toml{stale_detail(project)}: "
+        "run `uv lock` and commit uv.lock"
+    )

@@ -15,8 +15,13 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sunbeam_sync.errors import BadInputError, LockfileError, NetworkError, UvError
-from sunbeam_sync.project.lockfile import stale_detail
+from sunbeam_sync.errors import (
+    BadInputError,
+    LockfileError,
+    NetworkError,
+    StaleLockError,
+    UvError,
+)
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import without_credentials
 from sunbeam_sync.run.log import SyncLog
@@ -30,6 +35,7 @@ _BROKEN_ENTRY = re.compile(
 )
 _HASH = re.compile(r"Hash mismatch for `([^`]+)`")
 # `uv lock --check --verbose`: the lock no longer records what pyproject.toml asks for.
+STALE_LOCK_FIX = "uv.lock is out of date with pyproject.toml: run `uv lock` and commit uv.lock"
 _STALE = re.compile(r"Resolving despite existing lockfile due to|needs to be updated")
 _PARSE = re.compile(r"Failed to parse `[^`]*uv\.lock`")
 _GIT_SOURCE = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^` @]+) @ git\+([^`@]+)")
@@ -252,19 +258,7 @@ def _lock_verdict(project: Path, result: proc.ProcResult) -> bool:
     """Raise LockfileError when uv's output says the lock is stale or unparsable; else False."""
     out = result.output
     if _STALE.search(out):
-        # A workspace member's lock is the workspace root's: say so, and which member it is.
-        lock_dir = next(
-            (p for p in (project, *project.parents) if (p / "uv.lock").exists()), project
-        )
-        where = (
-            f"the workspace's uv.lock (above member {os.path.relpath(project, lock_dir)})"
-            if lock_dir != project
-            else f"uv.lock in {project.name or '.'}"
-        )
-        raise LockfileError(
-            f"{where} is out of date with pyproject.toml{stale_detail(project)}: "
-            "run `uv lock` and commit uv.lock"
-        )
+        raise StaleLockError(STALE_LOCK_FIX)
     if _PARSE.search(out):
         raise unparsable_lock(result.lines)
     return False
