@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from sunbeam_sync import SyncSettings
-from sunbeam_sync.envs.index import INDEX, read_index
+from sunbeam_sync.envs.baseline import walk_site
+from sunbeam_sync.envs.index import INDEX, index_data, read_index
 from sunbeam_sync.envs.manifest import Manifest
 from sunbeam_sync.envs.verify import verify_env
+from sunbeam_sync.settings import Bytecode
 from tests.support.sync_project import Project, prep
 
 
@@ -199,3 +201,60 @@ def test_env_without_a_usable_index_is_checked_in_full(
     quick, full = _both(env)
     assert quick == full and "alpha/extra.py" in (quick or "")
     assert prep(settings, project.repo.url, "main").healed
+
+
+@pytest.mark.parametrize("bytecode", [Bytecode.OFF, Bytecode.BACKGROUND])
+def test_the_builds_index_is_what_a_fresh_look_at_the_env_records(
+    project: Project, tmp_path: Path, bytecode: Bytecode
+) -> None:
+    # The build writes its index from what its RECORD check and its seal already saw (no second
+    # `stat` per file): it must equal what looking at the finished env anew records.
+    settings = SyncSettings(cache_dir=tmp_path / "cache", bytecode=bytecode)
+    env = Path(prep(settings, project.repo.url, "main").env)
+    manifest = Manifest.read(env)
+    assert manifest is not None
+    written = json.loads((env / INDEX).read_text())
+    assert written == index_data(env, manifest)
+    assert sum(len(rows) for rows in written["files"].values()) > 0
+    # For the background compiler, the seal gave every folder of .py files in site-packages a
+    # writable __pycache__ (and none without it); every other folder lost its write bits.
+    background = bytecode is Bytecode.BACKGROUND
+    for folder, dirs, files in os.walk(env):
+        if os.path.basename(folder) == "__pycache__":
+            continue
+        in_site = folder.startswith(str(_site(env)))
+        if any(f.endswith(".py") for f in files):
+            assert ("__pycache__" in dirs) == (background and in_site), folder
+        assert not os.stat(folder).st_mode & 0o222, folder
+
+
+def test_one_walk_of_site_packages_lists_what_os_walk_does(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "pkg" / "sub").mkdir(parents=True)
+    (site / "pkg" / "__pycache__").mkdir()
+    (site / "pkg" / "__init__.py").write_text("")
+    (site / "pkg" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"")
+    (site / "pkg" / "sub" / "data.txt").write_text("x")
+    (site / "stray.pyc").write_bytes(b"")
+    (site / "top.py").write_text("")
+    (site / "linked.py").symlink_to(site / "top.py")
+    (site / "broken").symlink_to(site / "nowhere")
+    (site / "dirlink").symlink_to(site / "pkg", target_is_directory=True)
+    tree = walk_site(site)
+    listed = sorted(
+        (os.path.relpath(os.path.join(d, f), site), os.path.islink(os.path.join(d, f)))
+        for d, dirs, files in os.walk(site)
+        if "__pycache__" not in d
+        for f in files
+        if not f.endswith(".pyc")
+    )
+    assert sorted((rel, link) for rel, _path, link in tree.files) == listed
+    assert ("linked.py", True) in listed and ("broken", True) in listed
+    assert sorted(tree.folders) == sorted(
+        d for d, _dirs, _files in os.walk(site) if "__pycache__" not in d
+    )
+    assert tree.pycaches == [str(site / "pkg" / "__pycache__")]
+    assert sorted(tree.bytecode) == sorted(
+        [str(site / "stray.pyc"), str(site / "pkg" / "__pycache__" / "x.cpython-311.pyc")]
+    )
+    assert tree.without_pycache == [str(site)]  # pkg/ has its cache; sub/ holds no .py

@@ -67,45 +67,31 @@ def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
 PYCACHE = "__pycache__"
 
 
-def make_read_only(
-    root: Path,
-    *,
-    folders: bool = True,
-    writable_pycache: bool = False,
-    files_sealed: Path | None = None,
-) -> dict[str, int]:
+def make_read_only(root: Path, *, folders: bool = True, skip: Path | None = None) -> dict[str, int]:
     """Drop write bits from every regular file (and folder), so nothing can be added or changed.
 
     Checkouts keep writable folders (`folders=False`): a flow may write next to its code.
-    With `writable_pycache`, every folder holding .py files gets a writable `__pycache__` first:
-    the background compiler fills them and seals them (`seal_pycache`) when it is done.
-    `files_sealed`: a folder whose files the caller sealed already (`seal_file`, as
-    `baseline.site_files` lists them: bytecode aside); only its folders and bytecode are left.
+    `skip`: a folder the caller seals itself (an env's site-packages, `baseline.seal_site`).
     Returns each folder's ctime once it is sealed (what an env's index records), by path.
     """
     sealed = {}
-    done = str(files_sealed) if files_sealed is not None else None
     for dirpath, dirs, files in os.walk(root):
-        if writable_pycache and PYCACHE not in dirs and any(f.endswith(".py") for f in files):
-            os.mkdir(os.path.join(dirpath, PYCACHE))
-        # The caller sealed what `site_files` lists there: everything but bytecode.
-        every = done is None or not (dirpath == done or dirpath.startswith(done + os.sep))
-        every = every or PYCACHE in dirpath[len(done or "") :]
+        if skip is not None:
+            dirs[:] = [d for d in dirs if os.path.join(dirpath, d) != str(skip)]
         for name in files:
-            if every or name.endswith(".pyc"):
-                _drop_write(os.path.join(dirpath, name))
-        if folders and not (writable_pycache and os.path.basename(dirpath) == PYCACHE):
-            sealed[dirpath] = _drop_write(dirpath)
+            drop_write(os.path.join(dirpath, name))
+        if folders:
+            sealed[dirpath] = drop_write(dirpath)
     return sealed
 
 
 def seal_pycache(root: Path) -> None:
     for dirpath, _dirs, _files in os.walk(root):
         if os.path.basename(dirpath) == PYCACHE:
-            _drop_write(dirpath)
+            drop_write(dirpath)
 
 
-def _drop_write(path: str) -> int:
+def drop_write(path: str) -> int:
     """Drop the write bits of a file or folder; its ctime afterwards."""
     st = os.lstat(path)
     if (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and st.st_mode & 0o222:

@@ -16,32 +16,96 @@ import functools
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sunbeam_sync.cache.files import atomic_write, seal_file
+from sunbeam_sync.cache.files import PYCACHE, atomic_write, drop_write, seal_file
 
 HASHES = "sunbeam-hashes.json"
 
 
 def site_files(site: Path) -> Iterator[tuple[str, str]]:
     """(path relative to site-packages, absolute path) of every file, bytecode caches aside."""
-    prefix = len(str(site)) + 1
-    for dirpath, dirs, files in os.walk(site):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        rel_dir = dirpath[prefix:]
-        for name in files:
-            if not name.endswith(".pyc"):
-                yield (f"{rel_dir}/{name}" if rel_dir else name), os.path.join(dirpath, name)
+    for rel, path, _link in walk_site(site).files:
+        yield rel, path
 
 
 def site_folders(site: Path) -> Iterator[tuple[str, str]]:
     """(path relative to site-packages, "" for itself; absolute path) of the folders `site_files` walks."""
     prefix = len(str(site)) + 1
-    for dirpath, dirs, _files in os.walk(site):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        yield dirpath[prefix:], dirpath
+    for path in walk_site(site).folders:
+        yield path[prefix:], path
+
+
+@dataclass
+class SiteTree:
+    """One walk of site-packages: what the build's baseline, sealing and index all need.
+
+    Folders are listed top-down, as `os.walk` gives them; symlinked folders are not entered.
+    """
+
+    files: list[tuple[str, str, bool]] = field(default_factory=list)  # rel, path, is a symlink
+    folders: list[str] = field(default_factory=list)  # every folder but __pycache__ ones
+    bytecode: list[str] = field(default_factory=list)  # .pyc files and what __pycache__ holds
+    pycaches: list[str] = field(default_factory=list)  # the __pycache__ folders there are
+    without_pycache: list[str] = field(default_factory=list)  # folders of .py files, no cache
+
+
+def walk_site(site: Path) -> SiteTree:
+    """Walk `site` once with `scandir`: file types come with the listing, no `stat` per entry."""
+    tree = SiteTree()
+    prefix = len(str(site)) + 1
+    stack = [str(site)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # as os.walk: a folder that cannot be listed is left out
+        if os.path.basename(folder) == PYCACHE and folder != str(site):
+            tree.pycaches.append(folder)
+            tree.bytecode += [e.path for e in entries if not e.is_dir()]
+            continue
+        tree.folders.append(folder)
+        rel_dir = folder[prefix:]
+        has_py = has_cache = False
+        subfolders = []
+        for entry in entries:
+            if entry.is_dir():
+                if entry.name == PYCACHE:
+                    has_cache = True
+                if not entry.is_symlink():
+                    subfolders.append(entry.path)
+                continue
+            name = entry.name
+            if name.endswith(".pyc"):
+                tree.bytecode.append(entry.path)
+                continue
+            has_py = has_py or name.endswith(".py")
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            tree.files.append((rel, entry.path, entry.is_symlink()))
+        if has_py and not has_cache:
+            tree.without_pycache.append(folder)
+        stack += reversed(subfolders)  # top-down, in listing order
+    return tree
+
+
+def seal_site(tree: SiteTree, *, writable_pycache: bool) -> dict[str, int]:
+    """Seal what `sealed_hashes` left of a walked site-packages: bytecode and the folders.
+
+    With `writable_pycache`, every folder of .py files gets a writable `__pycache__` first (the
+    background compiler fills and seals them). Returns each sealed folder's ctime, by path.
+    """
+    if writable_pycache:
+        for folder in tree.without_pycache:
+            os.mkdir(os.path.join(folder, PYCACHE))
+    for path in tree.bytecode:
+        drop_write(path)
+    sealed = {folder: drop_write(folder) for folder in tree.folders}
+    if not writable_pycache:
+        sealed.update((folder, drop_write(folder)) for folder in tree.pycaches)
+    return sealed
 
 
 def interpreter_identity(env: Path) -> tuple[str, list[int]]:
@@ -93,14 +157,19 @@ class InodeHashes:
             atomic_write(self.path, json.dumps(self.known, separators=(",", ":")))
 
 
-def sealed_hashes(files: Iterable[tuple[str, str]], known: InodeHashes) -> dict[str, str]:
-    """The sha256 of each of `files` ((site-relative, absolute) as `site_files` gives them),
-    dropping each one's write bits on the way: one `lstat` per file serves both."""
+def sealed_hashes(
+    files: Iterable[tuple[str, str, bool]],
+    known: InodeHashes,
+    stats: dict[str, os.stat_result],
+) -> dict[str, str]:
+    """The sha256 of each of `files` (`SiteTree.files`), dropping each one's write bits on the
+    way. `stats`: the `stat` the RECORD check took of each file it names (the same answer as an
+    `lstat` for a file that is not a symlink): only the rest are looked up here."""
     hashes = {}
-    for rel, path in files:
-        st = os.lstat(path)
+    for rel, path, link in files:
+        st = (None if link else stats.get(rel)) or os.lstat(path)
         seal_file(path, st)
-        hashes[rel] = known.sha256(path, None if stat.S_ISLNK(st.st_mode) else st)
+        hashes[rel] = known.sha256(path, None if link else st)
     return hashes
 
 

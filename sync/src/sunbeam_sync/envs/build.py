@@ -15,10 +15,12 @@ from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.linkmode import same_filesystem
 from sunbeam_sync.envs.baseline import (
     InodeHashes,
+    SiteTree,
     interpreter_identity,
     read_record,
+    seal_site,
     sealed_hashes,
-    site_files,
+    walk_site,
     write_hashes,
 )
 from sunbeam_sync.envs.cache_entries import entries_holding
@@ -132,7 +134,7 @@ class Builder:
             try:
                 with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
                     manifest = self._install(tmp, req, started)
-                    records = check_records(tmp, manifest)
+                    records = check_records(tmp, manifest, keep=True)
                     if attempt < _BUILD_ATTEMPTS:
                         self._drop_modified_cache_entries(tmp, manifest, records)
                     check.result()
@@ -178,40 +180,43 @@ class Builder:
     ) -> None:
         """Last checks, the baseline and the manifest, just before the publish."""
         with self.phases("checks and baseline"):
-            self._baseline(tmp, manifest, records, expect)
+            site = tmp / manifest.site_packages
+            tree = walk_site(site)  # the one walk of site-packages: baseline, seal and index
+            self._baseline(tmp, manifest, records, tree, expect)
         # The manifest goes in before the folders lose their write bits.
         manifest.build_seconds = round(time.monotonic() - started, 3)
         manifest.build_phases = self.phases.seconds
         manifest.write(tmp)
         with self.phases("read-only"):
             background = self.settings.bytecode is Bytecode.BACKGROUND
-            site = tmp / manifest.site_packages  # its files were sealed with the baseline
-            sealed = make_read_only(tmp, writable_pycache=background, files_sealed=site)
+            # Site-packages' files were sealed with the baseline; its folders and bytecode here.
+            sealed = seal_site(tree, writable_pycache=background)
+            sealed.update(make_read_only(tmp, skip=site))
         with self.phases("interpreter check"):
             _check_prefix(tmp)
         with self.phases("index"):
-            write_index(tmp, manifest, sealed)  # last: it records the folders as published
+            # Last: it records the folders as published. The files' mtimes and inodes are the
+            # RECORD check's: sealing changes neither.
+            write_index(tmp, manifest, sealed, records.rows)
         compiled = self.layout.compiled_marker(req.key.key)
         compiled.unlink(missing_ok=True)
         if self.settings.bytecode is Bytecode.BUILD:
             compiled.touch()
 
     def _baseline(
-        self, tmp: Path, manifest: Manifest, records: RecordCheck, expect: Expect
+        self, tmp: Path, manifest: Manifest, records: RecordCheck, tree: SiteTree, expect: Expect
     ) -> None:
         if records.problems:
             raise UvError(f"the new environment is incomplete: {records.problems[0]}")
-        site = tmp / manifest.site_packages
         manifest.pyvenv_cfg = (tmp / "pyvenv.cfg").read_text()
         manifest.interpreter, manifest.interpreter_stat = interpreter_identity(tmp)
-        files = list(site_files(site))
         manifest.unowned = {
-            rel: os.lstat(p).st_size for rel, p in files if rel not in records.owned
+            rel: os.lstat(p).st_size for rel, p, _link in tree.files if rel not in records.owned
         }
         # Copies and clones are new inodes; hardlinked files reuse what earlier builds hashed.
         # Their write bits go on the way (`make_read_only` then leaves site-packages' files be).
         known = InodeHashes(self.layout.file_hashes)
-        hashes = sealed_hashes(files, known)
+        hashes = sealed_hashes(tree.files, known, records.stats)
         write_hashes(tmp, hashes)
         known.save()
         if expect is not None:

@@ -203,10 +203,29 @@ def file_problem(
     return None
 
 
-def write_index(env: Path, manifest: Manifest, sealed: dict[str, int] | None = None) -> None:
-    """Record the index of a finished env; the last write of a build (after make_read_only).
+def write_index(
+    env: Path,
+    manifest: Manifest,
+    sealed: dict[str, int] | None = None,
+    rows: dict[str, list[FileRow]] | None = None,
+) -> None:
+    """Record the index of a finished env; the last write of a build (after it was sealed)."""
+    _write_sealed(
+        env / INDEX, json.dumps(index_data(env, manifest, sealed, rows), separators=(",", ":"))
+    )
 
-    `sealed`: the folders' ctimes as `make_read_only` left them (else they are looked up).
+
+def index_data(
+    env: Path,
+    manifest: Manifest,
+    sealed: dict[str, int] | None = None,
+    rows: dict[str, list[FileRow]] | None = None,
+) -> dict[str, Any]:
+    """What the index of `env` holds, as it is now.
+
+    `sealed`: the folders' ctimes as the seal left them (else they are looked up); `rows`: each
+    distribution's rows as the build's RECORD check made them (`check_records(keep=True)`:
+    sealing changes no file's mtime or inode), else read and looked up here.
     """
     site = env / manifest.site_packages
     records: dict[str, list[int]] = {}
@@ -216,21 +235,22 @@ def write_index(env: Path, manifest: Manifest, sealed: dict[str, int] | None = N
     for dist in manifest.distributions:
         st = os.stat(site / dist.dist_info / "RECORD")
         records[dist.dist_info] = [st.st_size, st.st_mtime_ns]
-        rows = file_rows(read_record(site, dist.dist_info))
         mine = dist.dist_info
+        if rows is not None and mine in rows:
+            files[mine] = rows[mine]
+            continue
         files[mine] = [
             [rel, int(size) if size else NO_SIZE, *_identity(prefix, rel)]
-            for rel, _d, size in rows
+            for rel, _d, size in file_rows(read_record(site, dist.dist_info))
             if kept.get(rel, mine) == mine  # as the full check: the copy uv kept, if several
         ]
-    data = {
+    return {
         "version": _VERSION,
         "bin_ctime": os.lstat(env / "bin").st_ctime_ns,
         "folders": _sealed_folders(str(site), sealed) if sealed else _folders(site),
         "records": records,
         "files": files,
     }
-    _write_sealed(env / INDEX, json.dumps(data, separators=(",", ":")))
 
 
 def _identity(prefix: str, rel: str) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from sunbeam_sync.envs.baseline import (
     sha256,
     site_files,
 )
-from sunbeam_sync.envs.index import NO_SIZE, UNKNOWN, EnvIndex, file_problem, read_index
+from sunbeam_sync.envs.index import NO_SIZE, UNKNOWN, EnvIndex, FileRow, file_problem, read_index
 from sunbeam_sync.envs.manifest import Distribution, Manifest
 from sunbeam_sync.project.interpreter import env_prefix
 
@@ -41,6 +41,10 @@ class RecordCheck:
     modified: set[str] = field(default_factory=set)
     owned: dict[str, str] = field(default_factory=dict)  # site-relative path → distribution
     changed: set[str] = field(default_factory=set)  # site-relative files that changed
+    # With `check_records(keep=True)`: each checked file's `stat`, by site-relative path, and
+    # the index's rows of each distribution (`index.FileRow`), as the build ends with them.
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
+    rows: dict[str, list[FileRow]] = field(default_factory=dict)
 
 
 def verify_env(
@@ -150,9 +154,13 @@ def check_records(
     *,
     deep: bool = False,
     identities: dict[str, tuple[int, int]] | None = None,
+    keep: bool = False,
 ) -> RecordCheck:
     """Every RECORD row against the file on disk: there, its size, and (given the index's
-    `identities`) the mtime and inode it had when the build ended."""
+    `identities`) the mtime and inode it had when the build ended.
+
+    `keep` (a build's): keep each file's `stat` and the index's rows in the result, so the
+    baseline, the seal and the index that follow need no `stat` and no RECORD of their own."""
     site = env / manifest.site_packages
     out = RecordCheck()
     expected = {d.dist_info for d in manifest.distributions}
@@ -164,7 +172,7 @@ def check_records(
     for extra in sorted(present - expected):
         out.problems.append(f"{extra} was installed after the build")
     for dist in manifest.distributions:
-        _check_dist(site, dist, out, deep, manifest.overlaps, identities or {})
+        _check_dist(site, dist, out, deep, manifest.overlaps, identities or {}, keep)
     return out
 
 
@@ -175,6 +183,7 @@ def _check_dist(
     deep: bool,
     overlaps: dict[str, str],
     identities: dict[str, tuple[int, int]],
+    keep: bool,
 ) -> None:
     prefix = str(site) + os.sep
     name, dist_info = dist.name, dist.dist_info
@@ -189,6 +198,7 @@ def _check_dist(
         )
         out.modified.add(name)
         out.changed.add(f"{dist_info}/RECORD")
+    kept: list[FileRow] = out.rows.setdefault(dist_info, []) if keep else []
     for rel, digest, size in file_rows(rows):
         if overlaps.get(rel, dist_info) != dist_info:
             continue  # uv kept another owner's copy of this path: that owner's row checks it
@@ -202,6 +212,9 @@ def _check_dist(
         except OSError:
             out.problems.append(f"{rel} of {name} is missing")
             continue
+        if keep:
+            out.stats[rel] = st
+            kept.append([rel, int(size) if size else NO_SIZE, st.st_mtime_ns, st.st_ino])
         mtime, ino = identities.get(rel, (UNKNOWN, UNKNOWN))
         found = file_problem(rel, name, st, int(size) if size else NO_SIZE, mtime, ino)
         if found is not None:
