@@ -214,7 +214,7 @@ class Builder:
             rel: os.lstat(p).st_size for rel, p, _link in tree.files if rel not in records.owned
         }
         # Copies and clones are new inodes; hardlinked files reuse what earlier builds hashed.
-        # Their write bits go on the way (`make_read_only` then leaves site-packages' files be).
+        # Their write bits go on the way (`seal_site` then seals only folders and bytecode).
         known = InodeHashes(self.layout.file_hashes)
         hashes = sealed_hashes(tree.files, known, records.stats)
         write_hashes(tmp, hashes)

@@ -240,7 +240,7 @@ def index_data(
             files[mine] = rows[mine]
             continue
         files[mine] = [
-            [rel, int(size) if size else NO_SIZE, *_identity(prefix, rel)]
+            file_row(rel, size, *_identity(prefix, rel))
             for rel, _d, size in file_rows(read_record(site, dist.dist_info))
             if kept.get(rel, mine) == mine  # as the full check: the copy uv kept, if several
         ]
@@ -251,6 +251,11 @@ def index_data(
         "records": records,
         "files": files,
     }
+
+
+def file_row(rel: str, size: str, mtime: int, ino: int) -> FileRow:
+    """One file's row in the index, from its RECORD row's size and its `stat`."""
+    return [rel, int(size) if size else NO_SIZE, mtime, ino]
 
 
 def _identity(prefix: str, rel: str) -> tuple[int, int]:

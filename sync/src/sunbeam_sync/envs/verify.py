@@ -18,7 +18,15 @@ from sunbeam_sync.envs.baseline import (
     sha256,
     site_files,
 )
-from sunbeam_sync.envs.index import NO_SIZE, UNKNOWN, EnvIndex, FileRow, file_problem, read_index
+from sunbeam_sync.envs.index import (
+    NO_SIZE,
+    UNKNOWN,
+    EnvIndex,
+    FileRow,
+    file_problem,
+    file_row,
+    read_index,
+)
 from sunbeam_sync.envs.manifest import Distribution, Manifest
 from sunbeam_sync.project.interpreter import env_prefix
 
@@ -214,7 +222,7 @@ def _check_dist(
             continue
         if keep:
             out.stats[rel] = st
-            kept.append([rel, int(size) if size else NO_SIZE, st.st_mtime_ns, st.st_ino])
+            kept.append(file_row(rel, size, st.st_mtime_ns, st.st_ino))
         mtime, ino = identities.get(rel, (UNKNOWN, UNKNOWN))
         found = file_problem(rel, name, st, int(size) if size else NO_SIZE, mtime, ino)
         if found is not None:
