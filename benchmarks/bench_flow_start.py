@@ -14,6 +14,10 @@ venv repacked), so only the agent's work is measured. For every run, from its lo
   first     "Beginning flow run" → the flow's first line
 
 plus `python -c "import prefect"` in each env right after its run (how warm its bytecode was).
+Three kinds of run, interleaved: `cached` (main's env, shipped settings: the env's warm
+interpreter forks the flow), `cached_cold` (the same with `SUNBEAM_WARM_INTERPRETERS=0`: the
+launcher execs a new interpreter, as before warm interpreters) and `new` (a new lock: its first
+run starts the env's interpreter and waits for it).
 
     uv run python benchmarks/bench_flow_start.py [--runs 5]
 """
@@ -185,11 +189,17 @@ def measure(server, repo: ProjectRepo, tmp: Path, runs: int) -> dict:
             deployment = deploy(
                 client, "bench", "bench", "bench", "flows/bench.py:bench", job_variables
             )
-            run_and_wait(client, deployment, "main")  # main's env: built once
-            rows: dict[str, list[dict[str, float]]] = {"cached": [], "new": []}
+            # The same flow with warm interpreters off: every run a cold start (the baseline).
+            cold_variables = {**job_variables, "env": {"SUNBEAM_WARM_INTERPRETERS": "0"}}
+            cold = deploy(
+                client, "bench", "bench-cold", "bench", "flows/bench.py:bench", cold_variables
+            )
+            run_and_wait(client, deployment, "main")  # main's env built, its interpreter started
+            rows: dict[str, list[dict[str, float]]] = {"cached": [], "cached_cold": [], "new": []}
+            cases = (("cached", deployment, "main"), ("cached_cold", cold, "main"))
             for i in range(runs):  # interleaved, so load drifts alike
-                for kind, ref in (("cached", "main"), ("new", f"new-{i}")):
-                    run_id = run_and_wait(client, deployment, ref)
+                for kind, which, ref in (*cases, ("new", deployment, f"new-{i}")):
+                    run_id = run_and_wait(client, which, ref)
                     row = phases(client, run_id)
                     key = client.read_flow_run(run_id).labels["sunbeam.env_key"]
                     python = tmp / "cache" / "envs" / str(key) / "bin" / "python"
@@ -199,6 +209,8 @@ def measure(server, repo: ProjectRepo, tmp: Path, runs: int) -> dict:
         agent.stop()
     return {
         "poll_seconds": "Prefect default (10), events stream on",
+        "warm_interpreters": "shipped default (2); cached_cold: the same runs with "
+        "SUNBEAM_WARM_INTERPRETERS=0 (every run a cold start)",
         "median": {kind: summarize(r) for kind, r in rows.items()},
         "runs": rows,
     }

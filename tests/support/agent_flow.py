@@ -56,6 +56,8 @@ def hello(
         "extra": extra,
         "variant": VARIANT,
         "cwd": os.getcwd(),
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
         "sig_ign": next(
             line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
             if line.startswith("SigIgn:")

@@ -169,3 +169,17 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             signal_group(self.pid, signal.SIGKILL)
             return self.proc.wait()
+
+
+def alive(pid: int) -> bool:
+    """Is process `pid` running (a zombie, dead but not yet reaped, is not)?"""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cmdline(pid: int) -> str:
+    """Process `pid`'s command line, its arguments joined by spaces."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

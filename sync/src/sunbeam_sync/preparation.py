@@ -59,7 +59,7 @@ def prepare(
             interpreter = remembered_interpreter(chosen, project, layout, lock.folder)
             key = env_key(lock.raw, interpreter, request.groups, request.extras, lock.package)
             _log_key(log, key, interpreter)
-            use = lease.hold(layout.use_lock(key.key).acquire(**wait))  # type: ignore[arg-type]
+            use = lease.hold(layout.use_lock(key.key).acquire(**wait), env=True)  # type: ignore[arg-type]
             store = EnvStore(layout, settings, log, cancel)
             damage = store.check(key.key)
             if damage is None:  # a build checks the lock beside its install

@@ -40,6 +40,7 @@ class EnvLease(Releasable):
     def __init__(self) -> None:
         self._result: PrepareResult | None = None
         self._leases: list[FileLock] = []
+        self._env_lease: FileLock | None = None
 
     @property
     def result(self) -> PrepareResult:
@@ -47,9 +48,18 @@ class EnvLease(Releasable):
             raise RuntimeError("the environment is not ready yet")
         return self._result
 
-    def hold(self, lock: FileLock) -> FileLock:
+    def hold(self, lock: FileLock, *, env: bool = False) -> FileLock:
+        """Keep `lock` until release; `env`: it is the env's own lease (`env_lease_fd`)."""
         self._leases.append(lock)
+        if env:
+            self._env_lease = lock
         return lock
+
+    def env_lease_fd(self) -> int | None:
+        """The open file of the env's lease, for a process that outlives this one to inherit
+        (its flock lasts while any holder keeps the file open); None before the env is leased."""
+        lease = self._env_lease
+        return lease.fileno() if lease is not None and lease.held else None
 
     def ready(self, result: PrepareResult) -> EnvLease:
         self._result = result
@@ -65,3 +75,4 @@ class EnvLease(Releasable):
         for lease in self._leases:
             lease.release()
         self._leases = []
+        self._env_lease = None

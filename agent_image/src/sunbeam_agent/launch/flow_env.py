@@ -12,6 +12,7 @@ from sunbeam_sync import PrepareResult, without_credentials
 __all__ = [
     "FlowEnvError",
     "engine_command",
+    "engine_program",
     "flow_environment",
     "prefect_version",
     "without_credentials",
@@ -55,10 +56,15 @@ def engine_command(python: str) -> list[str]:
     """Prefect's engine, run by `_engine_main.py` in the env's interpreter (`python -c`, as
     `python -m prefect.engine` would: the checkout first on sys.path): a flow whose code does
     not load ends Failed with one line instead of Crashed."""
+    return [python, "-c", engine_program()]
+
+
+def engine_program() -> str:
+    """The source of `_engine_main.py` (a warm interpreter runs it in its forked child)."""
     from importlib import resources
 
     program = resources.files("sunbeam_agent.launch").joinpath("_engine_main.py")
-    return [python, "-c", program.read_text(encoding="utf-8")]
+    return program.read_text(encoding="utf-8")
 
 
 def flow_entrypoint(entrypoint: str | None, result: PrepareResult) -> str:

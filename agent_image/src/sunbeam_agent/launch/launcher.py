@@ -3,10 +3,12 @@
 Any worker type (process, docker, kubernetes, ours) starts it with the run's id in
 PREFECT__FLOW_RUN_ID. It resolves the run's ref, prepares that commit's env with the sync
 (every line streamed into the run's log), records what it used on the run, gives a deployment
-of the run's own ref the flow's parameter schema (flow_schema.py), and then *replaces
-itself* with the env's interpreter running Prefect's engine from the checkout, so the process
-the worker watches is the flow itself. The env's lease is inherited by the engine and held
-until the flow ends.
+of the run's own ref the flow's parameter schema (flow_schema.py), and then starts Prefect's
+engine from the checkout in the env's interpreter. Where the env has a warm interpreter (one
+that imported Prefect already, warm.py) the flow's process is forked from it, and the launcher
+stays as its stand-in: the worker's signals go on to the flow, the flow's exit comes back as its
+own. Otherwise it *replaces itself* with the engine (a cold start), so the process the worker
+watches is the flow itself. Either way the env's lease is held until the flow ends.
 
 Signals while syncing (a cancel from the dashboard, `docker stop`, a pod deleted, the worker
 stopping): the sync stops cleanly (uv killed, its temporary build removed) and the run ends
@@ -35,6 +37,7 @@ from sunbeam_agent.launch.prefect_rest import PrefectAPIError, PrefectREST, conc
 from sunbeam_agent.launch.run_config import RunConfig, RunConfigError, resolve
 from sunbeam_agent.launch.run_log import run_logger
 from sunbeam_agent.launch.settings import LaunchSettings, LaunchSettingsError
+from sunbeam_agent.launch.warm import WarmRun
 from sunbeam_contracts import run_labels
 from sunbeam_contracts.processes import restore_stop_signals
 
@@ -276,6 +279,7 @@ class Launch:
                 f"Prewarmed env {result.env_key} for {result.ref} @ {result.commit[:12]}; "
                 "flow not run (sync_only)"
             )
+            self.start_warm(config, prepared)
             self.logger.info(message)
             prepared.release()
             self.stop_heartbeat()
@@ -305,6 +309,9 @@ class Launch:
         self.logger.info(
             "Starting flow %s with %s (cwd %s)", entrypoint, result.python, result.checkout
         )
+        warm = self.run_warm(prepared, env)
+        if warm is not None:
+            return warm
         prepared.keep_across_exec()
         if self.heartbeat is not None:
             self.heartbeat.keep_across_exec()  # it beats for the engine until the flow exits
@@ -316,6 +323,58 @@ class Launch:
         except OSError as exc:
             return self.fail(f"Could not start the flow with {result.python}: {exc}")
         return 1  # unreachable: execve does not return
+
+    def warm_run(self, prepared: EnvLease, env: dict[str, str]) -> WarmRun:
+        from sunbeam_agent.launch.flow_env import engine_program
+
+        result = prepared.result
+        return WarmRun(
+            python=result.python,
+            env_dir=result.env,
+            env=env,
+            cwd=result.checkout,
+            program=engine_program(),
+            lease_fd=prepared.env_lease_fd(),
+        )
+
+    def start_warm(self, config: RunConfig, prepared: EnvLease) -> None:
+        """A prewarm starts the env's warm interpreter too, so the branch's first run is warm."""
+        from sunbeam_agent.launch.flow_env import FlowEnvError
+        from sunbeam_agent.launch.warm import start_warm
+
+        try:
+            _, env = flow_process(config, prepared.result)
+        except FlowEnvError:
+            return  # no flow to start: nothing to warm
+        start_warm(self.settings.warm, self.warm_run(prepared, env))
+
+    def run_warm(self, prepared: EnvLease, env: dict[str, str]) -> int | None:
+        """The flow in this env's warm interpreter (warm.py): its exit, or None to start cold."""
+        from sunbeam_agent.launch.warm import WarmError, run_warm
+
+        for handler in self.logger.handlers:
+            handler.flush()
+
+        def started(pid: int, fresh: bool) -> None:
+            if fresh:
+                self.logger.info(
+                    "Flow process %d forked from a warm interpreter started for this run "
+                    "(later runs of this env skip Prefect's import)",
+                    pid,
+                )
+            else:
+                self.logger.info("Flow process %d forked from the env's warm interpreter", pid)
+
+        try:
+            return run_warm(
+                self.settings.warm,
+                self.warm_run(prepared, env),
+                started=started,
+                stopping=self.signalled.is_set,
+            )
+        except WarmError as exc:
+            _say(str(exc))
+            return 1
 
 
 def flow_process(config: RunConfig, result: PrepareResult) -> tuple[str, dict[str, str]]:
@@ -352,6 +411,16 @@ def _preload_sync() -> None:
 
 
 def main() -> int:
+    code = launch_run()
+    if code < 0:  # the flow's process was killed by that signal: so is its stand-in
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # no handler to undo
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        return 128 - code
+    return code
+
+
+def launch_run() -> int:
     # A worker started in the background passes SIGINT and SIGQUIT on ignored; the flow's
     # engine, which this process becomes, must stop on them as in a terminal.
     restore_stop_signals()

@@ -12,9 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sunbeam_agent.errors import AgentError
 from sunbeam_agent.launch.run_config import VARIABLES, env_name
+from sunbeam_agent.launch.warm import (
+    COUNT,
+    COUNT_ENV,
+    DIR_ENV,
+    IDLE_ENV,
+    IDLE_SECONDS,
+    WarmSettings,
+)
 from sunbeam_contracts.heartbeats import HEARTBEAT_SECONDS, HEARTBEAT_SECONDS_ENV, seconds_setting
 
 CANCEL_POLL_SECONDS = 1.0
@@ -37,6 +46,8 @@ class LaunchSettings:
     run_record: str | None = None
     # How often the run's heartbeat says its infrastructure is alive (heartbeat.py).
     heartbeat_seconds: float = HEARTBEAT_SECONDS
+    # Warm interpreters: how many per host, how long unused, where (warm.py).
+    warm: WarmSettings = field(default_factory=WarmSettings)
     # Tracebacks instead of one-line errors.
     debug: bool = False
     # Job variables a worker or a base job template resolved already (SUNBEAM_RUN_*, run_config).
@@ -52,6 +63,11 @@ class LaunchSettings:
             schema_timeout=_seconds(environ, "SUNBEAM_SCHEMA_TIMEOUT", SCHEMA_TIMEOUT),
             heartbeat_seconds=_seconds(environ, HEARTBEAT_SECONDS_ENV, HEARTBEAT_SECONDS),
             run_record=environ.get("SUNBEAM_RUN_RECORD") or None,
+            warm=WarmSettings(
+                count=_count(environ, COUNT_ENV, COUNT),
+                idle_seconds=_seconds(environ, IDLE_ENV, IDLE_SECONDS),
+                folder=Path(environ[DIR_ENV]) if environ.get(DIR_ENV) else None,
+            ),
             debug=bool(environ.get("SUNBEAM_DEBUG")),
             run_variables={
                 name: environ[env_name(name)] for name in VARIABLES if env_name(name) in environ
@@ -64,3 +80,15 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         return seconds_setting(environ, name, default)
     except ValueError as exc:
         raise LaunchSettingsError(str(exc)) from exc
+
+
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise LaunchSettingsError(
+            f"{name}={text[:40]!r} is not a count: set 0 or a positive whole number, "
+            f"or unset it for the default ({default})"
+        )
+    return int(text)

@@ -1,0 +1,298 @@
+"""A warm interpreter: one env's Python with Prefect's engine imported, forking flow runs.
+
+A cold run pays an interpreter start and `import prefect` (2-3 s here) before the engine reads
+its run. This process pays them once per env: `sunbeam-run` (warm.py) starts it with the env's
+interpreter and, for each later run on that env, asks it over a Unix socket to fork the run's
+process, which then runs the same engine program the cold path execs (`_engine_main.py`).
+
+Not imported by the agent: the env's interpreter runs this file by path through `python -c`
+(never as a script, whose folder would put the agent's modules on its sys.path), so it may
+only use the standard library and that env's `prefect` (any 3.x), through public names.
+Arguments: SOCKET IDLE_SECONDS WATCH_PID READY_FD. The lease on the env (a shared flock that
+keeps `gc` away) is an inherited open file, kept open for life.
+
+One connection per run. The launcher sends b"R" + the length of a JSON body {"cwd", "env",
+"program"} with its stdin, stdout and stderr attached (SCM_RIGHTS), then the body. We fork; the
+child takes those descriptors, that directory and environment, and runs the program as
+`__main__`. We answer {"pid"} and, when the child ends, {"status"} (its wait status). A launcher
+that goes away first (killed) takes its run with it: the child is killed.
+
+Its environment is the one the run's process would get, minus what differs between runs
+(PREFECT__*, SUNBEAM_*, PYTHONPATH), which the launcher hashes into the socket's name: a run
+whose Prefect settings differ never reaches an interpreter that imported Prefect under others.
+It ends when idle for IDLE_SECONDS, when WATCH_PID (the worker) is gone, or on SIGTERM
+(eviction), in each case once no child of it is running.
+"""
+
+import builtins
+import contextlib
+import fcntl
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import types
+
+_CHECK_SECONDS = 2.0
+_REQUEST_TIMEOUT = 10.0
+_HEADER = struct.Struct("!cI")
+_PR_SET_PDEATHSIG = 1
+
+
+def _say(fd, message):
+    with contextlib.suppress(OSError):
+        os.write(fd, (message + "\n").encode())
+        os.close(fd)
+
+
+def _own_lock(address):
+    """The address's lock, held for life; None if another interpreter holds it."""
+    fd = os.open(address + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _listen(address):
+    """Bind beside the address, then rename onto it: a client never meets a half-made socket."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temporary = f"{address}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    listener.bind(temporary)
+    listener.listen(16)
+    os.rename(temporary, address)
+    return listener
+
+
+def _receive(conn):
+    """One request: (its JSON, the three descriptors) or None if malformed."""
+    conn.settimeout(_REQUEST_TIMEOUT)
+    head, fds, _flags, _addr = socket.recv_fds(conn, _HEADER.size, 3)
+    if len(head) != _HEADER.size or len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        return None
+    kind, size = _HEADER.unpack(head)
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            break
+        body += chunk
+    if kind != b"R" or len(body) != size:
+        for fd in fds:
+            os.close(fd)
+        return None
+    conn.settimeout(None)
+    return json.loads(body), fds
+
+
+def _send(conn, message):
+    with contextlib.suppress(OSError):
+        conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+class Server:
+    def __init__(self, listener, lock, address, idle, watch):
+        self.listener = listener
+        self.lock = lock
+        self.address = address
+        self.inode = os.stat(address).st_ino
+        self.idle = idle
+        self.watch = watch
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(listener, selectors.EVENT_READ, ("accept", None))
+        self.children = {}  # pid -> (conn, pidfd)
+        self.last_used = time.monotonic()
+        self.stopping = False
+
+    def serve(self):
+        """Serve until done; in a forked child, return what the child must run."""
+        signal.signal(signal.SIGTERM, self._stop)
+        while not (self.stopping and not self.children):
+            for key, _events in self.selector.select(_CHECK_SECONDS):
+                kind, pid = key.data
+                if kind == "accept":
+                    child = self._accept()
+                    if child is not None:
+                        return child
+                elif kind == "exit":
+                    self._reap(pid)
+                elif kind == "conn":
+                    self._launcher_gone(pid)
+            self._check()
+        return None
+
+    def _stop(self, _signum, _frame):
+        self.stopping = True
+
+    def _check(self):
+        alive = True
+        try:
+            os.kill(self.watch, 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            pass
+        idle = not self.children and time.monotonic() - self.last_used > self.idle
+        if (idle or not alive or self.stopping) and self.listener is not None:
+            self.stopping = True
+            self._close_listener()
+
+    def _close_listener(self):
+        self.selector.unregister(self.listener)
+        self.listener.close()
+        self.listener = None
+        with contextlib.suppress(OSError):
+            if os.stat(self.address).st_ino == self.inode:  # not a successor's socket
+                os.unlink(self.address)
+
+    def _accept(self):
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return None
+        try:
+            request = _receive(conn)
+        except (OSError, ValueError):
+            request = None
+        if request is None:
+            conn.close()
+            return None
+        message, fds = request
+        self.last_used = time.monotonic()
+        with contextlib.suppress(OSError):
+            os.utime(self.address + ".lock")  # the least recently used is evicted first
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._leave(conn)
+            return message, fds
+        for fd in fds:  # the launcher's pipes must end when its run does, not with us
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        self.children[pid] = (conn, pidfd)
+        self.selector.register(pidfd, selectors.EVENT_READ, ("exit", pid))
+        self.selector.register(conn, selectors.EVENT_READ, ("conn", pid))
+        _send(conn, {"pid": pid})
+        return None
+
+    def _leave(self, conn):
+        """In the child: drop everything of the server's."""
+        self.selector.close()
+        os.close(self.lock)  # a process the flow forks must not keep this address taken
+        if self.listener is not None:
+            self.listener.close()
+        for other, pidfd in self.children.values():
+            other.close()
+            os.close(pidfd)
+        conn.close()
+
+    def _reap(self, pid):
+        conn, pidfd = self.children.pop(pid)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        if conn is not None:
+            self.selector.unregister(conn)
+            _send(conn, {"status": status})
+            conn.close()
+        self.last_used = time.monotonic()
+
+    def _launcher_gone(self, pid):
+        conn, pidfd = self.children[pid]
+        self.selector.unregister(conn)
+        conn.close()
+        self.children[pid] = (None, pidfd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _die_with_parent():
+    """The child dies if we do (killed): its launcher is told nothing, so nothing must run."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _become(message, fds, base_path):
+    """The forked child becomes the run's process, as if started cold by the launcher."""
+    _die_with_parent()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    # The stop signals as the launcher hands them to a cold start; the rest as inherited.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(message["cwd"])
+    os.environ.clear()
+    os.environ.update(message["env"])
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:] = ["", *extra, *base_path]
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    sys.argv = ["-c"]
+    # The program runs prefect.engine as __main__ (runpy), which warns if it is imported already;
+    # what it imports stays imported, which is the point.
+    sys.modules.pop("prefect.engine", None)
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    return compile(message["program"], "<string>", "exec"), main.__dict__
+
+
+def _start(argv):
+    """Import, listen, say ready; (address, server) or None when this one is not needed."""
+    address, idle, watch, ready = argv[0], float(argv[1]), int(argv[2]), int(argv[3])
+    os.chdir(os.path.dirname(address))  # nothing to import here: '' on sys.path finds nothing
+    if not hasattr(os, "pidfd_open"):
+        _say(ready, "failed: this Python cannot watch its children (os.pidfd_open)")
+        return None
+    lock = _own_lock(address)
+    if lock is None:
+        _say(ready, "busy")
+        return None
+    try:
+        import prefect
+        import prefect.engine
+        import prefect.flow_engine  # noqa: F401
+    except BaseException as exc:  # the cold start shows the real error on the run
+        _say(ready, f"failed: {type(exc).__name__}: {exc}")
+        return None
+    try:
+        os.close(os.pidfd_open(os.getpid()))  # the kernel has pidfds (Linux 5.3)
+        listener = _listen(address)
+    except OSError as exc:
+        _say(ready, f"failed: {exc}")
+        return None
+    server = Server(listener, lock, address, idle, watch)
+    _say(ready, "ready")
+    return server
+
+
+def main():
+    server = _start(sys.argv[1:])
+    return None if server is None else server.serve()
+
+
+_child = main()
+if _child is not None:  # a forked child: the run's program, at the top level, so that it
+    # ends this process as it would end a cold one (its exit code, atexit, flushed streams)
+    _code, _globals = _become(_child[0], _child[1], [p for p in sys.path if p != ""])
+    del _child
+    exec(_code, _globals)

@@ -1,0 +1,187 @@
+"""Warm interpreters (launch/warm.py, launch/_warm_main.py) with real processes: a launcher's
+warm start run as its own process (tests/support/warm_client.py), a real interpreter that
+imported Prefect, forked runs, real signals. The whole-stack behaviour (a worker's runs) is in
+test_warm_runs.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sunbeam_agent.launch import warm
+from tests.support.processes import alive, cmdline, wait_for
+from tests.support.warm_client import COLD
+
+PROGRAM = """
+import json, os, sys, time
+from pathlib import Path
+import prefect
+info = {
+    "pid": os.getpid(),
+    "ppid": os.getppid(),
+    "cwd": os.getcwd(),
+    "path": sys.path[:3],
+    "run": os.environ.get("PREFECT__FLOW_RUN_ID"),
+    "stdin": sys.stdin.readline().strip(),
+    "name": __name__,
+}
+print(json.dumps(info), flush=True)
+mark = os.environ.get("SUNBEAM_TEST_MARK")
+if mark:
+    Path(mark).write_text(str(os.getpid()))
+    time.sleep(120)
+sys.exit(int(os.environ.get("SUNBEAM_TEST_EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A short private folder (a socket's path has at most 107 bytes); its interpreters are
+    stopped at the end."""
+    path = Path(tempfile.mkdtemp(prefix="sbw-"))
+    try:
+        yield path
+    finally:
+        pids = [pid for _, pid in warm.live_interpreters(path)]
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        for pid in pids:
+            wait_for(lambda pid=pid: not alive(pid), f"interpreter {pid} stopping", 30)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _spec(folder: Path, tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=f"{tmp_path}/one{os.pathsep}{tmp_path}/two")
+    env.update(changes.pop("env", {}))
+    spec = {
+        "folder": str(folder),
+        "count": 2,
+        "idle_seconds": 60.0,
+        "python": sys.executable,
+        "env_dir": sys.prefix,
+        "cwd": str(tmp_path),
+        "program": PROGRAM,
+        "env": env,
+    }
+    spec.update(changes)
+    return spec
+
+
+def _command(spec: dict[str, Any]) -> list[str]:
+    return [sys.executable, "-m", "tests.support.warm_client", json.dumps(spec)]
+
+
+def _run(spec: dict[str, Any], stdin: str = "hello\n") -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(_command(spec), input=stdin, capture_output=True, text=True, timeout=90)
+    info = json.loads(done.stdout) if done.stdout.strip() else {}
+    return done.returncode, info
+
+
+def _running_flow(folder: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A launcher whose warm flow is running (held asleep): (the launcher, the flow's pid)."""
+    mark = tmp_path / "running"
+    client = subprocess.Popen(
+        _command(_spec(folder, tmp_path, env={"SUNBEAM_TEST_MARK": str(mark)})),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for(mark.exists, "the flow running", 60)
+    return client, int(mark.read_text())
+
+
+def test_runs_are_forked_from_one_interpreter_with_their_own_streams_dir_and_path(
+    folder: Path, tmp_path: Path
+) -> None:
+    infos = []
+    for i in range(3):
+        env = {"PREFECT__FLOW_RUN_ID": f"run-{i}", "SUNBEAM_TEST_EXIT": str(i + 3)}
+        code, info = _run(_spec(folder, tmp_path, env=env), stdin=f"line {i}\n")
+        assert code == i + 3, (code, info)
+        infos.append(info)
+    assert len({info["ppid"] for info in infos}) == 1, infos  # one interpreter forked them all
+    assert "_warm_main.py" in cmdline(infos[0]["ppid"])
+    assert len({info["pid"] for info in infos}) == 3
+    for i, info in enumerate(infos):
+        assert info["run"] == f"run-{i}" and info["stdin"] == f"line {i}", info
+        assert info["cwd"] == str(tmp_path) and info["name"] == "__main__", info
+        assert info["path"] == ["", f"{tmp_path}/one", f"{tmp_path}/two"], info
+
+
+def test_other_prefect_settings_get_their_own_interpreter(folder: Path, tmp_path: Path) -> None:
+    _, first = _run(_spec(folder, tmp_path, env={"PREFECT_CLIENT_MAX_RETRIES": "4"}))
+    _, second = _run(_spec(folder, tmp_path, env={"PREFECT_CLIENT_MAX_RETRIES": "5"}))
+    _, again = _run(_spec(folder, tmp_path, env={"PREFECT_CLIENT_MAX_RETRIES": "4"}))
+    assert first["ppid"] != second["ppid"] and again["ppid"] == first["ppid"]
+
+
+def test_a_killed_flow_kills_its_launcher_with_the_same_signal(
+    folder: Path, tmp_path: Path
+) -> None:
+    client, flow = _running_flow(folder, tmp_path)
+    os.kill(flow, signal.SIGKILL)
+    assert client.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_a_signal_to_the_launcher_reaches_the_flow(folder: Path, tmp_path: Path) -> None:
+    client, flow = _running_flow(folder, tmp_path)
+    client.send_signal(signal.SIGTERM)  # what a worker's cancel sends
+    assert client.wait(timeout=30) == -signal.SIGTERM  # the flow died of it, so did we
+    assert not alive(flow)
+
+
+def test_a_killed_launcher_takes_its_flow_with_it(folder: Path, tmp_path: Path) -> None:
+    client, flow = _running_flow(folder, tmp_path)
+    client.kill()
+    client.wait(timeout=30)
+    wait_for(lambda: not alive(flow), "the orphaned flow killed", 30)
+    code, _ = _run(_spec(folder, tmp_path))  # the interpreter itself carries on
+    assert code == 0
+
+
+def test_the_least_recently_used_interpreter_makes_room(folder: Path, tmp_path: Path) -> None:
+    _, first = _run(_spec(folder, tmp_path, count=1, env={"PREFECT_CLIENT_MAX_RETRIES": "4"}))
+    _, second = _run(_spec(folder, tmp_path, count=1, env={"PREFECT_CLIENT_MAX_RETRIES": "5"}))
+    wait_for(lambda: not alive(first["ppid"]), "the older interpreter stopping", 30)
+    assert alive(second["ppid"])
+    assert [pid for _, pid in warm.live_interpreters(folder)] == [second["ppid"]]
+
+
+def test_an_idle_interpreter_ends_and_removes_its_socket(folder: Path, tmp_path: Path) -> None:
+    _, info = _run(_spec(folder, tmp_path, idle_seconds=1.0))
+    wait_for(lambda: not alive(info["ppid"]), "the idle interpreter ending", 30)
+    assert not list(folder.glob("*.sock"))
+
+
+def test_a_malformed_request_changes_nothing(folder: Path, tmp_path: Path) -> None:
+    _, first = _run(_spec(folder, tmp_path))
+    (address,) = folder.glob("*.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(address))
+        conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        conn.shutdown(socket.SHUT_WR)
+        try:
+            answer = conn.recv(100)
+        except ConnectionResetError:  # hung up on before reading it all
+            answer = b""
+        assert answer == b""  # no pid: nothing forked
+    _, second = _run(_spec(folder, tmp_path))
+    assert second["ppid"] == first["ppid"]
+
+
+def test_turned_off_or_an_unsafe_folder_starts_cold(folder: Path, tmp_path: Path) -> None:
+    assert _run(_spec(folder, tmp_path, count=0))[0] == COLD
+    folder.chmod(0o777)  # anyone could ask it to run code: not used
+    assert _run(_spec(folder, tmp_path))[0] == COLD
+    assert not list(folder.iterdir())

@@ -1,0 +1,92 @@
+"""A worker's runs on a cached env start in the env's warm interpreter (launch/warm.py): real
+Prefect server, real `sunbeam` worker, real git. The interpreter on its own, with real processes
+and signals, is tested in test_warm_interpreters.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from uuid import UUID
+
+from tests.support import agent_flow as flow_source
+from tests.support.agent_stack import PREFECT_PIN, MainRun, Stack
+from tests.support.pipeline_repo import pyproject
+from tests.support.processes import alive, cmdline, wait_for
+
+FORKED = "forked from the env's warm interpreter"
+STARTED_FOR_IT = "forked from a warm interpreter started for this run"
+
+
+def _infrastructure_pid(stack: Stack, run_id: UUID) -> int:
+    return int((stack.client.read_flow_run(run_id).infrastructure_pid or "0").rsplit(":")[-1])
+
+
+def test_later_runs_start_warm_and_run_their_own_commits_code(
+    stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
+) -> None:
+    # Same lock, other code: the env (and so its interpreter) is shared, the code is not.
+    files = {"src/demo_pipeline/__init__.py": flow_source.package("warm-2")}
+    branch_commit = stack.repo.push_branch("warm-code", files)
+    branch = stack.deployment("warm-code", job_variables={"ref": "warm-code"})
+    infos, runs = [], []
+    for i, deployment in enumerate([main_deployment, main_deployment, branch]):
+        out = tmp_path / f"run-{i}.json"
+        run = stack.run(deployment, {"out": str(out)})
+        assert run.state is not None and run.state.is_completed(), run.state
+        infos.append(json.loads(out.read_text()))
+        runs.append(run)
+    interpreters = {info["ppid"] for info in infos}
+    assert len(interpreters) == 1, infos  # one warm interpreter forked all three
+    assert "_warm_main.py" in cmdline(interpreters.pop())
+    assert stack.wait_for_log(runs[1].id, FORKED)
+    assert stack.wait_for_log(runs[2].id, FORKED)
+    variants = [info["variant"] for info in infos]
+    assert variants[0] == variants[1] != "warm-2" and variants[2] == "warm-2", variants
+    assert infos[2]["SUNBEAM_COMMIT"] == branch_commit != infos[0]["SUNBEAM_COMMIT"]
+    assert infos[2]["cwd"].startswith(str(stack.cache_dir / "checkouts"))
+    assert branch_commit in infos[2]["cwd"]
+
+
+def test_a_killed_launcher_ends_its_warm_flow_crashed(
+    stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
+) -> None:
+    out, gate = tmp_path / "run.json", tmp_path / "gate"
+    run = stack.submit(main_deployment, {"out": str(out), "gate": str(gate)})
+    wait_for(out.exists, "the flow running", 90)
+    flow = json.loads(out.read_text())
+    launcher = _infrastructure_pid(stack, run.id)
+    assert flow["pid"] != launcher and "_warm_main.py" in cmdline(flow["ppid"])
+    os.kill(launcher, signal.SIGKILL)
+    wait_for(lambda: not alive(flow["pid"]), "the flow of a killed launcher ending", 30)
+    final = stack.wait(run.id)
+    assert final.state is not None and final.state.is_crashed(), final.state
+
+
+def test_turned_off_the_launcher_becomes_the_flow(
+    stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
+) -> None:
+    cold = stack.deployment("warm-off", job_variables={"env": {"SUNBEAM_WARM_INTERPRETERS": "0"}})
+    out = tmp_path / "run.json"
+    run = stack.run(cold, {"out": str(out)})
+    assert run.state is not None and run.state.is_completed(), run.state
+    info = json.loads(out.read_text())
+    assert info["pid"] == _infrastructure_pid(stack, run.id)  # exec'd: the same process
+    assert not any("warm interpreter" in line for line in stack.logs(run.id))
+
+
+def test_a_prewarm_starts_the_warm_interpreter_for_the_first_run(
+    stack: Stack, tmp_path: Path
+) -> None:
+    files = {"pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN, "sunbeam-extra"])}
+    stack.repo.push_branch("warm-new-lock", files, lock_from=(stack.wheelhouse,))
+    deployment = stack.deployment("warm-new-lock", job_variables={"ref": "warm-new-lock"})
+    prewarm = stack.run(deployment, job_variables={"sync_only": True})
+    assert prewarm.state is not None and prewarm.state.is_completed(), prewarm.state
+    out = tmp_path / "run.json"
+    run = stack.run(deployment, {"out": str(out)})
+    assert run.state is not None and run.state.is_completed(), run.state
+    assert json.loads(out.read_text())["extra"] == "1.0"
+    assert stack.wait_for_log(run.id, FORKED)  # the prewarm's interpreter, not one of its own
+    assert not any(STARTED_FOR_IT in line for line in stack.logs(run.id))
