@@ -10,14 +10,16 @@ venv repacked), so only the agent's work is measured. For every run, from its lo
   sync      launcher start-up + sync (→ "Synced ...")
   record    "Synced" → "Starting flow" (labels, name, tags, schema; the launcher's own work)
   engine    "Starting flow" → Prefect's "Beginning flow run" (interpreter, `import prefect`,
-            the run read from the API, the flow imported, Running proposed)
+            the run read from the API, the flow imported, Running proposed); on a warm start
+            split at "Flow process N forked": to_fork (the interpreter found, or started and
+            waited for) and fork_to_beginning
   first     "Beginning flow run" → the flow's first line
 
 plus `python -c "import prefect"` in each env right after its run (how warm its bytecode was).
-Three kinds of run, interleaved: `cached` (main's env, shipped settings: the env's warm
+Four kinds of run, interleaved: `cached` (main's env, shipped settings: the env's warm
 interpreter forks the flow), `cached_cold` (the same with `SUNBEAM_WARM_INTERPRETERS=0`: the
-launcher execs a new interpreter, as before warm interpreters) and `new` (a new lock: its first
-run starts the env's interpreter and waits for it).
+launcher execs a new interpreter, as before warm interpreters), `new` (a new lock: its first
+run starts the env's interpreter and waits for it) and `new_cold` (a new lock, started cold).
 
     uv run python benchmarks/bench_flow_start.py [--runs 5]
 """
@@ -109,6 +111,10 @@ def phases(client: SyncPrefectClient, run_id: UUID) -> dict[str, float]:
     for name, a, b in order:
         start = run.created if a is None else seen[a]
         out[name] = round((seen[b] - start).total_seconds(), 3)
+    forked = next((log.timestamp for log in logs if "Flow process" in log.message), None)
+    if forked is not None:  # warm: "Starting flow" → forked → "Beginning flow run"
+        out["to_fork"] = round((forked - seen["starting"]).total_seconds(), 3)
+        out["fork_to_beginning"] = round((seen["beginning"] - forked).total_seconds(), 3)
     out["created_to_first"] = round((seen["first"] - run.created).total_seconds(), 3)
     out["created_to_running"] = round((run.start_time - run.created).total_seconds(), 3)
     return out
@@ -134,7 +140,7 @@ def run_and_wait(client: SyncPrefectClient, deployment: UUID, ref: str) -> UUID:
 
 
 def summarize(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+    return {k: round(statistics.median(r[k] for r in rows if k in r), 3) for k in rows[0]}
 
 
 def main() -> int:
@@ -151,14 +157,15 @@ def main() -> int:
             "flows/bench.py": FLOW.format(imports=""),
         }
         repo.push_branch("main", files, lock_from=(wheelhouse,))
-        for i in range(args.runs):
+        for i in range(2 * args.runs):  # new-0.. for warm starts, new-cold-0.. for cold ones
             name = extra_wheel(wheelhouse, i)
             module = name.replace("-", "_")
             branch_files = {
                 "pyproject.toml": pyproject("bench", [PREFECT_PIN, name]),
                 "flows/bench.py": FLOW.format(imports=f"import {module}  # noqa: F401"),
             }
-            repo.push_branch(f"new-{i}", branch_files, lock_from=(wheelhouse,))
+            branch = f"new-{i}" if i < args.runs else f"new-cold-{i - args.runs}"
+            repo.push_branch(branch, branch_files, lock_from=(wheelhouse,))
         with postgres_database("sunbeam_bench_flow_start") as database_url:
             server = start_prefect_server(tmp / "prefect", database_url)
             try:
@@ -195,10 +202,13 @@ def measure(server, repo: ProjectRepo, tmp: Path, runs: int) -> dict:
                 client, "bench", "bench-cold", "bench", "flows/bench.py:bench", cold_variables
             )
             run_and_wait(client, deployment, "main")  # main's env built, its interpreter started
-            rows: dict[str, list[dict[str, float]]] = {"cached": [], "cached_cold": [], "new": []}
+            rows: dict[str, list[dict[str, float]]] = {
+                "cached": [], "cached_cold": [], "new": [], "new_cold": []
+            }  # fmt: skip
             cases = (("cached", deployment, "main"), ("cached_cold", cold, "main"))
             for i in range(runs):  # interleaved, so load drifts alike
-                for kind, which, ref in (*cases, ("new", deployment, f"new-{i}")):
+                news = (("new", deployment, f"new-{i}"), ("new_cold", cold, f"new-cold-{i}"))
+                for kind, which, ref in (*cases, *news):
                     run_id = run_and_wait(client, which, ref)
                     row = phases(client, run_id)
                     key = client.read_flow_run(run_id).labels["sunbeam.env_key"]
@@ -210,7 +220,7 @@ def measure(server, repo: ProjectRepo, tmp: Path, runs: int) -> dict:
     return {
         "poll_seconds": "Prefect default (10), events stream on",
         "warm_interpreters": "shipped default (2); cached_cold: the same runs with "
-        "SUNBEAM_WARM_INTERPRETERS=0 (every run a cold start)",
+        "SUNBEAM_WARM_INTERPRETERS=0 (every run a cold start); new_cold: likewise",
         "median": {kind: summarize(r) for kind, r in rows.items()},
         "runs": rows,
     }

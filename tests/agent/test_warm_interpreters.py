@@ -79,6 +79,17 @@ def _spec(folder: Path, tmp_path: Path, **changes: Any) -> dict[str, Any]:
     return spec
 
 
+def _ready(spec: dict[str, Any]) -> Path:
+    """A first run: it starts cold (the client says so) and starts the interpreter beside it;
+    returns the interpreter's socket once it listens."""
+    assert _run(spec)[0] == COLD
+    fields = ("python", "env_dir", "env", "cwd", "program")
+    run = warm.WarmRun(**{name: spec[name] for name in fields}, lease_fd=None)
+    where = warm.address(Path(spec["folder"]), run)
+    wait_for(where.exists, "the warm interpreter listening", 60)
+    return where
+
+
 def _command(spec: dict[str, Any]) -> list[str]:
     return [sys.executable, "-m", "tests.support.warm_client", json.dumps(spec)]
 
@@ -91,6 +102,7 @@ def _run(spec: dict[str, Any], stdin: str = "hello\n") -> tuple[int, dict[str, A
 
 def _running_flow(folder: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     """A launcher whose warm flow is running (held asleep): (the launcher, the flow's pid)."""
+    _ready(_spec(folder, tmp_path))
     mark = tmp_path / "running"
     client = subprocess.Popen(
         _command(_spec(folder, tmp_path, env={"SUNBEAM_TEST_MARK": str(mark)})),
@@ -104,6 +116,7 @@ def _running_flow(folder: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes]
 def test_runs_are_forked_from_one_interpreter_with_their_own_streams_dir_and_path(
     folder: Path, tmp_path: Path
 ) -> None:
+    _ready(_spec(folder, tmp_path))
     infos = []
     for i in range(3):
         env = {"PREFECT__FLOW_RUN_ID": f"run-{i}", "SUNBEAM_TEST_EXIT": str(i + 3)}
@@ -120,9 +133,12 @@ def test_runs_are_forked_from_one_interpreter_with_their_own_streams_dir_and_pat
 
 
 def test_other_prefect_settings_get_their_own_interpreter(folder: Path, tmp_path: Path) -> None:
-    _, first = _run(_spec(folder, tmp_path, env={"PREFECT_CLIENT_MAX_RETRIES": "4"}))
-    _, second = _run(_spec(folder, tmp_path, env={"PREFECT_CLIENT_MAX_RETRIES": "5"}))
-    _, again = _run(_spec(folder, tmp_path, env={"PREFECT_CLIENT_MAX_RETRIES": "4"}))
+    four, five = ({"PREFECT_CLIENT_MAX_RETRIES": n} for n in ("4", "5"))
+    _ready(_spec(folder, tmp_path, env=four))
+    _ready(_spec(folder, tmp_path, env=five))
+    _, first = _run(_spec(folder, tmp_path, env=four))
+    _, second = _run(_spec(folder, tmp_path, env=five))
+    _, again = _run(_spec(folder, tmp_path, env=four))
     assert first["ppid"] != second["ppid"] and again["ppid"] == first["ppid"]
 
 
@@ -151,22 +167,25 @@ def test_a_killed_launcher_takes_its_flow_with_it(folder: Path, tmp_path: Path) 
 
 
 def test_the_least_recently_used_interpreter_makes_room(folder: Path, tmp_path: Path) -> None:
-    _, first = _run(_spec(folder, tmp_path, count=1, env={"PREFECT_CLIENT_MAX_RETRIES": "4"}))
-    _, second = _run(_spec(folder, tmp_path, count=1, env={"PREFECT_CLIENT_MAX_RETRIES": "5"}))
+    four, five = ({"PREFECT_CLIENT_MAX_RETRIES": n} for n in ("4", "5"))
+    _ready(_spec(folder, tmp_path, count=1, env=four))
+    _, first = _run(_spec(folder, tmp_path, count=1, env=four))
+    _ready(_spec(folder, tmp_path, count=1, env=five))  # starting it stops the other one
+    _, second = _run(_spec(folder, tmp_path, count=1, env=five))
     wait_for(lambda: not alive(first["ppid"]), "the older interpreter stopping", 30)
     assert alive(second["ppid"])
     assert [pid for _, pid in warm.live_interpreters(folder)] == [second["ppid"]]
 
 
 def test_an_idle_interpreter_ends_and_removes_its_socket(folder: Path, tmp_path: Path) -> None:
-    _, info = _run(_spec(folder, tmp_path, idle_seconds=1.0))
-    wait_for(lambda: not alive(info["ppid"]), "the idle interpreter ending", 30)
-    assert not list(folder.glob("*.sock"))
+    where = _ready(_spec(folder, tmp_path, idle_seconds=5.0))
+    wait_for(lambda: not where.exists(), "the idle interpreter removing its socket", 30)
+    wait_for(lambda: not warm.live_interpreters(folder), "the idle interpreter ending", 30)
 
 
 def test_a_malformed_request_changes_nothing(folder: Path, tmp_path: Path) -> None:
+    address = _ready(_spec(folder, tmp_path))
     _, first = _run(_spec(folder, tmp_path))
-    (address,) = folder.glob("*.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(str(address))
         conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
@@ -182,6 +201,7 @@ def test_a_malformed_request_changes_nothing(folder: Path, tmp_path: Path) -> No
 
 def test_turned_off_or_an_unsafe_folder_starts_cold(folder: Path, tmp_path: Path) -> None:
     assert _run(_spec(folder, tmp_path, count=0))[0] == COLD
+    assert not list(folder.iterdir())  # and none started
     folder.chmod(0o777)  # anyone could ask it to run code: not used
     assert _run(_spec(folder, tmp_path))[0] == COLD
     assert not list(folder.iterdir())

@@ -32,7 +32,7 @@ def main() -> int:
         program=spec["program"],
         lease_fd=None,
     )
-    code = run_warm(settings, run, started=lambda _pid, _fresh: None, stopping=lambda: False)
+    code = run_warm(settings, run, started=lambda _pid: None, stopping=lambda: False)
     if code is None:
         return COLD
     if code < 0:

@@ -355,15 +355,8 @@ class Launch:
         for handler in self.logger.handlers:
             handler.flush()
 
-        def started(pid: int, fresh: bool) -> None:
-            if fresh:
-                self.logger.info(
-                    "Flow process %d forked from a warm interpreter started for this run "
-                    "(later runs of this env skip Prefect's import)",
-                    pid,
-                )
-            else:
-                self.logger.info("Flow process %d forked from the env's warm interpreter", pid)
+        def started(pid: int) -> None:
+            self.logger.info("Flow process %d forked from the env's warm interpreter", pid)
 
         try:
             return run_warm(

@@ -8,9 +8,10 @@ gets to the flow's process, and returns that process's exit. `None` means no war
 took the run (turned off, a host that cannot, another run starting the same one at this moment,
 an interpreter that failed to import Prefect): the launcher starts the engine cold, as before.
 
-The first run of an env on a host starts its interpreter and waits for it (about what a cold
-start costs); every later run there, while the interpreter lives, skips the import. A prewarm
-(`sync_only`) starts it without waiting, so the first real run of a pushed branch is warm too.
+The first run of an env on a host starts cold and starts the env's interpreter beside it;
+every later run there, while the interpreter lives, skips the import (a run that comes while
+it is starting waits for it). A prewarm (`sync_only`) starts it too, so the first real run of a
+pushed branch is warm.
 Interpreters live in one private folder per user (`SUNBEAM_WARM_DIR`), at most
 `SUNBEAM_WARM_INTERPRETERS` per host (the least recently used one is stopped for a new one),
 each until idle for `SUNBEAM_WARM_IDLE_SECONDS` or its worker is gone.
@@ -131,31 +132,30 @@ def run_warm(
     settings: WarmSettings,
     run: WarmRun,
     *,
-    started: Callable[[int, bool], None],
+    started: Callable[[int], None],
     stopping: Callable[[], bool],
 ) -> int | None:
     """Run the flow in a warm interpreter: its exit code (negative: killed by that signal), or
-    None when none took it. `started(pid, fresh)` is told the flow's process and whether its
-    interpreter was started for this run; `stopping()` says the
+    None when none took it (then one is started for later runs). `started(pid)` is told the
+    flow's process; `stopping()` says the
     launcher was asked to stop before the flow started (the flow is then stopped at once)."""
     folder = settings.where
     if settings.count <= 0 or not private_folder(folder):
         return None
     where = address(folder, run)
-    conn, fresh = _connect(where), False
+    conn = _connect(where)
+    if conn is None and _holder(_lock_of(where)) is not None:
+        conn = _await(where)  # a prewarm or another run is starting it: sooner than a cold start
     if conn is None:
-        said = _start(settings, where, run, wait=True)
-        if said == "busy":  # another run or a prewarm is starting it: wait for that one
-            conn = _await(where)
-        elif said == "ready":
-            conn, fresh = _connect(where), True
-        if conn is None:
-            return None
+        # None yet: this run starts cold and the interpreter starts beside it, for later runs
+        # (waiting for it would cost this run what a cold start costs, and a little more).
+        _start(settings, where, run, wait=False)
+        return None
     with conn, conn.makefile("rb") as replies:
         pid = _request(conn, replies, run)
         if pid is None:
             return None
-        started(pid, fresh)
+        started(pid)
         return _wait(replies, pid, stopping)
 
 
@@ -182,10 +182,15 @@ def _connect(where: Path) -> socket.socket | None:
     return conn
 
 
+def _lock_of(where: Path) -> Path:
+    """The lock an interpreter holds for life (`_warm_main._own_lock`)."""
+    return where.with_name(where.name + ".lock")
+
+
 def _await(where: Path) -> socket.socket | None:
     """The interpreter another process is starting at `where`, once it listens; None if it
     gave up. It says nothing to us, so we look (its import takes seconds; a look, microseconds)."""
-    lock = where.with_name(where.name + ".lock")
+    lock = _lock_of(where)
     deadline = time.monotonic() + AWAIT_SECONDS
     while time.monotonic() < deadline:
         conn = _connect(where)
