@@ -53,7 +53,7 @@ def folder() -> Iterator[Path]:
     try:
         yield path
     finally:
-        pids = [pid for _, pid in warm.live_interpreters(path)]
+        pids = [holder.pid for holder in warm.live_interpreters(path)]
         for pid in pids:
             os.kill(pid, signal.SIGTERM)
         for pid in pids:
@@ -80,8 +80,8 @@ def _spec(folder: Path, tmp_path: Path, **changes: Any) -> dict[str, Any]:
 
 
 def _ready(spec: dict[str, Any]) -> Path:
-    """A first run: it starts cold (the client says so) and starts the interpreter beside it;
-    returns the interpreter's socket once it listens."""
+    """A first run: it starts cold (the client says so) and starts the interpreter beside it,
+    which imports once that run has ended; returns the interpreter's socket once it listens."""
     assert _run(spec)[0] == COLD
     fields = ("python", "env_dir", "env", "cwd", "program")
     run = warm.WarmRun(**{name: spec[name] for name in fields}, lease_fd=None)
@@ -174,7 +174,7 @@ def test_the_least_recently_used_interpreter_makes_room(folder: Path, tmp_path: 
     _, second = _run(_spec(folder, tmp_path, count=1, env=five))
     wait_for(lambda: not alive(first["ppid"]), "the older interpreter stopping", 30)
     assert alive(second["ppid"])
-    assert [pid for _, pid in warm.live_interpreters(folder)] == [second["ppid"]]
+    assert [holder.pid for holder in warm.live_interpreters(folder)] == [second["ppid"]]
 
 
 def test_an_idle_interpreter_ends_and_removes_its_socket(folder: Path, tmp_path: Path) -> None:
@@ -205,3 +205,23 @@ def test_turned_off_or_an_unsafe_folder_starts_cold(folder: Path, tmp_path: Path
     folder.chmod(0o777)  # anyone could ask it to run code: not used
     assert _run(_spec(folder, tmp_path))[0] == COLD
     assert not list(folder.iterdir())
+
+
+def test_the_interpreter_imports_only_after_the_cold_start_beside_it(
+    folder: Path, tmp_path: Path
+) -> None:
+    mark = tmp_path / "running"
+    spec = _spec(folder, tmp_path, cold_exec=True, env={"SUNBEAM_TEST_MARK": str(mark)})
+    first = subprocess.Popen(_command(spec), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    wait_for(mark.exists, "the first run running (cold)", 60)
+    assert int(mark.read_text()) == first.pid  # exec'd: the launcher became the flow
+    (holder,) = warm.live_interpreters(folder)
+    assert holder.state == "waiting"  # no import while that run starts
+    code, second = _run(_spec(folder, tmp_path, cold_exec=True))
+    assert code == 0
+    assert "_warm_main.py" not in cmdline(second["ppid"])  # it came meanwhile: cold as well
+    first.kill()
+    first.wait(timeout=30)
+    wait_for(lambda: warm.live_interpreters(folder)[0].state == "ready", "the import", 60)
+    _, third = _run(_spec(folder, tmp_path))
+    assert third["ppid"] == holder.pid

@@ -22,6 +22,18 @@ def _infrastructure_pid(stack: Stack, run_id: UUID) -> int:
     return int((stack.client.read_flow_run(run_id).infrastructure_pid or "0").rsplit(":")[-1])
 
 
+def _until_warm(stack: Stack, deployment: UUID, tmp_path: Path) -> None:
+    """Runs until one is forked from the env's warm interpreter (the second at the latest: the
+    first starts it if need be)."""
+    for i in range(2):
+        out = tmp_path / f"warm-up-{i}.json"
+        run = stack.run(deployment, {"out": str(out)})
+        assert run.state is not None and run.state.is_completed(), run.state
+        if "_warm_main.py" in cmdline(json.loads(out.read_text())["ppid"]):
+            return
+    raise AssertionError("no run was forked from a warm interpreter")
+
+
 def test_later_runs_start_warm_and_run_their_own_commits_code(
     stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
 ) -> None:
@@ -36,9 +48,9 @@ def test_later_runs_start_warm_and_run_their_own_commits_code(
         assert run.state is not None and run.state.is_completed(), run.state
         infos.append(json.loads(out.read_text()))
         runs.append(run)
-    interpreters = {info["ppid"] for info in infos}
-    assert len(interpreters) == 1, infos  # one warm interpreter forked all three
-    assert "_warm_main.py" in cmdline(interpreters.pop())
+    # The first may have come while the env's interpreter waited for an earlier cold start.
+    assert infos[1]["ppid"] == infos[2]["ppid"], infos  # one warm interpreter, two commits
+    assert "_warm_main.py" in cmdline(infos[1]["ppid"])
     assert stack.wait_for_log(runs[1].id, FORKED)
     assert stack.wait_for_log(runs[2].id, FORKED)
     variants = [info["variant"] for info in infos]
@@ -51,6 +63,7 @@ def test_later_runs_start_warm_and_run_their_own_commits_code(
 def test_a_killed_launcher_ends_its_warm_flow_crashed(
     stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
 ) -> None:
+    _until_warm(stack, main_deployment, tmp_path)
     out, gate = tmp_path / "run.json", tmp_path / "gate"
     run = stack.submit(main_deployment, {"out": str(out), "gate": str(gate)})
     wait_for(out.exists, "the flow running", 90)

@@ -1,9 +1,10 @@
 """A launcher's warm start alone, as a process (`python -m tests.support.warm_client SPEC`).
 
-SPEC is JSON: folder, count, idle_seconds, python, env_dir, cwd, program, env. The process does
-what `sunbeam-run` does with a flow: runs `program` through `run_warm` with its own stdin,
-stdout and stderr, then exits with the flow's code, or is killed by the flow's signal. Exit
-99: no warm interpreter took the run (the launcher would have started it cold).
+SPEC is JSON: folder, count, idle_seconds, python, env_dir, cwd, program, env, cold_exec. The
+process does what `sunbeam-run` does with a flow: runs `program` through `run_warm` with its own
+stdin, stdout and stderr, then exits with the flow's code, or is killed by the flow's signal.
+When no warm interpreter took the run: with `cold_exec` it becomes the program (a cold start,
+as the launcher's execve), else it exits 99.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main() -> int:
         lease_fd=None,
     )
     code = run_warm(settings, run, started=lambda _pid: None, stopping=lambda: False)
+    if code is None and spec.get("cold_exec"):  # as the launcher does: become the program
+        os.chdir(spec["cwd"])
+        os.execve(spec["python"], [spec["python"], "-c", spec["program"]], spec["env"])
     if code is None:
         return COLD
     if code < 0:

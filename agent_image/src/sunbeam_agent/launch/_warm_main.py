@@ -8,7 +8,8 @@ process, which then runs the same engine program the cold path execs (`_engine_m
 Not imported by the agent: the env's interpreter runs this file by path through `python -c`
 (never as a script, whose folder would put the agent's modules on its sys.path), so it may
 only use the standard library and that env's `prefect` (any 3.x), through public names.
-Arguments: SOCKET IDLE_SECONDS WATCH_PID READY_FD. The lease on the env (a shared flock that
+Arguments: SOCKET IDLE_SECONDS WATCH_PID AFTER_PID (0: none; else the cold start it was
+started beside, whose end it waits for, at most 30 s, before importing). The lease on the env (a shared flock that
 keeps `gc` away) is an inherited open file, kept open for life.
 
 One connection per run. The launcher sends b"R" + the length of a JSON body {"cwd", "env",
@@ -30,6 +31,7 @@ import fcntl
 import importlib
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -39,18 +41,13 @@ import time
 import types
 
 _CHECK_SECONDS = 2.0
+_AFTER_AT_MOST = 30.0
 _REQUEST_TIMEOUT = 10.0
 _HEADER = struct.Struct("!cI")
 _PR_SET_PDEATHSIG = 1
 
 
-def _say(fd, message):
-    with contextlib.suppress(OSError):
-        os.write(fd, (message + "\n").encode())
-        os.close(fd)
-
-
-def _own_lock(address):
+def _own_lock(address, state):
     """The address's lock, held for life; None if another interpreter holds it."""
     fd = os.open(address + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -58,9 +55,28 @@ def _own_lock(address):
     except BlockingIOError:
         os.close(fd)
         return None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _state(fd, state)
     return fd
+
+
+def _state(fd, state):
+    """Tell launchers what we are doing (warm.py reads it): "waiting", "importing", "ready"."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {state}".encode(), 0)
+
+
+def _after(pid, at_most):
+    """Wait until process `pid` (the cold start this interpreter was started beside) has ended,
+    or for `at_most` seconds: two imports of Prefect at once on a small host take each of them
+    twice as long, and that one is a run starting."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone already
+        return
+    try:
+        select.select([pidfd], [], [], at_most)
+    finally:
+        os.close(pidfd)
 
 
 def _listen(address):
@@ -257,31 +273,33 @@ def _become(message, fds, base_path):
 
 
 def _start(argv):
-    """Import, listen, say ready; (address, server) or None when this one is not needed."""
-    address, idle, watch, ready = argv[0], float(argv[1]), int(argv[2]), int(argv[3])
+    """Import, then listen; the server, or None when this one is not needed (its reason stays
+    in the lock file's state for a look with `cat`; runs start cold meanwhile)."""
+    address, idle, watch, after = argv[0], float(argv[1]), int(argv[2]), int(argv[3])
     os.chdir(os.path.dirname(address))  # nothing to import here: '' on sys.path finds nothing
     if not hasattr(os, "pidfd_open"):
-        _say(ready, "failed: this Python cannot watch its children (os.pidfd_open)")
-        return None
-    lock = _own_lock(address)
+        return None  # this Python cannot watch its children
+    lock = _own_lock(address, "waiting" if after else "importing")
     if lock is None:
-        _say(ready, "busy")
-        return None
+        return None  # another one has this address
+    if after:
+        _after(after, _AFTER_AT_MOST)
+    _state(lock, "importing")
     try:
         import prefect
         import prefect.engine
         import prefect.flow_engine  # noqa: F401
-    except BaseException as exc:  # the cold start shows the real error on the run
-        _say(ready, f"failed: {type(exc).__name__}: {exc}")
+    except BaseException as exc:  # a cold start shows the real error on its run
+        _state(lock, f"failed {type(exc).__name__}")
         return None
     try:
         os.close(os.pidfd_open(os.getpid()))  # the kernel has pidfds (Linux 5.3)
         listener = _listen(address)
     except OSError as exc:
-        _say(ready, f"failed: {exc}")
+        _state(lock, f"failed {exc.strerror}")
         return None
     server = Server(listener, lock, address, idle, watch)
-    _say(ready, "ready")
+    _state(lock, "ready")
     return server
 
 

@@ -8,9 +8,10 @@ gets to the flow's process, and returns that process's exit. `None` means no war
 took the run (turned off, a host that cannot, another run starting the same one at this moment,
 an interpreter that failed to import Prefect): the launcher starts the engine cold, as before.
 
-The first run of an env on a host starts cold and starts the env's interpreter beside it;
-every later run there, while the interpreter lives, skips the import (a run that comes while
-it is starting waits for it). A prewarm (`sync_only`) starts it too, so the first real run of a
+The first run of an env on a host starts cold and starts the env's interpreter beside it,
+which imports once that run has ended (or after 30 s): two imports at once on a small host
+slow both. Every later run there, while the interpreter lives, skips the import (a run that
+comes while it imports waits for it; one that comes before starts cold). A prewarm (`sync_only`) starts it too, so the first real run of a
 pushed branch is warm.
 Interpreters live in one private folder per user (`SUNBEAM_WARM_DIR`), at most
 `SUNBEAM_WARM_INTERPRETERS` per host (the least recently used one is stopped for a new one),
@@ -144,13 +145,19 @@ def run_warm(
         return None
     where = address(folder, run)
     conn = _connect(where)
-    if conn is None and _holder(_lock_of(where)) is not None:
-        conn = _await(where)  # a prewarm or another run is starting it: sooner than a cold start
     if conn is None:
-        # None yet: this run starts cold and the interpreter starts beside it, for later runs
-        # (waiting for it would cost this run what a cold start costs, and a little more).
-        _start(settings, where, run, wait=False)
-        return None
+        holder = _holder(_lock_of(where))
+        if holder is None:
+            # None yet: this run starts cold, and the interpreter starts beside it, importing
+            # once this run has started (waiting for it would cost this run more than a cold
+            # start; importing at the same time makes both slower).
+            _start(settings, where, run, after=os.getpid())
+            return None
+        if holder.state != "importing":
+            return None  # it waits for a cold start to end first: this one starts cold too
+        conn = _await(where)  # sooner than a cold start
+        if conn is None:
+            return None
     with conn, conn.makefile("rb") as replies:
         pid = _request(conn, replies, run)
         if pid is None:
@@ -169,7 +176,8 @@ def start_warm(settings: WarmSettings, run: WarmRun) -> None:
     if conn is not None:
         conn.close()
         return
-    _start(settings, where, run, wait=False)
+    if _holder(_lock_of(where)) is None:
+        _start(settings, where, run, after=0)
 
 
 def _connect(where: Path) -> socket.socket | None:
@@ -200,14 +208,13 @@ def _await(where: Path) -> socket.socket | None:
     return None
 
 
-def _start(settings: WarmSettings, where: Path, run: WarmRun, *, wait: bool) -> str:
-    """Start an interpreter at `where`; with `wait`, what it said ("ready", "busy", ...)."""
+def _start(settings: WarmSettings, where: Path, run: WarmRun, *, after: int) -> None:
+    """Start an interpreter at `where` (after process `after` ends, at most 30 s; 0: at once)."""
     _make_room(where.parent, settings.count)
-    read_fd, write_fd = os.pipe()
-    keep = (write_fd,) if run.lease_fd is None else (write_fd, run.lease_fd)
+    keep = () if run.lease_fd is None else (run.lease_fd,)
     command = [run.python, "-c", _RUN_FILE, _program_file()]
-    arguments = [str(where), repr(settings.idle_seconds), str(os.getppid()), str(write_fd)]
-    try:
+    arguments = [str(where), repr(settings.idle_seconds), str(os.getppid()), str(after)]
+    with contextlib.suppress(OSError):  # then runs start cold, as before
         subprocess.Popen(
             [*command, *arguments],
             env=warm_environment(run.env),
@@ -218,16 +225,6 @@ def _start(settings: WarmSettings, where: Path, run: WarmRun, *, wait: bool) -> 
             start_new_session=True,  # not stopped with the run's process group
             pass_fds=keep,
         )
-    except OSError:
-        os.close(read_fd)
-        return "failed"
-    finally:
-        os.close(write_fd)
-    if not wait:
-        os.close(read_fd)
-        return "started"
-    with os.fdopen(read_fd, "rb") as said:
-        return said.read().decode(errors="replace").strip() or "failed"
 
 
 def _program_file() -> str:
@@ -237,19 +234,28 @@ def _program_file() -> str:
 def _make_room(folder: Path, count: int) -> None:
     """Stop the least recently used interpreters so that a new one makes at most `count`."""
     live = live_interpreters(folder)
-    for _, pid in live[: max(0, len(live) - count + 1)]:
+    for holder in live[: max(0, len(live) - count + 1)]:
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)  # it stops taking runs and ends after its own
+            os.kill(holder.pid, signal.SIGTERM)  # it stops taking runs and ends after its own
 
 
-def live_interpreters(folder: Path) -> list[tuple[float, int]]:
-    """(last use, pid) of each interpreter running in `folder`, least recently used first."""
+@dataclass(frozen=True, order=True)
+class Holder:
+    """A running interpreter, as its lock file says: when last used, its pid, what it does."""
+
+    last_used: float
+    pid: int
+    state: str
+
+
+def live_interpreters(folder: Path) -> list[Holder]:
+    """Each interpreter running in `folder`, least recently used first."""
     holders = (_holder(lock) for lock in folder.glob("*.sock.lock"))
     return sorted(holder for holder in holders if holder is not None)
 
 
-def _holder(lock: Path) -> tuple[float, int] | None:
-    """(last use, pid) of the interpreter holding `lock`, or None if none does."""
+def _holder(lock: Path) -> Holder | None:
+    """The interpreter holding `lock`, or None if none does."""
     try:
         fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -257,10 +263,8 @@ def _holder(lock: Path) -> tuple[float, int] | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        try:
-            return os.fstat(fd).st_mtime, int(os.pread(fd, 32, 0) or b"0")
-        except ValueError:
-            return None
+        pid, _, state = os.pread(fd, 64, 0).decode(errors="replace").partition(" ")
+        return Holder(os.fstat(fd).st_mtime, int(pid), state) if pid.isdigit() else None
     finally:
         os.close(fd)
     return None
