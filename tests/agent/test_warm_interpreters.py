@@ -202,6 +202,8 @@ def test_a_malformed_request_changes_nothing(folder: Path, tmp_path: Path) -> No
 def test_turned_off_or_an_unsafe_folder_starts_cold(folder: Path, tmp_path: Path) -> None:
     assert _run(_spec(folder, tmp_path, count=0))[0] == COLD
     assert not list(folder.iterdir())  # and none started
+    assert _run(_spec(folder, tmp_path, start=False))[0] == COLD  # a run that built its env
+    assert not list(folder.iterdir())
     folder.chmod(0o777)  # anyone could ask it to run code: not used
     assert _run(_spec(folder, tmp_path))[0] == COLD
     assert not list(folder.iterdir())

@@ -1,6 +1,6 @@
 """A launcher's warm start alone, as a process (`python -m tests.support.warm_client SPEC`).
 
-SPEC is JSON: folder, count, idle_seconds, python, env_dir, cwd, program, env, cold_exec. The
+SPEC is JSON: folder, count, idle_seconds, python, env_dir, cwd, program, env, cold_exec, start. The
 process does what `sunbeam-run` does with a flow: runs `program` through `run_warm` with its own
 stdin, stdout and stderr, then exits with the flow's code, or is killed by the flow's signal.
 When no warm interpreter took the run: with `cold_exec` it becomes the program (a cold start,
@@ -33,7 +33,8 @@ def main() -> int:
         program=spec["program"],
         lease_fd=None,
     )
-    code = run_warm(settings, run, started=lambda _pid: None, stopping=lambda: False)
+    start = spec.get("start", True)
+    code = run_warm(settings, run, started=lambda _pid: None, stopping=lambda: False, start=start)
     if code is None and spec.get("cold_exec"):  # as the launcher does: become the program
         os.chdir(spec["cwd"])
         os.execve(spec["python"], [spec["python"], "-c", spec["program"]], spec["env"])

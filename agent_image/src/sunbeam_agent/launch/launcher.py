@@ -364,6 +364,9 @@ class Launch:
                 self.warm_run(prepared, env),
                 started=started,
                 stopping=self.signalled.is_set,
+                # A new env's interpreter would import while other runs start, and a new lock
+                # (a branch's) is often run once: its second run (a hit) starts one.
+                start=not prepared.result.built,
             )
         except WarmError as exc:
             _say(str(exc))

@@ -8,9 +8,10 @@ gets to the flow's process, and returns that process's exit. `None` means no war
 took the run (turned off, a host that cannot, another run starting the same one at this moment,
 an interpreter that failed to import Prefect): the launcher starts the engine cold, as before.
 
-The first run of an env on a host starts cold and starts the env's interpreter beside it,
-which imports once that run has ended (or after 30 s): two imports at once on a small host
-slow both. Every later run there, while the interpreter lives, skips the import (a run that
+The first run of a cached env on a host starts cold and starts the env's interpreter beside
+it, which imports once that run has ended (or after 30 s): two imports at once on a small host
+slow both. A run that built its env does not: most new locks (a branch's) run once or twice,
+and an import nobody uses would slow the runs starting meanwhile. Every later run there, while the interpreter lives, skips the import (a run that
 comes while it imports waits for it; one that comes before starts cold). A prewarm (`sync_only`) starts it too, so the first real run of a
 pushed branch is warm.
 Interpreters live in one private folder per user (`SUNBEAM_WARM_DIR`), at most
@@ -135,10 +136,11 @@ def run_warm(
     *,
     started: Callable[[int], None],
     stopping: Callable[[], bool],
+    start: bool = True,
 ) -> int | None:
     """Run the flow in a warm interpreter: its exit code (negative: killed by that signal), or
-    None when none took it (then one is started for later runs). `started(pid)` is told the
-    flow's process; `stopping()` says the
+    None when none took it (then, with `start`, one is started for later runs). `started(pid)`
+    is told the flow's process; `stopping()` says the
     launcher was asked to stop before the flow started (the flow is then stopped at once)."""
     folder = settings.where
     if settings.count <= 0 or not private_folder(folder):
@@ -149,9 +151,10 @@ def run_warm(
         holder = _holder(_lock_of(where))
         if holder is None:
             # None yet: this run starts cold, and the interpreter starts beside it, importing
-            # once this run has started (waiting for it would cost this run more than a cold
+            # once this run has ended (waiting for it would cost this run more than a cold
             # start; importing at the same time makes both slower).
-            _start(settings, where, run, after=os.getpid())
+            if start:
+                _start(settings, where, run, after=os.getpid())
             return None
         if holder.state != "importing":
             return None  # it waits for a cold start to end first: this one starts cold too
