@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sunbeam_agent.launch.settings import LaunchSettings, LaunchSettingsError
+from sunbeam_agent.launch.warm import WarmSettings
 
 SUNBEAM_RUN = Path(sys.executable).parent / "sunbeam-run"
 
@@ -27,6 +28,9 @@ def test_every_launcher_variable_lands_in_the_settings() -> None:
             "SUNBEAM_RUN_REF": "feature",
             "SUNBEAM_RUN_SYNC_ONLY": "true",
             "SUNBEAM_RUN_UNKNOWN": "not a job variable",
+            "SUNBEAM_WARM_INTERPRETERS": "0",
+            "SUNBEAM_WARM_IDLE_SECONDS": "60",
+            "SUNBEAM_WARM_DIR": "/tmp/w",
         }
     )
     assert settings == LaunchSettings(
@@ -37,6 +41,7 @@ def test_every_launcher_variable_lands_in_the_settings() -> None:
         run_record="/tmp/record.json",
         debug=True,
         run_variables={"ref": "feature", "sync_only": "true"},
+        warm=WarmSettings(count=0, idle_seconds=60.0, folder=Path("/tmp/w")),
     )
 
 
@@ -46,12 +51,19 @@ def test_unset_or_empty_variables_are_the_defaults() -> None:
     defaults = LaunchSettings.from_environment({})
     assert (defaults.cancel_poll_seconds, defaults.schema_timeout) == (1.0, 120.0)
     assert defaults.flow_run_id is None and defaults.run_record is None and not defaults.debug
+    assert defaults.warm == WarmSettings(count=2, idle_seconds=900.0, folder=None)
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf"])
 def test_a_bad_number_of_seconds_is_named(value: str) -> None:
     with pytest.raises(LaunchSettingsError, match=r"SUNBEAM_SCHEMA_TIMEOUT.*positive number"):
         LaunchSettings.from_environment({"SUNBEAM_SCHEMA_TIMEOUT": value})
+
+
+@pytest.mark.parametrize("value", ["many", "-1", "1.5"])
+def test_a_bad_count_of_warm_interpreters_is_named(value: str) -> None:
+    with pytest.raises(LaunchSettingsError, match=r"SUNBEAM_WARM_INTERPRETERS.*0 or a positive"):
+        LaunchSettings.from_environment({"SUNBEAM_WARM_INTERPRETERS": value})
 
 
 def test_sunbeam_run_refuses_a_bad_setting_in_one_line() -> None:
