@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from uuid import UUID
 
+from sunbeam_agent.launch.warm import WarmSettings, live_interpreters
 from tests.support import agent_flow as flow_source
 from tests.support.agent_stack import PREFECT_PIN, MainRun, Stack
 from tests.support.pipeline_repo import pyproject
@@ -23,14 +24,25 @@ def _infrastructure_pid(stack: Stack, run_id: UUID) -> int:
 
 
 def _until_warm(stack: Stack, deployment: UUID, tmp_path: Path) -> None:
-    """Runs until one is forked from the env's warm interpreter (the second at the latest: the
-    first starts it if need be)."""
-    for i in range(2):
+    """Runs until one is forked from the env's warm interpreter. A cold run starts the
+    interpreter, which imports once that run's process is gone: each cold run is waited out
+    (its process gone, no interpreter left waiting for one) before the next. The third run at
+    the latest is warm (the first may have built the env, which starts none)."""
+    folder = WarmSettings().where
+    for i in range(3):
         out = tmp_path / f"warm-up-{i}.json"
         run = stack.run(deployment, {"out": str(out)})
         assert run.state is not None and run.state.is_completed(), run.state
-        if "_warm_main.py" in cmdline(json.loads(out.read_text())["ppid"]):
+        info = json.loads(out.read_text())
+        if "_warm_main.py" in cmdline(info["ppid"]):
             return
+        pid = int(info["pid"])
+        wait_for(lambda pid=pid: not alive(pid), "the cold run's process ending", 60)
+        wait_for(
+            lambda: all(h.state != "waiting" for h in live_interpreters(folder)),
+            "no interpreter waiting for a cold start",
+            60,
+        )
     raise AssertionError("no run was forked from a warm interpreter")
 
 
@@ -41,23 +53,22 @@ def test_later_runs_start_warm_and_run_their_own_commits_code(
     files = {"src/demo_pipeline/__init__.py": flow_source.package("warm-2")}
     branch_commit = stack.repo.push_branch("warm-code", files)
     branch = stack.deployment("warm-code", job_variables={"ref": "warm-code"})
+    _until_warm(stack, main_deployment, tmp_path)
     infos, runs = [], []
-    for i, deployment in enumerate([main_deployment, main_deployment, branch]):
+    for i, deployment in enumerate([main_deployment, branch]):
         out = tmp_path / f"run-{i}.json"
         run = stack.run(deployment, {"out": str(out)})
         assert run.state is not None and run.state.is_completed(), run.state
         infos.append(json.loads(out.read_text()))
         runs.append(run)
-    # The first may have come while the env's interpreter waited for an earlier cold start.
-    assert infos[1]["ppid"] == infos[2]["ppid"], infos  # one warm interpreter, two commits
-    assert "_warm_main.py" in cmdline(infos[1]["ppid"])
+    assert infos[0]["ppid"] == infos[1]["ppid"], infos  # one warm interpreter, two commits
+    assert "_warm_main.py" in cmdline(infos[0]["ppid"])
+    assert stack.wait_for_log(runs[0].id, FORKED)
     assert stack.wait_for_log(runs[1].id, FORKED)
-    assert stack.wait_for_log(runs[2].id, FORKED)
-    variants = [info["variant"] for info in infos]
-    assert variants[0] == variants[1] != "warm-2" and variants[2] == "warm-2", variants
-    assert infos[2]["SUNBEAM_COMMIT"] == branch_commit != infos[0]["SUNBEAM_COMMIT"]
-    assert infos[2]["cwd"].startswith(str(stack.cache_dir / "checkouts"))
-    assert branch_commit in infos[2]["cwd"]
+    assert infos[0]["variant"] != "warm-2" and infos[1]["variant"] == "warm-2", infos
+    assert infos[1]["SUNBEAM_COMMIT"] == branch_commit != infos[0]["SUNBEAM_COMMIT"]
+    assert infos[1]["cwd"].startswith(str(stack.cache_dir / "checkouts"))
+    assert branch_commit in infos[1]["cwd"]
 
 
 def test_a_killed_launcher_ends_its_warm_flow_crashed(
