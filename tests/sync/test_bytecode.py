@@ -1,13 +1,17 @@
 """A new env borrows compiled bytecode from a sibling for every source file they share.
 
-Borrowing and compiling happen in one background job after the publish (no run waits for them).
+The build borrows (hardlinks, before the publish: the env's first run imports warm bytecode); the
+rest is compiled by a background job after the publish (no run waits for it).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from sunbeam_sync import SyncSettings
 from tests.support.sync_cli import wait_for
@@ -25,7 +29,7 @@ def _compiled(settings: SyncSettings, key: str) -> None:
 
 
 def test_new_env_reuses_sibling_bytecode_for_shared_files(
-    project: Project, settings: SyncSettings
+    project: Project, settings: SyncSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings.link_mode = "hardlink"  # type: ignore[assignment]
     settings.bytecode = "background"  # type: ignore[assignment]
@@ -36,11 +40,16 @@ def test_new_env_reuses_sibling_bytecode_for_shared_files(
     project.repo.checkout("more", create=True)
     project.set_deps(["alpha==1.0", "gamma==1.0"])
     project.repo.commit("add gamma", branch="more")
-    second = prep(settings, project.repo.url, "more")
-    _compiled(settings, second.env_key)
+    with caplog.at_level(logging.INFO, logger="sunbeam_sync"):
+        second = prep(settings, project.repo.url, "more")
+    # Borrowed by the build itself, before the publish: the background job after it is given
+    # no sibling to borrow from, so a shared inode can only have come from the build.
+    said = f"borrowed 1 compiled files from env {first.env_key[:12]}"
+    assert said in caplog.text
     borrowed = _pyc(second.env, "alpha")
     assert borrowed, "alpha's bytecode should have come from the sibling env"
     assert os.stat(borrowed[0]).st_ino == os.stat(_pyc(first.env, "alpha")[0]).st_ino
+    _compiled(settings, second.env_key)
     gamma = _pyc(second.env, "gamma")
     assert gamma and os.stat(gamma[0]).st_nlink == 1  # a new package's bytecode: compiled here
     out = subprocess.run(

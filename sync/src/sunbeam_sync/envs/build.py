@@ -23,6 +23,7 @@ from sunbeam_sync.envs.baseline import (
     walk_site,
     write_hashes,
 )
+from sunbeam_sync.envs.bytecode import borrow_bytecode, compiled_siblings
 from sunbeam_sync.envs.cache_entries import entries_holding
 from sunbeam_sync.envs.diff import comparison_base, describe
 from sunbeam_sync.envs.index import write_index
@@ -137,6 +138,7 @@ class Builder:
                     records = check_records(tmp, manifest, keep=True)
                     if attempt < _BUILD_ATTEMPTS:
                         self._drop_modified_cache_entries(tmp, manifest, records)
+                    self._borrow_bytecode(tmp, manifest, records)
                     check.result()
                     self._seal(tmp, req, manifest, records, started, expect)
                 return manifest
@@ -155,6 +157,22 @@ class Builder:
             self.log.warning("build", f"uv cache entries were modified: {', '.join(damaged)}")
             self.uv.clean(damaged)
             raise _Rebuild
+
+    def _borrow_bytecode(self, tmp: Path, manifest: Manifest, records: RecordCheck) -> None:
+        """A sibling's `.pyc` of every file both share, before the walk that seals the folders."""
+        # Only where bytecode is compiled after the publish: a build compiling it (BUILD) would
+        # find every file there, and OFF asks for none.
+        if (
+            manifest.link_mode != LinkMode.HARDLINK.value
+            or self.settings.bytecode is not Bytecode.BACKGROUND
+        ):
+            return
+        with self.phases("bytecode borrowed"):
+            own = {row[0]: row[3] for rows in records.rows.values() for row in rows}
+            site, siblings = manifest.site_packages, compiled_siblings(self.layout)
+            linked, sibling = borrow_bytecode(tmp / site, site, own, siblings)
+        if sibling is not None:
+            self.log.info("build", f"borrowed {linked} compiled files from env {sibling.name[:12]}")
 
     def _install(self, tmp: Path, req: BuildRequest, started: float) -> Manifest:
         venv = ["venv", "--relocatable", "--no-project", "--python", req.interpreter.path, str(tmp)]

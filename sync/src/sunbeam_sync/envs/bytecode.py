@@ -1,11 +1,12 @@
-"""Bytecode for a new env, made after its publish: borrowed from siblings, the rest compiled.
+"""Bytecode for a new env: borrowed from a sibling before the publish, the rest compiled after.
 
 Envs built with hardlinks share each unchanged package's source files (same inode) with every
 sibling env built from the same uv cache entry. A sibling's compiled `.pyc` for such a file is
 therefore valid here too (Python checks the source's mtime and size, which are the inode's), so
-a new lock that adds one package gets warm bytecode for everything else within a moment, instead
-of its first runs paying seconds of compilation (images often set PYTHONDONTWRITEBYTECODE=1).
-Both happen in one background job, so a new env's run never waits for either.
+a new lock that adds one package has warm bytecode for everything else when its first run
+starts, instead of that run compiling Prefect's modules (a second or more; images often set
+PYTHONDONTWRITEBYTECODE=1). Borrowing is hardlinks only (tens of milliseconds), so the build
+does it; compiling what is left happens in a background job, so no run waits for it.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sunbeam_sync.cache.files import seal_pycache
+from sunbeam_sync.cache.files import PYCACHE, seal_pycache
 from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.cache.locks import FileLock
+from sunbeam_sync.envs.index import read_index
 from sunbeam_sync.envs.manifest import Manifest
 from sunbeam_sync.run.credentials import without_credentials
 from sunbeam_sync.run.log import SyncLog
-
-_SIBLINGS = 1
 
 
 def compiled_siblings(layout: CacheLayout) -> list[Path]:
@@ -31,54 +31,66 @@ def compiled_siblings(layout: CacheLayout) -> list[Path]:
     return [layout.env(p.stem) for p in done if layout.env(p.stem).is_dir()]
 
 
-def seed_from_siblings(env: Path, site_rel: str, candidates: list[Path]) -> int:
-    """Hardlink `.pyc` files from the first suitable candidate env; return how many were linked."""
-    site = env / site_rel
-    siblings = [p for p in candidates if _hardlinked(p, site_rel)][:_SIBLINGS]
-    linked = 0
-    for sibling in siblings:
-        linked += _seed_one(site, sibling / site_rel)
-    return linked
+def borrow_bytecode(
+    site: Path, site_rel: str, own: dict[str, int], candidates: list[Path]
+) -> tuple[int, Path | None]:
+    """Hardlink a sibling's `.pyc` for each source file it shares with `site`: (how many, whose).
+
+    `own`: the inode of each of this env's files, by site-relative path (the build's RECORD check
+    or the env's index has them). The sibling is the first hardlinked candidate with the same
+    site-packages folder; its index gives its files' inodes. A file that is the same inode in both
+    is the same bytes, so its bytecode is valid here (Python checks the source's mtime and size).
+    """
+    for sibling in candidates:
+        theirs = _sibling_inodes(sibling, site_rel, site)
+        if theirs is not None:
+            return _link_shared(site, sibling / site_rel, own, theirs), sibling
+    return 0, None
 
 
-def _hardlinked(env: Path, site_rel: str) -> bool:
+def _sibling_inodes(env: Path, site_rel: str, site: Path) -> dict[str, int] | None:
     manifest = Manifest.read(env)
-    return (
-        manifest is not None
-        and manifest.link_mode == "hardlink"
-        and (manifest.site_packages == site_rel)
-    )
+    if manifest is None or manifest.link_mode != "hardlink" or manifest.site_packages != site_rel:
+        return None
+    index = read_index(env)
+    try:
+        same_device = os.stat(env).st_dev == os.stat(site).st_dev
+    except OSError:
+        return None
+    if index is None or not same_device:
+        return None
+    return {rel: ino for rel, (_mtime, ino) in index.identities().items()}
 
 
-def _seed_one(site: Path, sibling_site: Path) -> int:
+def _link_shared(
+    site: Path, sibling_site: Path, own: dict[str, int], theirs: dict[str, int]
+) -> int:
+    shared: dict[str, set[str]] = {}  # folder → modules whose source both envs share
+    for rel, ino in own.items():
+        if rel.endswith(".py") and not rel.startswith("..") and theirs.get(rel) == ino:
+            folder, _, name = rel.rpartition("/")
+            shared.setdefault(folder, set()).add(name[:-3])
     linked = 0
-    prefix = str(sibling_site) + os.sep
-    for dirpath, _dirs, files in os.walk(sibling_site):
-        if not dirpath.endswith("__pycache__"):
+    for folder, modules in shared.items():
+        source = f"{sibling_site}/{folder}/{PYCACHE}" if folder else f"{sibling_site}/{PYCACHE}"
+        target = f"{site}/{folder}/{PYCACHE}" if folder else f"{site}/{PYCACHE}"
+        try:
+            names = [e.name for e in os.scandir(source) if e.name.endswith(".pyc")]
+        except OSError:
+            continue  # the sibling never compiled this folder
+        mine = [n for n in names if n.partition(".")[0] in modules]
+        if not mine:
             continue
-        rel_cache = dirpath[len(prefix) :]
-        rel_src = os.path.dirname(rel_cache)
-        own_cache = os.path.join(site, rel_cache)
-        for name in files:
-            if not name.endswith(".pyc"):
-                continue
-            module = name.split(".", 1)[0]
-            try:
-                mine = os.stat(os.path.join(site, rel_src, module + ".py"))
-                theirs = os.stat(os.path.join(sibling_site, rel_src, module + ".py"))
-            except OSError:
-                continue
-            if mine.st_ino != theirs.st_ino or mine.st_dev != theirs.st_dev:
-                continue  # a different file (other version, or copied): its bytecode is not ours
-            target = os.path.join(own_cache, name)
-            try:
-                os.makedirs(own_cache, exist_ok=True)
-                os.link(os.path.join(dirpath, name), target)
-                linked += 1
-            except FileExistsError:
-                continue
-            except OSError:
-                return linked  # another filesystem or no permission: nothing more to gain here
+        try:
+            os.makedirs(target, exist_ok=True)
+            for name in mine:
+                try:
+                    os.link(f"{source}/{name}", f"{target}/{name}")
+                    linked += 1
+                except FileExistsError:
+                    continue
+        except OSError:
+            return linked  # no permission or another filesystem: nothing more to gain here
     return linked
 
 
@@ -89,10 +101,10 @@ _COMPILE = "import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2,
 def compile_in_background(
     env: Path, lease: FileLock, log: SyncLog, done: Path, lock: Path, siblings: list[Path]
 ) -> None:
-    """Borrow siblings' bytecode, then compile the rest, after publishing: no run waits for it.
+    """Compile what the env's build did not borrow, after publishing: no run waits for it.
 
     A detached, niced job (`main` below) holding one flock per env: it links the `.pyc` files of
-    `siblings` (hardlinked envs only), compiles what is left with the env's interpreter, seals
+    `siblings` (hardlinked envs only; a hit resuming a compile passes them), compiles what is left with the env's interpreter, seals
     the __pycache__ folders read-only and creates `done`. It inherits our shared lease's open
     file, so eviction waits for it too. Python writes .pyc files atomically, so runs starting
     meanwhile never see half a file. A killed job leaves no `done`: the next use of the env
@@ -123,8 +135,10 @@ def main(argv: list[str]) -> int:
     manifest = Manifest.read(env)
     if manifest is None:
         return 1
-    if manifest.link_mode == "hardlink":
-        seed_from_siblings(env, manifest.site_packages, siblings)
+    index = read_index(env)
+    if index is not None:
+        own = {rel: ino for rel, (_mtime, ino) in index.identities().items()}
+        borrow_bytecode(env / manifest.site_packages, manifest.site_packages, own, siblings)
     site = env / manifest.site_packages
     python = str(env / "bin" / "python")
     subprocess.run([python, "-I", "-c", _COMPILE, str(site)], check=False, env=os.environ.copy())

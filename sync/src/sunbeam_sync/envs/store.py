@@ -90,14 +90,14 @@ class EnvStore:
                 return EnvOutcome(Outcome.HIT)
             outcome, bad = self._quarantine(env, damage)
             self._build(request, damage, bad)
-        if self.settings.bytecode is Bytecode.BACKGROUND:
-            compile_in_background(env, lease, self.log, *self._compile_files(key))
+        if self.settings.bytecode is Bytecode.BACKGROUND:  # the build borrowed what it could
+            compile_in_background(env, lease, self.log, *self._compile_files(key, borrow=False))
         return outcome
 
-    def _compile_files(self, key: str) -> tuple[Path, Path, list[Path]]:
+    def _compile_files(self, key: str, *, borrow: bool = True) -> tuple[Path, Path, list[Path]]:
         """What the background job needs: its marker, its lock, the envs to borrow from."""
         done, lock = self.layout.compiled_marker(key), self.layout.compile_lock(key)
-        return done, lock, compiled_siblings(self.layout)
+        return done, lock, compiled_siblings(self.layout) if borrow else []
 
     def _resume_compile(self, key: str, lease: FileLock) -> None:
         if self.settings.bytecode is not Bytecode.BACKGROUND:
