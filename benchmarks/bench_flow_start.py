@@ -19,7 +19,8 @@ plus `python -c "import prefect"` in each env right after its run (how warm its 
 Four kinds of run, interleaved: `cached` (main's env, shipped settings: the env's warm
 interpreter forks the flow), `cached_cold` (the same with `SUNBEAM_WARM_INTERPRETERS=0`: the
 launcher execs a new interpreter, as before warm interpreters), `new` (a new lock: its first
-run starts the env's interpreter and waits for it) and `new_cold` (a new lock, started cold).
+run, which builds the env, is forked from main's env's interpreter, lent: the branch only adds a
+package) and `new_cold` (a new lock, started cold).
 
     uv run python benchmarks/bench_flow_start.py [--runs 5]
 """

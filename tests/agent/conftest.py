@@ -23,6 +23,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Prefect's dependency closure repacked from this venv, plus the test-only wheels."""
     wh = build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
     build_wheel(wh, "sunbeam-extra", "1.0")
+    build_wheel(wh, "sunbeam-lent", "1.0")  # one more package: a lock of its own
     return wh
 
 

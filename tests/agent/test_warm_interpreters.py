@@ -96,7 +96,7 @@ def _command(spec: dict[str, Any]) -> list[str]:
 
 def _run(spec: dict[str, Any], stdin: str = "hello\n") -> tuple[int, dict[str, Any]]:
     done = subprocess.run(_command(spec), input=stdin, capture_output=True, text=True, timeout=90)
-    info = json.loads(done.stdout) if done.stdout.strip() else {}
+    info = json.loads(done.stdout) if done.stdout.strip() else {"stderr": done.stderr[-2000:]}
     return done.returncode, info
 
 
@@ -227,3 +227,122 @@ def test_the_interpreter_imports_only_after_the_cold_start_beside_it(
     wait_for(lambda: warm.live_interpreters(folder)[0].state == "ready", "the import", 60)
     _, third = _run(_spec(folder, tmp_path))
     assert third["ppid"] == holder.pid
+
+
+# A run in a sibling env, forked from this venv's interpreter: what it must see is its own env.
+LENT = """
+import importlib.metadata, json, multiprocessing.spawn, os, subprocess, sys, sysconfig
+import prefect, sbtwin_extra
+child = subprocess.run(
+    [sys.executable, "-c", "import sbtwin_extra, sys; print(sys.prefix)"],
+    capture_output=True, text=True,
+)
+print(json.dumps({
+    "ppid": os.getppid(), "prefix": sys.prefix, "executable": sys.executable,
+    "extra": sbtwin_extra.VERSION, "metadata": importlib.metadata.version("sbtwin-extra"),
+    "child": child.stdout.strip() or child.stderr[-300:], "spawn": os.fsdecode(multiprocessing.spawn.get_executable()),
+    "purelib": sysconfig.get_paths()["purelib"],
+    "prefect": [prefect.__file__, prefect.__path__[0]],
+}), flush=True)
+"""
+
+
+def _site(prefix: str | Path) -> Path:
+    (site,) = Path(prefix).glob("lib/python*/site-packages")
+    return site
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sibling of this venv, as a new lock that adds a package is built next to another: a new
+    venv of the same base interpreter whose site-packages hardlinks every file of ours (as
+    both would hardlink uv's cache), plus a package of its own."""
+    env = tmp_path_factory.mktemp("twin") / "env"
+    base = os.path.realpath(sys.executable)
+    subprocess.run(["uv", "venv", "-q", "--relocatable", "--python", base, str(env)], check=True)
+    ours, theirs = _site(sys.prefix), _site(env)
+    for folder, _dirs, files in os.walk(ours):
+        target = theirs / os.path.relpath(folder, ours)
+        target.mkdir(exist_ok=True)
+        for name in files:
+            if not (target / name).exists():
+                os.link(os.path.join(folder, name), target / name)
+    (theirs / "sbtwin_extra").mkdir()
+    (theirs / "sbtwin_extra" / "__init__.py").write_text('VERSION = "1.0"\n')
+    info = theirs / "sbtwin_extra-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sbtwin-extra\nVersion: 1.0\n")
+    (info / "RECORD").write_text("")
+    return env
+
+
+def _env_of(prefix: str | Path) -> dict[str, str]:
+    """What the launcher sets per env: VIRTUAL_ENV, and its bin/ first on PATH."""
+    others = [p for p in os.environ["PATH"].split(os.pathsep) if not p.startswith(sys.prefix)]
+    return {"VIRTUAL_ENV": str(prefix), "PATH": os.pathsep.join([f"{prefix}/bin", *others])}
+
+
+def _twin_spec(folder: Path, tmp_path: Path, twin: Path, **changes: Any) -> dict[str, Any]:
+    python = str(twin / "bin" / "python")
+    env = _env_of(twin)
+    # By default a run that built its env: it starts no interpreter of its own.
+    changes.setdefault("start", False)
+    return _spec(folder, tmp_path, python=python, env_dir=str(twin), env=env, **changes)
+
+
+def _lender_ready(folder: Path, tmp_path: Path) -> int:
+    _ready(_spec(folder, tmp_path, env=_env_of(sys.prefix)))
+    wait_for(lambda: warm.live_interpreters(folder)[0].state == "ready", "the import", 60)
+    return warm.live_interpreters(folder)[0].pid
+
+
+def test_a_new_env_runs_forked_from_a_sibling_envs_interpreter_as_its_own(
+    folder: Path, tmp_path: Path, twin: Path
+) -> None:
+    lender = _lender_ready(folder, tmp_path)
+    code, info = _run(_twin_spec(folder, tmp_path, twin, program=LENT))
+    assert code == 0, info
+    assert info["ppid"] == lender  # forked from this venv's interpreter, not started cold
+    package = _site(twin) / "prefect"  # imported before the fork, now named in this env
+    assert info["prefect"] == [str(package / "__init__.py"), str(package)], info
+    python = str(twin / "bin" / "python")
+    assert info["prefix"] == str(twin) and info["executable"] == python, info
+    assert info["extra"] == info["metadata"] == "1.0", info  # this env's own package
+    assert info["child"] == str(twin), info  # its subprocesses start this env's Python
+    assert info["spawn"] == python and info["purelib"] == str(_site(twin)), info
+    assert [h.pid for h in warm.live_interpreters(folder)] == [lender]  # none started
+
+
+def test_an_env_that_differs_in_what_the_interpreter_imported_is_not_lent(
+    folder: Path, tmp_path: Path, twin: Path
+) -> None:
+    _lender_ready(folder, tmp_path)
+    spec = _twin_spec(folder, tmp_path, twin)
+    theirs = _site(twin)
+    init = theirs / "prefect" / "__init__.py"
+    original = init.read_bytes()
+    init.unlink()  # another version of Prefect here: a copy with other bytes
+    init.write_bytes(original + b"\n# another version\n")
+    try:
+        assert _run(spec)[0] == COLD
+    finally:
+        init.unlink()
+        os.link(_site(sys.prefix) / "prefect" / "__init__.py", init)
+    plugin = theirs / "sbtwin_plugin-1.0.dist-info"
+    plugin.mkdir()
+    (plugin / "entry_points.txt").write_text("[prefect.plugins]\nx = sbtwin_plugin\n")
+    try:  # a package the lender's import never saw registers a Prefect plugin
+        assert _run(spec)[0] == COLD
+    finally:
+        shutil.rmtree(plugin)
+    assert _run(spec)[0] == 0  # the same env as it was: lent
+
+
+def test_the_lending_interpreter_is_not_stopped_to_make_room(
+    folder: Path, tmp_path: Path, twin: Path
+) -> None:
+    lender = _lender_ready(folder, tmp_path)
+    # A hit on the twin with room for one interpreter: its own would stop the lender.
+    code, info = _run(_twin_spec(folder, tmp_path, twin, count=1, start=True, program=LENT))
+    assert code == 0 and info["ppid"] == lender, info
+    assert [h.pid for h in warm.live_interpreters(folder)] == [lender]  # its own: not started

@@ -17,6 +17,14 @@ from tests.support.pipeline_repo import pyproject
 from tests.support.processes import alive, cmdline, wait_for
 
 FORKED = "forked from the env's warm interpreter"
+LENT = "'s warm interpreter (this env has none yet"  # "forked from env <key>'s ..."
+
+
+def _stop_interpreters() -> None:
+    folder = WarmSettings().where
+    for holder in live_interpreters(folder):
+        os.kill(holder.pid, signal.SIGTERM)
+    wait_for(lambda: not live_interpreters(folder), "the warm interpreters stopping", 60)
 
 
 def _infrastructure_pid(stack: Stack, run_id: UUID) -> int:
@@ -24,26 +32,28 @@ def _infrastructure_pid(stack: Stack, run_id: UUID) -> int:
 
 
 def _until_warm(stack: Stack, deployment: UUID, tmp_path: Path) -> None:
-    """Runs until one is forked from the env's warm interpreter. A cold run starts the
-    interpreter, which imports once that run's process is gone: each cold run is waited out
-    (its process gone, no interpreter left waiting for one) before the next. The third run at
-    the latest is warm (the first may have built the env, which starts none)."""
+    """Runs until one is forked from the env's own warm interpreter. A run with none ready
+    starts cold, or is lent another env's, and starts the env's own, which imports once that
+    run's process is gone: each such run is waited out (its process gone, every interpreter
+    done importing) before the next. The third run at the latest is warm (the first may have
+    built the env, which starts none)."""
     folder = WarmSettings().where
     for i in range(3):
         out = tmp_path / f"warm-up-{i}.json"
         run = stack.run(deployment, {"out": str(out)})
         assert run.state is not None and run.state.is_completed(), run.state
         info = json.loads(out.read_text())
-        if "_warm_main.py" in cmdline(info["ppid"]):
+        forked = "_warm_main.py" in cmdline(info["ppid"])  # by its own or a lent one?
+        if forked and any(FORKED in line for line in stack.wait_for_log(run.id, "Flow process")):
             return
         pid = int(info["pid"])
-        wait_for(lambda pid=pid: not alive(pid), "the cold run's process ending", 60)
+        wait_for(lambda pid=pid: not alive(pid), "the run's process ending", 60)
         wait_for(
-            lambda: all(h.state != "waiting" for h in live_interpreters(folder)),
-            "no interpreter waiting for a cold start",
+            lambda: all(h.state not in ("waiting", "importing") for h in live_interpreters(folder)),
+            "no interpreter waiting or importing",
             60,
         )
-    raise AssertionError("no run was forked from a warm interpreter")
+    raise AssertionError("no run was forked from the env's own warm interpreter")
 
 
 def test_later_runs_start_warm_and_run_their_own_commits_code(
@@ -102,6 +112,7 @@ def test_turned_off_the_launcher_becomes_the_flow(
 def test_a_prewarm_starts_the_warm_interpreter_for_the_first_run(
     stack: Stack, tmp_path: Path
 ) -> None:
+    _stop_interpreters()  # none to lend (test below): the prewarm starts the env's own
     files = {"pyproject.toml": pyproject("demo-pipeline", [PREFECT_PIN, "sunbeam-extra"])}
     stack.repo.push_branch("warm-new-lock", files, lock_from=(stack.wheelhouse,))
     deployment = stack.deployment("warm-new-lock", job_variables={"ref": "warm-new-lock"})
@@ -113,3 +124,28 @@ def test_a_prewarm_starts_the_warm_interpreter_for_the_first_run(
     assert json.loads(out.read_text())["extra"] == "1.0"
     # A first run starts cold unless the prewarm started the env's interpreter.
     assert stack.wait_for_log(run.id, FORKED)
+
+
+def test_a_new_locks_first_run_is_forked_from_another_envs_interpreter(
+    stack: Stack, main_deployment: UUID, main_run: MainRun, tmp_path: Path
+) -> None:
+    _until_warm(stack, main_deployment, tmp_path)  # main's env has a ready interpreter
+    deps = [PREFECT_PIN, "sunbeam-extra", "sunbeam-lent"]  # a lock new to the cache
+    files = {"pyproject.toml": pyproject("demo-pipeline", deps)}
+    stack.repo.push_branch("lent-new-lock", files, lock_from=(stack.wheelhouse,))
+    deployment = stack.deployment("lent-new-lock", job_variables={"ref": "lent-new-lock"})
+    out = tmp_path / "run.json"
+    run = stack.run(deployment, {"out": str(out)})
+    assert run.state is not None and run.state.is_completed(), run.state
+    info = json.loads(out.read_text())
+    main_key = str(main_run.info["SUNBEAM_ENV_KEY"])
+    assert info["SUNBEAM_ENV_KEY"] != main_key  # it built an env of its own
+    assert info["extra"] == "1.0"  # and imports that env's packages, which main's lacks
+    assert (
+        info["python"].startswith(str(stack.cache_dir))
+        and info["SUNBEAM_ENV_KEY"] in info["python"]
+    )
+    assert "_warm_main.py" in cmdline(info["ppid"])  # not started cold: forked
+    lines = stack.wait_for_log(run.id, LENT)  # by another env's interpreter, lent
+    (said,) = [line for line in lines if LENT in line]
+    assert info["SUNBEAM_ENV_KEY"][:12] not in said, said

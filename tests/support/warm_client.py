@@ -34,7 +34,9 @@ def main() -> int:
         lease_fd=None,
     )
     start = spec.get("start", True)
-    code = run_warm(settings, run, started=lambda _pid: None, stopping=lambda: False, start=start)
+    code = run_warm(
+        settings, run, started=lambda _pid, _lender: None, stopping=lambda: False, start=start
+    )
     if code is None and spec.get("cold_exec"):  # as the launcher does: become the program
         os.chdir(spec["cwd"])
         os.execve(spec["python"], [spec["python"], "-c", spec["program"]], spec["env"])

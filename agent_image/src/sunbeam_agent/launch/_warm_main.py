@@ -9,8 +9,17 @@ Not imported by the agent: the env's interpreter runs this file by path through 
 (never as a script, whose folder would put the agent's modules on its sys.path), so it may
 only use the standard library and that env's `prefect` (any 3.x), through public names.
 Arguments: SOCKET IDLE_SECONDS WATCH_PID AFTER_PID (0: none; else the cold start it was
-started beside, whose end it waits for, at most 30 s, before importing). The lease on the env (a shared flock that
+started beside, whose end it waits for, at most 30 s, before importing) [LENDER_KEY]. The lease on the env (a shared flock that
 keeps `gc` away) is an inherited open file, kept open for life.
+
+Lent to another env: with LENDER_KEY (a digest of the base interpreter and the Prefect settings),
+once ready it writes SOCKET.card: that key, its env and site-packages, and each file of
+site-packages it has imported, with its device and inode. A launcher whose env has no warm
+interpreter yet, and in which every one of those files is the same file (a sibling env sharing
+uv's cache entries: a branch that added a package), asks this one to fork its run with a
+"switch" to that env: the child puts the other env's site-packages on sys.path and takes its
+prefix and executable before the program runs. The files already imported are the same bytes
+either way; what is imported later comes from the other env.
 
 One connection per run. The launcher sends b"R" + the length of a JSON body {"cwd", "env",
 "program"} with its stdin, stdout and stderr attached (SCM_RIGHTS), then the body. We fork; the
@@ -114,14 +123,50 @@ def _receive(conn):
     return json.loads(body), fds
 
 
+def _site_packages():
+    """This env's one site-packages folder on sys.path, or None (then it is never lent)."""
+    found = [p for p in sys.path if p.startswith(sys.prefix + os.sep) and p.endswith("-packages")]
+    return found[0] if len(found) == 1 else None
+
+
+def _write_card(address, key, site):
+    """SOCKET.card (see the module's docstring), written whole: a reader never meets half."""
+    files = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(site + os.sep):
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                files[path[len(site) + 1 :]] = [st.st_dev, st.st_ino, st.st_size]
+    names = os.listdir(site)
+    card = {
+        "key": key,
+        "prefix": sys.prefix,
+        "site": site,
+        "files": files,
+        "pth": {n: _text(os.path.join(site, n)) for n in names if n.endswith(".pth")},
+        "dists": sorted(n for n in names if n.endswith(".dist-info")),
+    }
+    temporary = f"{address}.card.{os.getpid()}"
+    with open(temporary, "w") as out:
+        json.dump(card, out)
+    os.rename(temporary, address + ".card")
+
+
+def _text(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
 def _send(conn, message):
     with contextlib.suppress(OSError):
         conn.sendall(json.dumps(message).encode() + b"\n")
 
 
 class Server:
-    def __init__(self, listener, lock, address, idle, watch):
+    def __init__(self, listener, lock, address, idle, watch, site):
         self.listener = listener
+        self.site = site  # this env's site-packages, when it may be lent
         self.lock = lock
         self.address = address
         self.inode = os.stat(address).st_ino
@@ -173,6 +218,7 @@ class Server:
         with contextlib.suppress(OSError):
             if os.stat(self.address).st_ino == self.inode:  # not a successor's socket
                 os.unlink(self.address)
+                os.unlink(self.address + ".card")
 
     def _accept(self):
         try:
@@ -195,7 +241,7 @@ class Server:
         pid = os.fork()
         if pid == 0:
             self._leave(conn)
-            return message, fds
+            return message, fds, self.site
         for fd in fds:  # the launcher's pipes must end when its run does, not with us
             os.close(fd)
         pidfd = os.pidfd_open(pid)
@@ -245,7 +291,39 @@ def _die_with_parent():
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _become(message, fds, base_path):
+def _switch(switch, own_site, base_path):
+    """Become a process of the env `switch` names (a lent run): its site-packages where ours
+    was on sys.path, its prefix and executable, and the standard library's caches of them."""
+    new_site = switch["site"]
+
+    def move(path):
+        inside = path == own_site or path.startswith(own_site + os.sep)
+        return new_site + path[len(own_site) :] if inside else path
+
+    moved = [move(p) for p in base_path]
+    # What was imported is the same files here: its modules say so, and a package's submodules
+    # (some installed by another distribution, into this env only) come from this env.
+    for module in list(sys.modules.values()):
+        where = getattr(module, "__file__", None)
+        if isinstance(where, str):
+            with contextlib.suppress(AttributeError, TypeError):
+                module.__file__ = move(where)
+        search = getattr(module, "__path__", None)
+        if isinstance(search, list):
+            search[:] = [move(p) if isinstance(p, str) else p for p in search]
+    sys.prefix = sys.exec_prefix = switch["prefix"]
+    sys.executable = switch["executable"]
+    site = sys.modules.get("site")
+    if site is not None:
+        site.PREFIXES[:] = [sys.prefix, sys.exec_prefix]
+    if "sysconfig" in sys.modules:  # its paths were computed from the prefix at import
+        importlib.reload(sys.modules["sysconfig"])
+    if "multiprocessing" in sys.modules:  # spawned children start the executable it kept
+        sys.modules["multiprocessing"].set_executable(sys.executable)
+    return moved
+
+
+def _become(message, fds, own_site, base_path):
     """The forked child becomes the run's process, as if started cold by the launcher."""
     _die_with_parent()
     for target, fd in enumerate(fds):
@@ -255,6 +333,8 @@ def _become(message, fds, base_path):
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if message.get("switch") and own_site:
+        base_path = _switch(message["switch"], own_site, base_path)
     os.chdir(message["cwd"])
     os.environ.clear()
     os.environ.update(message["env"])
@@ -276,6 +356,7 @@ def _start(argv):
     """Import, then listen; the server, or None when this one is not needed (its reason stays
     in the lock file's state for a look with `cat`; runs start cold meanwhile)."""
     address, idle, watch, after = argv[0], float(argv[1]), int(argv[2]), int(argv[3])
+    key = argv[4] if len(argv) > 4 else ""
     os.chdir(os.path.dirname(address))  # nothing to import here: '' on sys.path finds nothing
     if not hasattr(os, "pidfd_open"):
         return None  # this Python cannot watch its children
@@ -298,7 +379,13 @@ def _start(argv):
     except OSError as exc:
         _state(lock, f"failed {exc.strerror}")
         return None
-    server = Server(listener, lock, address, idle, watch)
+    site = _site_packages() if key else None
+    if site is not None:
+        try:
+            _write_card(address, key, site)
+        except OSError:
+            site = None  # not lent; it serves its own env all the same
+    server = Server(listener, lock, address, idle, watch, site)
     _state(lock, "ready")
     return server
 
@@ -311,6 +398,7 @@ def main():
 _child = main()
 if _child is not None:  # a forked child: the run's program, at the top level, so that it
     # ends this process as it would end a cold one (its exit code, atexit, flushed streams)
-    _code, _globals = _become(_child[0], _child[1], [p for p in sys.path if p != ""])
-    del _child
+    _message, _fds, _site = _child
+    _code, _globals = _become(_message, _fds, _site, [p for p in sys.path if p != ""])
+    del _child, _message, _fds, _site
     exec(_code, _globals)

@@ -355,8 +355,16 @@ class Launch:
         for handler in self.logger.handlers:
             handler.flush()
 
-        def started(pid: int) -> None:
-            self.logger.info("Flow process %d forked from the env's warm interpreter", pid)
+        def started(pid: int, lender: str | None) -> None:
+            if lender is None:
+                self.logger.info("Flow process %d forked from the env's warm interpreter", pid)
+                return
+            self.logger.info(
+                "Flow process %d forked from env %s's warm interpreter (this env has none yet; "
+                "every file that one imported is this env's too)",
+                pid,
+                os.path.basename(lender)[:12],
+            )
 
         try:
             return run_warm(

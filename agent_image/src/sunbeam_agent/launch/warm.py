@@ -14,6 +14,13 @@ slow both. A run that built its env does not: most new locks (a branch's) run on
 and an import nobody uses would slow the runs starting meanwhile. Every later run there, while the interpreter lives, skips the import (a run that
 comes while it imports waits for it; one that comes before starts cold). A prewarm (`sync_only`) starts it too, so the first real run of a
 pushed branch is warm.
+A run on an env with no warm interpreter yet (a pushed branch's new lock, its first runs) is
+forked from another env's interpreter when it can be lent (`_lender`): the same base
+interpreter and Prefect settings, and every file of site-packages that interpreter imported is
+the same file (device and inode) in this env, as when both hardlink the same uv cache entries.
+The child then takes this env's site-packages, prefix and executable (`_warm_main._switch`).
+A prewarm starts no interpreter where one can be lent: its import would slow the run that
+comes right after it.
 Interpreters live in one private folder per user (`SUNBEAM_WARM_DIR`), at most
 `SUNBEAM_WARM_INTERPRETERS` per host (the least recently used one is stopped for a new one),
 each until idle for `SUNBEAM_WARM_IDLE_SECONDS` or its worker is gone.
@@ -38,7 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sunbeam_agent.errors import AgentError
 
@@ -48,6 +55,10 @@ DIR_ENV = "SUNBEAM_WARM_DIR"
 COUNT = 2
 IDLE_SECONDS = 900.0
 AWAIT_SECONDS = 120.0  # the longest a run waits on an interpreter another process starts
+# A lender's imported files that are not the same inode here are compared byte for byte: a few
+# small ones each venv writes for itself; more, or larger, and it is not lent.
+_COMPARED_AT_MOST = 16
+_COMPARED_BYTES = 1 << 18
 
 # What differs from one run to the next, and so is not part of an interpreter's identity: the
 # child gets it from the request (PYTHONPATH becomes its sys.path there).
@@ -117,6 +128,83 @@ def address(folder: Path, run: WarmRun) -> Path:
     return folder / f"{digest}.sock"
 
 
+def lender_key(run: WarmRun) -> str:
+    """What an interpreter lent to another env must share with it: the base interpreter and the
+    environment (the env's own folder, in VIRTUAL_ENV and PATH, left out)."""
+    env = {k: v.replace(run.env_dir, "{env}") for k, v in warm_environment(run.env).items()}
+    identity = [os.path.realpath(run.python), sorted(env.items())]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Lender:
+    """Another env's ready interpreter that can fork this run: its socket, its env's folder."""
+
+    socket: Path
+    env_dir: str
+    pid: int
+    switch: dict[str, str]
+
+
+def _lender(folder: Path, run: WarmRun) -> Lender | None:
+    """A ready interpreter of another env whose imported files are all this env's too."""
+    sites = sorted(Path(run.env_dir).glob("lib/python*/site-packages"))
+    if len(sites) != 1:
+        return None
+    key = lender_key(run)
+    for card_path in sorted(folder.glob("*.sock.card")):
+        card = _card(card_path)
+        if card is None or card.get("key") != key or card.get("prefix") == run.env_dir:
+            continue
+        where = card_path.with_suffix("")
+        holder = _holder(_lock_of(where))
+        if holder is not None and holder.state == "ready" and _same_files(card, sites[0]):
+            switch = {"prefix": run.env_dir, "site": str(sites[0]), "executable": run.python}
+            return Lender(where, str(card["prefix"]), holder.pid, switch)
+    return None
+
+
+def _card(path: Path) -> dict[str, Any] | None:
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def _same_files(card: dict[str, Any], site: Path) -> bool:
+    """Every file the lender imported is the same file here; its .pth files say the same; no
+    package it lacks registers Prefect plugins (its import would have loaded them)."""
+    compared = 0
+    try:
+        for rel, (dev, ino, size) in card["files"].items():
+            st = os.stat(site / rel)
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                continue
+            # A file each venv writes for itself (uv's _virtualenv.py): equal if its bytes are.
+            compared += 1
+            if compared > _COMPARED_AT_MOST or st.st_size != size or size > _COMPARED_BYTES:
+                return False
+            if (site / rel).read_bytes() != (Path(card["site"]) / rel).read_bytes():
+                return False
+        names = os.listdir(site)
+        pth = {n: (site / n).read_text(errors="replace") for n in names if n.endswith(".pth")}
+        if pth != card["pth"]:
+            return False
+        added = {n for n in names if n.endswith(".dist-info")} - set(card["dists"])
+        return not any(_prefect_plugin(site / n) for n in added)
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+
+
+def _prefect_plugin(dist_info: Path) -> bool:
+    try:
+        text = (dist_info / "entry_points.txt").read_text(errors="replace")
+    except OSError:
+        return False
+    return "[prefect" in text
+
+
 def private_folder(folder: Path) -> bool:
     """Create the folder (0700); False unless it is a folder only this user can enter."""
     with contextlib.suppress(FileExistsError):
@@ -134,38 +222,41 @@ def run_warm(
     settings: WarmSettings,
     run: WarmRun,
     *,
-    started: Callable[[int], None],
+    started: Callable[[int, str | None], None],
     stopping: Callable[[], bool],
     start: bool = True,
 ) -> int | None:
     """Run the flow in a warm interpreter: its exit code (negative: killed by that signal), or
-    None when none took it (then, with `start`, one is started for later runs). `started(pid)`
-    is told the flow's process; `stopping()` says the
+    None when none took it (then, with `start`, one is started for later runs). `started(pid,
+    lender)` is told the flow's process and, when another env's interpreter forked it, that
+    env's folder; `stopping()` says the
     launcher was asked to stop before the flow started (the flow is then stopped at once)."""
     folder = settings.where
     if settings.count <= 0 or not private_folder(folder):
         return None
     where = address(folder, run)
-    conn = _connect(where)
+    conn, lent = _connect(where), None
     if conn is None:
-        holder = _holder(_lock_of(where))
-        if holder is None:
-            # None yet: this run starts cold, and the interpreter starts beside it, importing
-            # once this run has ended (waiting for it would cost this run more than a cold
-            # start; importing at the same time makes both slower).
-            if start:
-                _start(settings, where, run, after=os.getpid())
-            return None
-        if holder.state != "importing":
-            return None  # it waits for a cold start to end first: this one starts cold too
-        conn = _await(where)  # sooner than a cold start
+        holder, lent = _holder(_lock_of(where)), _lender(folder, run)
+        if holder is None and start:
+            # None yet: the interpreter starts beside this run, importing once this run has
+            # ended (waiting for it would cost this run more than a cold start; importing at
+            # the same time makes both slower).
+            _start(
+                settings, where, run, after=os.getpid(), lender=None if lent is None else lent.pid
+            )
+        if lent is not None:
+            conn = _connect(lent.socket)
+        elif holder is not None and holder.state == "importing":
+            conn = _await(where)  # sooner than a cold start
+        # else: none, or it waits for a cold start to end first: this one starts cold too
         if conn is None:
             return None
     with conn, conn.makefile("rb") as replies:
-        pid = _request(conn, replies, run)
+        pid = _request(conn, replies, run, lent)
         if pid is None:
             return None
-        started(pid)
+        started(pid, None if lent is None else lent.env_dir)
         return _wait(replies, pid, stopping)
 
 
@@ -179,7 +270,7 @@ def start_warm(settings: WarmSettings, run: WarmRun) -> None:
     if conn is not None:
         conn.close()
         return
-    if _holder(_lock_of(where)) is None:
+    if _holder(_lock_of(where)) is None and _lender(folder, run) is None:
         _start(settings, where, run, after=0)
 
 
@@ -211,12 +302,17 @@ def _await(where: Path) -> socket.socket | None:
     return None
 
 
-def _start(settings: WarmSettings, where: Path, run: WarmRun, *, after: int) -> None:
-    """Start an interpreter at `where` (after process `after` ends, at most 30 s; 0: at once)."""
-    _make_room(where.parent, settings.count)
+def _start(
+    settings: WarmSettings, where: Path, run: WarmRun, *, after: int, lender: int | None = None
+) -> None:
+    """Start an interpreter at `where` (after process `after` ends, at most 30 s; 0: at once),
+    unless that would stop interpreter `lender` (the one lending this run its process)."""
+    if not _make_room(where.parent, settings.count, lender):
+        return
     keep = () if run.lease_fd is None else (run.lease_fd,)
     command = [run.python, "-c", _RUN_FILE, _program_file()]
     arguments = [str(where), repr(settings.idle_seconds), str(os.getppid()), str(after)]
+    arguments.append(lender_key(run))
     with contextlib.suppress(OSError):  # then runs start cold, as before
         subprocess.Popen(
             [*command, *arguments],
@@ -234,12 +330,20 @@ def _program_file() -> str:
     return str(resources.files("sunbeam_agent.launch").joinpath("_warm_main.py"))
 
 
-def _make_room(folder: Path, count: int) -> None:
-    """Stop the least recently used interpreters so that a new one makes at most `count`."""
+def _make_room(folder: Path, count: int, keep: int | None = None) -> bool:
+    """Stop the least recently used interpreters so that a new one makes at most `count`;
+    False (nothing stopped) if that would stop `keep`."""
     live = live_interpreters(folder)
-    for holder in live[: max(0, len(live) - count + 1)]:
+    excess = live[: max(0, len(live) - count + 1)]
+    if any(holder.pid == keep for holder in excess):
+        others = [holder for holder in live if holder.pid != keep]
+        if len(others) < len(excess):
+            return False
+        excess = others[: len(excess)]
+    for holder in excess:
         with contextlib.suppress(OSError):
             os.kill(holder.pid, signal.SIGTERM)  # it stops taking runs and ends after its own
+    return True
 
 
 @dataclass(frozen=True, order=True)
@@ -273,8 +377,13 @@ def _holder(lock: Path) -> Holder | None:
     return None
 
 
-def _request(conn: socket.socket, replies: BinaryIO, run: WarmRun) -> int | None:
-    body = json.dumps({"cwd": run.cwd, "env": dict(run.env), "program": run.program}).encode()
+def _request(
+    conn: socket.socket, replies: BinaryIO, run: WarmRun, lent: Lender | None
+) -> int | None:
+    request = {"cwd": run.cwd, "env": dict(run.env), "program": run.program}
+    if lent is not None:
+        request["switch"] = lent.switch
+    body = json.dumps(request).encode()
     with contextlib.ExitStack() as opened:
         fds = [_open_or_null(fd, opened) for fd in (0, 1, 2)]
         try:
