@@ -346,3 +346,17 @@ def test_the_lending_interpreter_is_not_stopped_to_make_room(
     code, info = _run(_twin_spec(folder, tmp_path, twin, count=1, start=True, program=LENT))
     assert code == 0 and info["ppid"] == lender, info
     assert [h.pid for h in warm.live_interpreters(folder)] == [lender]  # its own: not started
+
+
+def test_why_runs_start_cold_is_one_line_naming_the_fix(folder: Path, tmp_path: Path) -> None:
+    assert warm.why_cold(warm.WarmSettings(count=0, folder=tmp_path / ("x" * 200))) is None  # off
+    long = warm.why_cold(warm.WarmSettings(folder=tmp_path / ("x" * 80)))
+    assert long is not None and "too long" in long and "at most 61 bytes" in long
+    shared = folder / "shared"  # a short path
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    said = warm.why_cold(warm.WarmSettings(folder=shared))
+    assert said is not None and str(shared) in said and "mode 0700" in said
+    assert "\n" not in said
+    shared.chmod(0o700)
+    assert warm.why_cold(warm.WarmSettings(folder=shared)) is None

@@ -350,8 +350,11 @@ class Launch:
 
     def run_warm(self, prepared: EnvLease, env: dict[str, str]) -> int | None:
         """The flow in this env's warm interpreter (warm.py): its exit, or None to start cold."""
-        from sunbeam_agent.launch.warm import WarmError, run_warm
+        from sunbeam_agent.launch.warm import WarmError, run_warm, why_cold
 
+        problem = why_cold(self.settings.warm)
+        if problem is not None:
+            self.logger.warning("Starting the flow cold (no warm interpreter): %s", problem)
         for handler in self.logger.handlers:
             handler.flush()
 

@@ -205,6 +205,35 @@ def _prefect_plugin(dist_info: Path) -> bool:
     return "[prefect" in text
 
 
+# A socket's path has at most 107 bytes; ours is FOLDER/<32 hex>.sock, bound first as .sock.<pid>.
+_SOCKET_PATH_MAX = 107
+_SOCKET_NAME = 32 + len(".sock") + 8
+
+
+def why_cold(settings: WarmSettings) -> str | None:
+    """Why runs here cannot use warm interpreters although they are on (one line naming the
+    fix), or None. Turned off (`count` 0) is not a problem."""
+    folder = settings.where
+    if settings.count <= 0:
+        return None
+    if len(os.fsencode(folder)) + 1 + _SOCKET_NAME > _SOCKET_PATH_MAX:
+        limit = _SOCKET_PATH_MAX - 1 - _SOCKET_NAME
+        return (
+            f"{DIR_ENV} {folder} is too long for a Unix socket's path: "
+            f"use a folder of at most {limit} bytes"
+        )
+    try:
+        private = private_folder(folder)
+    except OSError as exc:
+        return f"{DIR_ENV} {folder} cannot be used ({exc.strerror}): point it at a writable folder"
+    if not private:
+        return (
+            f"{DIR_ENV} {folder} is not a private folder: make it a folder owned by user "
+            f"{os.getuid()} with mode 0700, or point {DIR_ENV} elsewhere"
+        )
+    return None
+
+
 def private_folder(folder: Path) -> bool:
     """Create the folder (0700); False unless it is a folder only this user can enter."""
     with contextlib.suppress(FileExistsError):
@@ -232,7 +261,7 @@ def run_warm(
     env's folder; `stopping()` says the
     launcher was asked to stop before the flow started (the flow is then stopped at once)."""
     folder = settings.where
-    if settings.count <= 0 or not private_folder(folder):
+    if settings.count <= 0 or why_cold(settings) is not None:
         return None
     where = address(folder, run)
     conn, lent = _connect(where), None
@@ -263,7 +292,7 @@ def run_warm(
 def start_warm(settings: WarmSettings, run: WarmRun) -> None:
     """Start the interpreter of `run` if none is there, without waiting for it (a prewarm)."""
     folder = settings.where
-    if settings.count <= 0 or not private_folder(folder):
+    if settings.count <= 0 or why_cold(settings) is not None:
         return
     where = address(folder, run)
     conn = _connect(where)
