@@ -313,12 +313,12 @@ def _switch(switch, own_site, base_path):
             search[:] = [move(p) if isinstance(p, str) else p for p in search]
     sys.prefix = sys.exec_prefix = switch["prefix"]
     sys.executable = switch["executable"]
-    site = sys.modules.get("site")
-    if site is not None:
-        site.PREFIXES[:] = [sys.prefix, sys.exec_prefix]
-    if "sysconfig" in sys.modules:  # its paths were computed from the prefix at import
+    # Best effort: a standard library that changed these names still runs the flow.
+    with contextlib.suppress(Exception):
+        sys.modules["site"].PREFIXES[:] = [sys.prefix, sys.exec_prefix]
+    with contextlib.suppress(Exception):  # its paths were computed from the prefix at import
         importlib.reload(sys.modules["sysconfig"])
-    if "multiprocessing" in sys.modules:  # spawned children start the executable it kept
+    with contextlib.suppress(Exception):  # spawned children start the executable it kept
         sys.modules["multiprocessing"].set_executable(sys.executable)
     return moved
 
