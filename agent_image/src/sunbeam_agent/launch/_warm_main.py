@@ -54,6 +54,7 @@ _AFTER_AT_MOST = 30.0
 _REQUEST_TIMEOUT = 10.0
 _HEADER = struct.Struct("!cI")
 _PR_SET_PDEATHSIG = 1
+_STATE_BYTES = 64  # the lock file's record: "PID STATE", space-padded (warm.py reads 64 bytes)
 
 
 def _own_lock(address, state):
@@ -69,9 +70,11 @@ def _own_lock(address, state):
 
 
 def _state(fd, state):
-    """Tell launchers what we are doing (warm.py reads it): "waiting", "importing", "ready"."""
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {state}".encode(), 0)
+    """Tell launchers what we are doing (warm.py reads it): "waiting", "importing", "ready".
+    One write of the whole record, padded, never a truncate first: a reader between the two
+    would find no pid and take us for gone."""
+    record = f"{os.getpid()} {state}".encode()[:_STATE_BYTES].ljust(_STATE_BYTES)
+    os.pwrite(fd, record, 0)
 
 
 def _after(pid, at_most):

@@ -131,7 +131,10 @@ def address(folder: Path, run: WarmRun) -> Path:
 def lender_key(run: WarmRun) -> str:
     """What an interpreter lent to another env must share with it: the base interpreter and the
     environment (the env's own folder, in VIRTUAL_ENV and PATH, left out)."""
-    env = {k: v.replace(run.env_dir, "{env}") for k, v in warm_environment(run.env).items()}
+    # `_` is the shell's last command (a worker started as `venv/bin/x` names that venv): no setting.
+    env = {
+        k: v.replace(run.env_dir, "{env}") for k, v in warm_environment(run.env).items() if k != "_"
+    }
     identity = [os.path.realpath(run.python), sorted(env.items())]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
 
@@ -399,7 +402,8 @@ def _holder(lock: Path) -> Holder | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        pid, _, state = os.pread(fd, 64, 0).decode(errors="replace").partition(" ")
+        record = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        pid, _, state = record.partition(" ")
         return Holder(os.fstat(fd).st_mtime, int(pid), state) if pid.isdigit() else None
     finally:
         os.close(fd)
