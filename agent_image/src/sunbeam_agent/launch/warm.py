@@ -63,7 +63,8 @@ _COMPARED_BYTES = 1 << 18
 # What differs from one run to the next, and so is not part of an interpreter's identity: the
 # child gets it from the request (PYTHONPATH becomes its sys.path there).
 _PER_RUN_PREFIXES = ("PREFECT__", "SUNBEAM_")
-_PER_RUN = frozenset({"PYTHONPATH"})
+# `_` is the shell's last command (a worker started as `venv/bin/x` names that venv): no setting.
+_PER_RUN = frozenset({"PYTHONPATH", "_"})
 # Signals the launcher passes on to the flow's process, as if the worker had sent them there.
 FORWARDED = (
     signal.SIGTERM,
@@ -131,10 +132,7 @@ def address(folder: Path, run: WarmRun) -> Path:
 def lender_key(run: WarmRun) -> str:
     """What an interpreter lent to another env must share with it: the base interpreter and the
     environment (the env's own folder, in VIRTUAL_ENV and PATH, left out)."""
-    # `_` is the shell's last command (a worker started as `venv/bin/x` names that venv): no setting.
-    env = {
-        k: v.replace(run.env_dir, "{env}") for k, v in warm_environment(run.env).items() if k != "_"
-    }
+    env = {k: v.replace(run.env_dir, "{env}") for k, v in warm_environment(run.env).items()}
     identity = [os.path.realpath(run.python), sorted(env.items())]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
 
