@@ -55,10 +55,6 @@ DIR_ENV = "SUNBEAM_WARM_DIR"
 COUNT = 2
 IDLE_SECONDS = 900.0
 AWAIT_SECONDS = 120.0  # the longest a run waits on an interpreter another process starts
-# A lender's imported files that are not the same inode here are compared byte for byte: a few
-# small ones each venv writes for itself; more, or larger, and it is not lent.
-_COMPARED_AT_MOST = 16
-_COMPARED_BYTES = 1 << 18
 
 # What differs from one run to the next, and so is not part of an interpreter's identity: the
 # child gets it from the request (PYTHONPATH becomes its sys.path there).
@@ -176,17 +172,10 @@ def _card(path: Path) -> dict[str, Any] | None:
 def _same_files(card: dict[str, Any], site: Path) -> bool:
     """Every file the lender imported is the same file here; its .pth files say the same; no
     package it lacks registers Prefect plugins (its import would have loaded them)."""
-    compared = 0
     try:
-        for rel, (dev, ino, size) in card["files"].items():
+        for rel, (dev, ino, _size) in card["files"].items():
             st = os.stat(site / rel)
-            if (st.st_dev, st.st_ino) == (dev, ino):
-                continue
-            # A file each venv writes for itself (uv's _virtualenv.py): equal if its bytes are.
-            compared += 1
-            if compared > _COMPARED_AT_MOST or st.st_size != size or size > _COMPARED_BYTES:
-                return False
-            if (site / rel).read_bytes() != (Path(card["site"]) / rel).read_bytes():
+            if (st.st_dev, st.st_ino) != (dev, ino):
                 return False
         names = os.listdir(site)
         pth = {n: (site / n).read_text(errors="replace") for n in names if n.endswith(".pth")}
