@@ -32,7 +32,7 @@ from sunbeam_sync.envs.overlaps import kept_copies
 from sunbeam_sync.envs.verify import RecordCheck, check_records
 from sunbeam_sync.errors import UvError
 from sunbeam_sync.project.envkey import EnvKey
-from sunbeam_sync.project.interpreter import Interpreter, env_prefix
+from sunbeam_sync.project.interpreter import Interpreter, PrefixProbe, prefix_probe
 from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.run.log import SyncLog, Timings
 from sunbeam_sync.run.uv import Uv, uv_cache_dir, uv_version
@@ -135,12 +135,14 @@ class Builder:
             try:
                 with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
                     manifest = self._install(tmp, req, started)
-                    records = check_records(tmp, manifest, keep=True)
-                    if attempt < _BUILD_ATTEMPTS:
-                        self._drop_modified_cache_entries(tmp, manifest, records)
-                    self._borrow_bytecode(tmp, manifest, records)
-                    check.result()
-                    self._seal(tmp, req, manifest, records, started, expect)
+                    # The env's interpreter is asked for its prefix while the files are checked.
+                    with prefix_probe(tmp / "bin" / "python") as probe:
+                        records = check_records(tmp, manifest, keep=True)
+                        if attempt < _BUILD_ATTEMPTS:
+                            self._drop_modified_cache_entries(tmp, manifest, records)
+                        self._borrow_bytecode(tmp, manifest, records)
+                        check.result()
+                        self._seal(tmp, req, manifest, records, started, expect, probe)
                 return manifest
             except _Rebuild:
                 continue
@@ -195,6 +197,7 @@ class Builder:
         records: RecordCheck,
         started: float,
         expect: Expect,
+        probe: PrefixProbe,
     ) -> None:
         """Last checks, the baseline and the manifest, just before the publish."""
         with self.phases("checks and baseline"):
@@ -211,7 +214,7 @@ class Builder:
             sealed = seal_site(tree, writable_pycache=background)
             sealed.update(make_read_only(tmp, skip=site))
         with self.phases("interpreter check"):
-            _check_prefix(tmp)
+            _check_prefix(tmp, probe.prefix())
         with self.phases("index"):
             # Last: it records the folders as published. The files' mtimes and inodes are the
             # RECORD check's: sealing changes neither.
@@ -292,9 +295,8 @@ def _uv_version(env: Path) -> str:
     return uv_version()
 
 
-def _check_prefix(env: Path) -> None:
-    """The env's interpreter starts and knows it is in the env (the index vouches for it later)."""
-    prefix = env_prefix(env / "bin" / "python")
+def _check_prefix(env: Path, prefix: str | None) -> None:
+    """The env's interpreter started and knew it was in the env (the index vouches for it later)."""
     if prefix is None or os.path.realpath(prefix) != os.path.realpath(env):
         said = "does not start" if prefix is None else f"reports prefix {prefix}"
         raise UvError(

@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -219,16 +221,51 @@ def probe(path: str) -> Interpreter:
 
 def env_prefix(python: Path) -> str | None:
     """sys.prefix of the interpreter at `python`, or None if it does not run."""
+    with prefix_probe(python) as probe:
+        return probe.prefix()
+
+
+class PrefixProbe:
+    """`python` asked for its sys.prefix in a process of its own; `prefix()` waits for the answer.
+
+    A build asks while it checks what it installed (the probe starts Python: tens of ms)."""
+
+    def __init__(self, python: Path) -> None:
+        try:
+            self.process: subprocess.Popen[str] | None = subprocess.Popen(
+                # -B: a probe leaves the env as it found it (no __pycache__ in its site-packages).
+                [str(python), "-I", "-B", "-c", "import sys; print(sys.prefix)"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=without_credentials(),
+            )
+        except OSError:
+            self.process = None
+
+    def prefix(self, timeout: float = 60) -> str | None:
+        """The prefix printed, or None if the interpreter did not run, failed or hung."""
+        if self.process is None:
+            return None
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return None
+        return out.strip() if self.process.returncode == 0 else None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+@contextmanager
+def prefix_probe(python: Path) -> Iterator[PrefixProbe]:
+    """A `PrefixProbe` that is never left running, whatever happens in the block."""
+    probe = PrefixProbe(python)
     try:
-        out = subprocess.run(
-            # -B: a probe leaves the env as it found it (no __pycache__ in its site-packages).
-            [str(python), "-I", "-B", "-c", "import sys; print(sys.prefix)"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-            env=without_credentials(),
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+        yield probe
+    finally:
+        probe.stop()
