@@ -9,7 +9,9 @@ import pytest
 
 from sunbeam_sync import LockfileError, SyncSettings, cli
 from sunbeam_sync.cache.layout import CacheLayout
+from tests.support.pyindex import LocalIndex
 from tests.support.sync_project import Project, prep, run_cli
+from tests.support.wheels import build_wheel
 
 HOSTILE_REFS = [
     "--upload-pack=touch /tmp/pwned",
@@ -217,3 +219,21 @@ def test_file_url_climbing_out_of_its_folder_is_refused_before_git(
     # Other segments are only normalised: the repository itself is prepared.
     same = f"file://{repo}/./"
     assert run_cli("prepare", same, "--ref", "main", "--cache-dir", str(cache)).returncode == 0
+
+
+def test_a_package_whose_pth_stops_python_is_not_published(
+    project: Project, index: LocalIndex, tmp_path: Path
+) -> None:
+    """Python runs a package's `.pth` at every start: one that ends the interpreter would fail
+    every run of every commit sharing the env. The build says so, naming Python's own words."""
+    stop = "import sys; sys.stderr.write('startbreak says no\\n'); import os; os._exit(7)\n"
+    index.add(build_wheel(tmp_path / "wheels", "startbreak", "1.0", files={"startbreak.pth": stop}))
+    project.set_deps(["alpha==1.0", "startbreak==1.0"])
+    project.repo.commit("a package whose .pth stops Python")
+    cache = tmp_path / "c"
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(cache))
+    assert res.returncode == 1, res.stderr
+    error = res.stderr.strip().splitlines()[-1]
+    assert "the new environment's interpreter does not start (startbreak says no)" in error, error
+    assert ".pth files the lock's packages install" in error and "Traceback" not in res.stderr
+    assert [p.name for p in (cache / "envs").iterdir()] == []  # nothing published, nothing left

@@ -214,7 +214,7 @@ class Builder:
             sealed = seal_site(tree, writable_pycache=background)
             sealed.update(make_read_only(tmp, skip=site))
         with self.phases("interpreter check"):
-            _check_prefix(tmp, probe.prefix())
+            _check_prefix(tmp, probe)
         with self.phases("index"):
             # Last: it records the folders as published. The files' mtimes and inodes are the
             # RECORD check's: sealing changes neither.
@@ -295,13 +295,19 @@ def _uv_version(env: Path) -> str:
     return uv_version()
 
 
-def _check_prefix(env: Path, prefix: str | None) -> None:
+def _check_prefix(env: Path, probe: PrefixProbe) -> None:
     """The env's interpreter started and knew it was in the env (the index vouches for it later)."""
-    if prefix is None or os.path.realpath(prefix) != os.path.realpath(env):
-        said = "does not start" if prefix is None else f"reports prefix {prefix}"
+    prefix = probe.prefix()
+    if prefix is None:
         raise UvError(
-            f"the new environment's interpreter {said}: check the base interpreter "
-            "(SUNBEAM_PYTHON / UV_PYTHON)"
+            f"the new environment's interpreter does not start ({probe.failure}): check the "
+            "base interpreter (SUNBEAM_PYTHON / UV_PYTHON) and the .pth files the lock's "
+            "packages install (Python runs them at every start)"
+        )
+    if os.path.realpath(prefix) != os.path.realpath(env):
+        raise UvError(
+            f"the new environment's interpreter reports prefix {prefix}: check the base "
+            "interpreter (SUNBEAM_PYTHON / UV_PYTHON)"
         )
 
 

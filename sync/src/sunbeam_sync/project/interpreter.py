@@ -237,23 +237,32 @@ class PrefixProbe:
                 [str(python), "-I", "-B", "-c", "import sys; print(sys.prefix)"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 text=True,
+                errors="replace",
                 env=without_credentials(),
             )
-        except OSError:
+            self.failure = ""
+        except OSError as exc:
             self.process = None
+            self.failure = exc.strerror or str(exc)
 
     def prefix(self, timeout: float = 60) -> str | None:
-        """The prefix printed, or None if the interpreter did not run, failed or hung."""
+        """The prefix printed, or None if the interpreter did not run, failed or hung; then
+        `failure` says how (its last line of error output, or its exit status)."""
         if self.process is None:
             return None
         try:
-            out, _ = self.process.communicate(timeout=timeout)
+            out, err = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.stop()
+            self.failure = f"no answer in {timeout:.0f}s"
             return None
-        return out.strip() if self.process.returncode == 0 else None
+        if self.process.returncode == 0:
+            return out.strip()
+        said = err.strip().splitlines()[-1:] or [f"exit status {self.process.returncode}"]
+        self.failure = said[0][:200]
+        return None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
