@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sunbeam_agent.launch.warm import live_interpreters
 from sunbeam_contracts.processes import descendants, pid_alive
+from sunbeam_stack.local.stack import warm_folder
 from sunbeam_stack.orchestration.flow_runs import run_and_wait
 from tests.support.pipeline_repo import ProjectRepo, pyproject
 from tests.support.ports import free_port
@@ -152,6 +154,10 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
         )
         assert report.state == "COMPLETED", (report, (logs / "agent.log").read_text()[-3000:])
         assert report.labels["sunbeam.ref"] == "main"
+        # Its warm interpreters live in a folder of this stack's own (none of another stack of
+        # this user is ever stopped to make room for them).
+        own = warm_folder(up.state)
+        wait_for(lambda: live_interpreters(own), f"a warm interpreter in {own}", timeout=120)
 
         _check_only_the_agent_has_the_token(up, token)
         _check_env_and_api_key(up, proc)

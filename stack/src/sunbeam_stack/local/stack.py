@@ -8,11 +8,13 @@ with `sunbeam deploy` against the configured repository. Every service is starte
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from sunbeam_agent.launch.warm import DIR_ENV as WARM_DIR_ENV
 from sunbeam_stack.errors import StackError
 from sunbeam_stack.local.ports import free_port
 from sunbeam_stack.local.processes import Child, wait_until
@@ -82,6 +85,14 @@ def _base_env(config: StackConfig) -> dict[str, str]:
         SUNBEAM_MONGO_DB=config.mongo_db,
     )
     return env
+
+
+def warm_folder(state_dir: Path) -> Path:
+    """The folder of this stack's warm interpreters, unless the user names one: one per stack,
+    so two stacks of one user (`sunbeam up` beside `sunbeam demo`, two clones) never stop each
+    other's to make room. Short: a socket's path in it has at most 107 bytes."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"sunbeam-warm-{os.getuid()}-{digest}"
 
 
 def _http_ok(url: str) -> bool:
@@ -190,6 +201,7 @@ class LocalStack:
             PREFECT_WORKER_WEBSERVER_PORT=str(free_port()),
             SUNBEAM_STOP_TIMEOUT="20",
         )
+        env.setdefault(WARM_DIR_ENV, str(warm_folder(cfg.state_dir)))
         agent = self._launch(
             Child("agent", [sys.executable, "-m", "sunbeam_agent"], env, cfg.logs / "agent.log")
         )
