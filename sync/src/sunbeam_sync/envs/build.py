@@ -32,7 +32,7 @@ from sunbeam_sync.envs.overlaps import kept_copies
 from sunbeam_sync.envs.verify import RecordCheck, check_records
 from sunbeam_sync.errors import UvError
 from sunbeam_sync.project.envkey import EnvKey
-from sunbeam_sync.project.interpreter import Interpreter, PrefixProbe, prefix_probe
+from sunbeam_sync.project.interpreter import Interpreter, PrefixProbe
 from sunbeam_sync.project.lockcheck import check_lock_once
 from sunbeam_sync.run.log import SyncLog, Timings
 from sunbeam_sync.run.uv import Uv, uv_cache_dir, uv_version
@@ -136,7 +136,7 @@ class Builder:
                 with atomic_directory(self.layout.env(req.key.key), create=False) as tmp:
                     manifest = self._install(tmp, req, started)
                     # The env's interpreter is asked for its prefix while the files are checked.
-                    with prefix_probe(tmp / "bin" / "python") as probe:
+                    with PrefixProbe(tmp / "bin" / "python") as probe:
                         records = check_records(tmp, manifest, keep=True)
                         if attempt < _BUILD_ATTEMPTS:
                             self._drop_modified_cache_entries(tmp, manifest, records)

@@ -8,8 +8,6 @@ import os
 import re
 import subprocess
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -221,14 +219,15 @@ def probe(path: str) -> Interpreter:
 
 def env_prefix(python: Path) -> str | None:
     """sys.prefix of the interpreter at `python`, or None if it does not run."""
-    with prefix_probe(python) as probe:
+    with PrefixProbe(python) as probe:
         return probe.prefix()
 
 
 class PrefixProbe:
     """`python` asked for its sys.prefix in a process of its own; `prefix()` waits for the answer.
 
-    A build asks while it checks what it installed (the probe starts Python: tens of ms)."""
+    A build asks while it checks what it installed (the probe starts Python: tens of ms). Used
+    as a context manager, the process is never left running, whatever happens in the block."""
 
     def __init__(self, python: Path) -> None:
         try:
@@ -269,12 +268,8 @@ class PrefixProbe:
             self.process.kill()
             self.process.communicate()
 
+    def __enter__(self) -> PrefixProbe:
+        return self
 
-@contextmanager
-def prefix_probe(python: Path) -> Iterator[PrefixProbe]:
-    """A `PrefixProbe` that is never left running, whatever happens in the block."""
-    probe = PrefixProbe(python)
-    try:
-        yield probe
-    finally:
-        probe.stop()
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
