@@ -66,10 +66,8 @@ def test_commission_creates_a_deployment_visible_in_prefect(
     # Issue 10.7: one sync-only run on the deployment's own ref (twice commissioned, same commit),
     # so the agent stores the flow's parameter schema before anyone's first run.
     # Prefect's scheduler may have made runs of the cron meanwhile (its loop ticks once a minute,
-    # whenever it likes): it tags them "auto-scheduled", and only what commissioning made counts.
-    runs = [
-        r for r in deployment_runs(prefect.api_url, deployment.id) if "auto-scheduled" not in r.tags
-    ]
+    # whenever it likes): those are auto-scheduled, and only what commissioning made counts.
+    runs = [r for r in deployment_runs(prefect.api_url, deployment.id) if not r.auto_scheduled]
     assert [(r.job_variables, PREWARM_TAG in r.tags) for r in runs] == [({"sync_only": True}, True)]
     commit = _git("rev-parse", "refs/heads/feature/solar")
     assert runs[0].name == f"prewarm-{commit[:12]}"
