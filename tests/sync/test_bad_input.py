@@ -9,6 +9,7 @@ import pytest
 
 from sunbeam_sync import LockfileError, SyncSettings, cli
 from sunbeam_sync.cache.layout import CacheLayout
+from tests.support.gated_sdist import waiting_sdist
 from tests.support.pyindex import LocalIndex
 from tests.support.sync_project import Project, prep, run_cli
 from tests.support.wheels import build_wheel
@@ -237,3 +238,22 @@ def test_a_package_whose_pth_stops_python_is_not_published(
     assert "the new environment's interpreter does not start (startbreak says no)" in error, error
     assert ".pth files the lock's packages install" in error and "Traceback" not in res.stderr
     assert [p.name for p in (cache / "envs").iterdir()] == []  # nothing published, nothing left
+
+
+def test_a_package_that_fails_to_build_names_the_package_and_its_own_words(
+    project: Project, index: LocalIndex, tmp_path: Path
+) -> None:
+    """An sdist whose build needs what the host lacks (a header, `pg_config`): one line with the
+    package and the build's last error, which is where its fix is; nothing published."""
+    fail = "    raise SystemExit('error: pg_config executable not found; install libpq-dev')"
+    (tmp_path / "sdists").mkdir()
+    index.add(waiting_sdist(tmp_path / "sdists", "needsc", "1.0", fail))
+    project.set_deps(["alpha==1.0", "needsc==1.0"])
+    project.repo.commit("a package whose build fails here")
+    cache = tmp_path / "c"
+    res = run_cli("prepare", project.repo.url, "--ref", "main", "--cache-dir", str(cache))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    error = res.stderr.strip().splitlines()[-1]
+    assert error.startswith("sunbeam-sync: error: uv sync failed: Failed to build `needsc==1.0`")
+    assert error.endswith("pg_config executable not found; install libpq-dev"), error
+    assert [p.name for p in (cache / "envs").iterdir()] == []
