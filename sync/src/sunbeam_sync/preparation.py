@@ -13,6 +13,7 @@ from sunbeam_sync.envs.build import BuildRequest
 from sunbeam_sync.envs.store import EnvOutcome, EnvStore, Outcome
 from sunbeam_sync.errors import SunbeamSyncError
 from sunbeam_sync.git.mirror import Mirror
+from sunbeam_sync.git.sources import mirrored_sources
 from sunbeam_sync.project.envkey import EnvKey, env_key
 from sunbeam_sync.project.interpreter import Interpreter
 from sunbeam_sync.project.interpreter_memo import remembered_interpreter
@@ -71,8 +72,12 @@ def prepare(
                 request.repo, commit, mirror.default_branch() if damage else None,
                 lock.check_inputs,
             )  # fmt: skip
-            if damage is not None and building is not None:
-                building(commit, key.key)
+            if damage is not None:
+                if building is not None:
+                    building(commit, key.key)
+                build.git_config = mirrored_sources(
+                    lock.git_sources, request.repo, layout, settings, log, cancel
+                )
             outcome = store.ensure(build, damage, use)
         record_use(layout, key.key, repo=request.repo, ref=request.ref, commit=commit)
         env = layout.env(key.key)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +63,7 @@ class BuildRequest:
     commit: str
     default_branch: str | None = None  # the repository's: its env is what the log compares with
     lock_inputs: Sequence[Path] = ()  # the files the lock check reads (`Lockfile.check_inputs`)
+    git_config: Mapping[str, str] = field(default_factory=dict)  # git/sources.py: uv's git
 
 
 class Builder:
@@ -102,6 +103,7 @@ class Builder:
                 "build", "uv's cache is on another filesystem: every install is a full copy"
             )
         self.phases = Timings()
+        self.uv = Uv(self.uv_cache, self.settings, self.log, self.cancel, git=req.git_config)
         from concurrent.futures import ThreadPoolExecutor  # builds only: hits never load it
 
         # `uv lock --check` runs beside the install (both only read the lock); nothing is

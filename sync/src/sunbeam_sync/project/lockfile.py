@@ -32,6 +32,15 @@ _RELOCK = "run `uv lock` and commit uv.lock"
 
 
 @dataclass(frozen=True)
+class GitSource:
+    """A package of the lock that uv fetches from a git repository (`source = { git = ... }`)."""
+
+    name: str
+    url: str  # the repository, as uv fetches it (no `?rev=`, no `#commit`)
+    commit: str  # the full commit the lock pins
+
+
+@dataclass(frozen=True)
 class Lockfile:
     raw: bytes  # the exact bytes: the env key hashes them
     packages: list[dict[str, Any]]  # each package's name (as locked and canonical), source, deps
@@ -69,6 +78,17 @@ class Lockfile:
             if root not in paths and root.resolve().is_relative_to(self.root):
                 paths.append(root)
         return [str(p) for p in paths]
+
+    @property
+    def git_sources(self) -> list[GitSource]:
+        """The packages locked from a git repository: where, and at which commit."""
+        found = []
+        for package in self.packages:
+            value = (package.get("source") or {}).get("git")
+            if isinstance(value, str):
+                url, _, commit = value.partition("#")
+                found.append(GitSource(package["name"], url.partition("?")[0], commit))
+        return found
 
     @property
     def names(self) -> set[str]:

@@ -12,11 +12,12 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from sunbeam_sync.errors import (
     BadInputError,
+    GitError,
     LockfileError,
     NetworkError,
     StaleLockError,
@@ -39,6 +40,7 @@ STALE_LOCK_FIX = "uv.lock is out of date with pyproject.toml: run `uv lock` and 
 _STALE = re.compile(r"Resolving despite existing lockfile due to|needs to be updated")
 _PARSE = re.compile(r"Failed to parse `[^`]*uv\.lock`")
 _GIT_SOURCE = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^` @]+) @ git\+([^`@]+)")
+_GIT_AUTH = ("could not read username", "could not read password", "authentication failed")
 _NOT_OUR_REF = re.compile(r"not our ref ([0-9a-f]{7,64})")
 _UNKNOWN_EXTRA = re.compile(r"Extra `([^`]+)` is not defined in the .*? for `([^`]+)`")
 _UNKNOWN_GROUP = re.compile(r"Group `([^`]+)` is not defined in the")
@@ -92,12 +94,18 @@ class Uv:
     """uv as the sync drives it: one cache, one log, one cancel; every failure one clear line."""
 
     def __init__(
-        self, uv_cache: Path, settings: SyncSettings, log: SyncLog, cancel: threading.Event | None
+        self,
+        uv_cache: Path,
+        settings: SyncSettings,
+        log: SyncLog,
+        cancel: threading.Event | None,
+        git: Mapping[str, str] | None = None,
     ) -> None:
         self.cache = uv_cache
         self.settings = settings
         self.log = log
         self.cancel = cancel
+        self.git = dict(git or {})  # git config for the lock's git sources (git/sources.py)
 
     def __call__(
         self,
@@ -113,7 +121,7 @@ class Uv:
             [uv_bin(), *args],
             log=self.log,
             tag="uv",
-            env=uv_environment(self.cache, **env),
+            env=uv_environment(self.cache, **self.git, **env),
             cancel=self.cancel,
             quiet=quiet,
             hide=hide,
@@ -298,6 +306,12 @@ def _git_source_error(result: proc.ProcResult) -> Exception | None:
             f"uv.lock pins {name} to commit {m.group(1)[:12]} of {url}, which that repository does "
             "not have (history rewritten, or the commit never pushed): push that commit there, or "
             f"run `uv lock --upgrade-package {name}` and commit uv.lock"
+        )
+    if any(s in result.output.lower() for s in _GIT_AUTH):
+        return GitError(
+            f"the git repository of {name} ({url}) asks for credentials: SUNBEAM_GIT_TOKEN is "
+            "given to git sources on the pipeline repository's own host only (set it, if that is "
+            f"where {name} lives); from elsewhere, publish {name} to a package index instead"
         )
     if corrupt := corruption(result.lines):
         return UvError(
