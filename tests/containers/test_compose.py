@@ -172,3 +172,23 @@ def test_env_example_documents_every_variable() -> None:
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
     documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
     assert used - {"COMPOSE_PROJECT_NAME"} <= documented, used - documented
+
+
+@pytest.mark.docker
+def test_the_agent_alone_reads_its_own_optional_env_file(
+    compose_cmd, secrets_env, tmp_path: Path
+) -> None:
+    """A private index's credentials go in the agent's env file; without one, all still runs."""
+    env_file, values = secrets_env
+    assert "UV_INDEX_TEAM_PASSWORD" not in rendered(compose_cmd, env_file)["services"]["agent"].get(
+        "environment", {}
+    )  # no such file: nothing read, nothing missing
+    agent_env = tmp_path / "agent.env"
+    agent_env.write_text("UV_INDEX_TEAM_USERNAME=bot\nUV_INDEX_TEAM_PASSWORD=pw-5a6b\n")
+    with env_file.open("a") as fh:
+        fh.write(f"SUNBEAM_AGENT_ENV_FILE={agent_env}\n")
+    services = rendered(compose_cmd, env_file)["services"]
+    assert services["agent"]["environment"]["UV_INDEX_TEAM_PASSWORD"] == "pw-5a6b"
+    assert services["agent"]["environment"]["SUNBEAM_GIT_TOKEN"] == values["SUNBEAM_GIT_TOKEN"]
+    for other in SERVICES - {"agent"}:
+        assert "UV_INDEX_TEAM_PASSWORD" not in services[other].get("environment", {}), other

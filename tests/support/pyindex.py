@@ -1,7 +1,9 @@
-"""A PEP 503 simple index on 127.0.0.1 serving wheels and sdists (optionally slowly, or down)."""
+"""A PEP 503 simple index on 127.0.0.1 serving wheels and sdists (optionally slowly, down, or
+only to those who log in)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import html
@@ -23,6 +25,8 @@ class LocalIndex(LocalHTTPServer):
         self.port = port or self.port
         self.delay = 0.0  # seconds to stall every wheel download (for "slow sync" tests)
         self.stalling = threading.Event()  # set once a download is being stalled
+        self.auth: str | None = None  # "user:password" that every request must carry (basic)
+        self.requests: list[str] = []  # "GET <path> auth=yes|no", to prove what was sent
 
     @property
     def url(self) -> str:
@@ -61,6 +65,14 @@ class LocalIndex(LocalHTTPServer):
             log_message = QuietHandler.log_message
 
             def do_GET(self) -> None:
+                sent = self.headers.get("Authorization", "")
+                index.requests.append(f"GET {self.path} auth={'yes' if sent else 'no'}")
+                if index.auth is not None and sent != _basic(index.auth):
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="sunbeam-test-index"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path.startswith("/files/") and index.delay:
                     index.stalling.set()
                     time.sleep(index.delay)
@@ -69,3 +81,7 @@ class LocalIndex(LocalHTTPServer):
                     super().do_GET()
 
         return partial(Handler, directory=str(self.root))
+
+
+def _basic(user_password: str) -> str:
+    return "Basic " + base64.b64encode(user_password.encode()).decode()

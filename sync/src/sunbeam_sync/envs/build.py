@@ -187,7 +187,7 @@ class Builder:
         with self.phases("uv sync"):
             python = tmp / "bin" / "python"
             args = self.uv.sync_args(req.project, req.link_mode, req.groups, req.extras, python)
-            self.uv.sync(tmp, args)
+            self.uv.sync(tmp, args, config=req.lock_inputs)
         with self.phases("manifest"):
             return self._manifest(tmp, req, time.monotonic() - started)
 

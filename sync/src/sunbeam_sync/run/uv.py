@@ -25,6 +25,7 @@ from sunbeam_sync.errors import (
 )
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import without_credentials
+from sunbeam_sync.run.index_auth import index_auth_error
 from sunbeam_sync.run.log import SyncLog
 from sunbeam_sync.run.retry import corruption, is_transient, retry
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
@@ -191,8 +192,11 @@ class Uv:
             cmd.append("--compile-bytecode")
         return cmd
 
-    def sync(self, target: Path, cmd: list[str]) -> None:
-        """Install `cmd` (from `sync_args`) into `target`; index outages retried, then offline."""
+    def sync(self, target: Path, cmd: list[str], config: Sequence[Path] = ()) -> None:
+        """Install `cmd` (from `sync_args`) into `target`; index outages retried, then offline.
+
+        `config`: the project's pyproject.toml and uv.toml files, where a refused index's name is
+        looked up (`index_auth`)."""
         result = retry(
             lambda: self(cmd, hide=_is_package_line, UV_PROJECT_ENVIRONMENT=str(target)),
             again=lambda r: r.returncode != 0 and is_transient(r.output),
@@ -216,7 +220,7 @@ class Uv:
         if result.returncode == 0:
             return
         if not is_transient(result.output):
-            raise _sync_error(result)
+            raise _sync_error(result, config)
         self.log.warning("uv", "package index unreachable; trying to build from uv's cache only")
         offline = self([*cmd, "--offline"], UV_PROJECT_ENVIRONMENT=str(target))
         if offline.returncode == 0:
@@ -235,10 +239,12 @@ def _is_package_line(line: str) -> bool:
     return line.startswith((" + ", " - ", " ~ ")) or line[:2] in {"+ ", "- ", "~ "}
 
 
-def _sync_error(result: proc.ProcResult) -> Exception:
+def _sync_error(result: proc.ProcResult, config: Sequence[Path]) -> Exception:
     out = result.output
     if cause := _git_source_error(result):
         return cause
+    if refused := index_auth_error(out, config):
+        return refused
     if m := _UNKNOWN_EXTRA.search(out):
         return BadInputError(
             f"extra {m.group(1)!r} is not defined for {m.group(2)} (its "
