@@ -21,6 +21,7 @@ class PrivateGitServer(LocalHTTPServer):
             "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode() if token else None
         )
         self.requests: list[str] = []  # request lines seen (to prove auth was exercised)
+        self.refused: set[str] = set()  # repositories ("x/remote.git") no credentials can read
 
     def url(self, repo: str) -> str:
         return f"{self.base_url}/{repo}"
@@ -32,7 +33,8 @@ class PrivateGitServer(LocalHTTPServer):
             def _handle(self) -> None:
                 auth = self.headers.get("Authorization", "")
                 server.requests.append(f"{self.command} {self.path} auth={'yes' if auth else 'no'}")
-                if server.expected is not None and auth != server.expected:
+                refused = any(self.path.startswith(f"/{repo}/") for repo in server.refused)
+                if refused or (server.expected is not None and auth != server.expected):
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Basic realm="sunbeam-test"')
                     self.send_header("Content-Length", "0")

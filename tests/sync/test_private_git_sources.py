@@ -34,8 +34,9 @@ def _spying_package(root: Path) -> PipelineRepo:
 
 def _pipeline_using_gitdep(
     pipeline: Path, deps: PrivateGitServer, index: LocalIndex, env: pytest.MonkeyPatch
-) -> str:
-    """A pipeline repository at `pipeline` whose lock pins `gitdep` from `deps`: its URL.
+) -> tuple[str, PipelineRepo]:
+    """A pipeline repository at `pipeline` whose lock pins `gitdep` from `deps`: gitdep's URL
+    and repository.
 
     The developer locks with their own access and uv cache (the server lets everyone in
     meanwhile); the agent's uv cache, set afterwards, has never seen gitdep."""
@@ -49,24 +50,27 @@ def _pipeline_using_gitdep(
         deps.expected = expected
     env.setenv("UV_CACHE_DIR", str(pipeline.parent / "agent-uv-cache"))
     deps.requests.clear()
-    return url
+    return url, dep
 
 
 @pytest.fixture
-def one_private_host(tmp_path: Path) -> Iterator[PrivateGitServer]:
+def private_host(
+    tmp_path: Path, index: LocalIndex, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[PrivateGitServer, str, PipelineRepo]]:
+    """One private host serving the pipeline and gitdep, which the pipeline's lock pins:
+    (the host, gitdep's URL, gitdep's repository)."""
     server = PrivateGitServer(tmp_path / "host", TOKEN).start()
-    yield server
-    server.stop()
+    try:
+        dep_url, dep = _pipeline_using_gitdep(server.root / "pipeline", server, index, monkeypatch)
+        yield server, dep_url, dep
+    finally:
+        server.stop()
 
 
 def test_a_git_source_on_the_pipelines_private_host_builds_and_the_token_stays_with_us(
-    one_private_host: PrivateGitServer,
-    index: LocalIndex,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    private_host: tuple[PrivateGitServer, str, PipelineRepo], tmp_path: Path
 ) -> None:
-    server = one_private_host
-    dep_url = _pipeline_using_gitdep(server.root / "pipeline", server, index, monkeypatch)
+    server, dep_url, _dep = private_host
     spy, cache = tmp_path / "backend-environ.txt", tmp_path / "cache"
     env = {"SUNBEAM_GIT_TOKEN": TOKEN, "SUNBEAM_TEST_SPY": str(spy)}
     url = server.url("pipeline/remote.git")
@@ -96,7 +100,7 @@ def test_a_private_git_source_elsewhere_never_gets_the_token_and_says_why(
     public = PrivateGitServer(tmp_path / "public", None).start()  # the pipeline's host
     other = PrivateGitServer(tmp_path / "other", TOKEN).start()  # gitdep's, another port
     try:
-        dep_url = _pipeline_using_gitdep(public.root / "pipeline", other, index, monkeypatch)
+        dep_url, _ = _pipeline_using_gitdep(public.root / "pipeline", other, index, monkeypatch)
         env = {"SUNBEAM_GIT_TOKEN": token} if token else {}
         url, cache = public.url("pipeline/remote.git"), tmp_path / "cache"
         res = run_cli("prepare", url, "--ref", "main", "--cache-dir", str(cache), env=env)
@@ -109,3 +113,30 @@ def test_a_private_git_source_elsewhere_never_gets_the_token_and_says_why(
     finally:
         public.stop()
         other.stop()
+
+
+def test_a_private_git_sources_missing_commit_or_refusal_names_the_package(
+    private_host: tuple[PrivateGitServer, str, PipelineRepo], tmp_path: Path
+) -> None:
+    server, dep_url, dep = private_host
+    commit = dep.git("rev-parse", "HEAD")
+    url, cache = server.url("pipeline/remote.git"), str(tmp_path / "cache")
+    dep.rewrite_history()
+    gone = run_cli(
+        "prepare", url, "--ref", "main", "--cache-dir", cache, env={"SUNBEAM_GIT_TOKEN": TOKEN}
+    )
+    assert gone.returncode == 2, gone.stderr
+    assert gone.stderr.strip().splitlines()[-1] == (
+        f"sunbeam-sync: error: uv.lock pins gitdep to commit {commit[:12]} of {dep_url}, which "
+        "that repository does not have (history rewritten, or the commit never pushed): push "
+        "that commit there, or run `uv lock --upgrade-package gitdep` and commit uv.lock"
+    )
+    server.refused.add("gitdep/remote.git")  # the token may no longer read gitdep
+    refused = run_cli(
+        "prepare", url, "--ref", "main", "--cache-dir", cache, env={"SUNBEAM_GIT_TOKEN": TOKEN}
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"sunbeam-sync: error: git source gitdep: git could not authenticate to {dep_url}: set "
+        "SUNBEAM_GIT_TOKEN to a token with read access"
+    )

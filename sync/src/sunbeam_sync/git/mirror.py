@@ -17,11 +17,10 @@ from sunbeam_sync.git.runner import GitRunner, askpass_script
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import git_environment
 from sunbeam_sync.run.log import SyncLog
-from sunbeam_sync.run.retry import corruption, is_transient, retry
+from sunbeam_sync.run.retry import corruption, is_transient, refused_credentials, retry
 from sunbeam_sync.settings import SyncSettings
 
 CHECKOUT_MARKER = ".sunbeam-commit"
-_AUTH = ("authentication failed", "could not read username", "could not read password", "403")
 _MISSING = ("not found", "does not appear to be a git repository", "does not exist", "no such")
 _CONFIG = (
     ("gc.auto", "0"),  # no surprise repacks while a run waits
@@ -102,7 +101,7 @@ class Mirror:
 
     def _fetch_error(self, result: proc.ProcResult) -> Exception:
         out = result.output.lower()
-        if any(s in out for s in _AUTH):
+        if refused_credentials(out):
             return GitError(
                 f"git could not authenticate to {self.repo}: set SUNBEAM_GIT_TOKEN to a "
                 "token with read access"
@@ -269,7 +268,7 @@ class Mirror:
 
 def _transient(result: proc.ProcResult) -> bool:
     out = result.output.lower()
-    return result.returncode != 0 and not any(s in out for s in _AUTH) and is_transient(out)
+    return result.returncode != 0 and not refused_credentials(out) and is_transient(out)
 
 
 def _last(lines: list[str]) -> str:

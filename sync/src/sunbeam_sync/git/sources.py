@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from sunbeam_sync.cache.layout import CacheLayout
+from sunbeam_sync.errors import GitError, UnknownRefError
 from sunbeam_sync.git.mirror import Mirror
 from sunbeam_sync.project.lockfile import GitSource
 from sunbeam_sync.run.log import SyncLog
@@ -51,7 +52,12 @@ def mirrored_sources(
         if origin(source.url) != host or source.url in rewrites:
             continue
         mirror = Mirror(source.url, layout, settings, log, cancel)
-        mirror.resolve_or_fetch(source.commit)  # fetches unless the mirror has that commit
+        try:
+            mirror.resolve_or_fetch(source.commit)  # fetches unless the mirror has that commit
+        except UnknownRefError:
+            raise source.missing() from None
+        except GitError as exc:
+            raise GitError(f"git source {source.name}: {exc}") from None
         rewrites[source.url] = mirror.path.as_uri()
         log.info("git", f"{source.name}: uv reads {source.url} from mirror {mirror.path.name}")
     return git_config(rewrites)

@@ -39,6 +39,14 @@ class GitSource:
     url: str  # the repository, as uv fetches it (no `?rev=`, no `#commit`)
     commit: str  # the full commit the lock pins
 
+    def missing(self) -> LockfileError:
+        """The error for a pinned commit its repository does not have."""
+        return LockfileError(
+            f"uv.lock pins {self.name} to commit {self.commit[:12]} of {self.url}, which that "
+            "repository does not have (history rewritten, or the commit never pushed): push that "
+            f"commit there, or run `uv lock --upgrade-package {self.name}` and commit uv.lock"
+        )
+
 
 @dataclass(frozen=True)
 class Lockfile:

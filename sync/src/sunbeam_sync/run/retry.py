@@ -47,6 +47,14 @@ CORRUPT = (
 MISSING_COMMIT = "not our ref"  # git's upload-pack: the repository has no such commit
 PERMANENT = (*CORRUPT, MISSING_COMMIT)
 
+# git asked for credentials it was not given, or the server refused the ones it got. 403 only as
+# a status on its own: an object id in git's output ("…a403b…") is no refusal.
+_REFUSED = re.compile(r"authentication failed|could not read (?:username|password)|\b403\b")
+
+
+def refused_credentials(output: str) -> bool:
+    return _REFUSED.search(output.lower()) is not None
+
 
 def is_transient(output: str) -> bool:
     out = output.lower()

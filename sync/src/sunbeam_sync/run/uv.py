@@ -23,11 +23,12 @@ from sunbeam_sync.errors import (
     StaleLockError,
     UvError,
 )
+from sunbeam_sync.project.lockfile import GitSource
 from sunbeam_sync.run import proc
 from sunbeam_sync.run.credentials import without_credentials
 from sunbeam_sync.run.index_auth import index_auth_error
 from sunbeam_sync.run.log import SyncLog
-from sunbeam_sync.run.retry import corruption, is_transient, retry
+from sunbeam_sync.run.retry import corruption, is_transient, refused_credentials, retry
 from sunbeam_sync.settings import Bytecode, LinkMode, SyncSettings
 
 _DOWNLOAD = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
@@ -41,7 +42,6 @@ STALE_LOCK_FIX = "uv.lock is out of date with pyproject.toml: run `uv lock` and 
 _STALE = re.compile(r"Resolving despite existing lockfile due to|needs to be updated")
 _PARSE = re.compile(r"Failed to parse `[^`]*uv\.lock`")
 _GIT_SOURCE = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^` @]+) @ git\+([^`@]+)")
-_GIT_AUTH = ("could not read username", "could not read password", "authentication failed")
 _NOT_OUR_REF = re.compile(r"not our ref ([0-9a-f]{7,64})")
 _UNKNOWN_EXTRA = re.compile(r"Extra `([^`]+)` is not defined in the .*? for `([^`]+)`")
 _UNKNOWN_GROUP = re.compile(r"Group `([^`]+)` is not defined in the")
@@ -308,12 +308,8 @@ def _git_source_error(result: proc.ProcResult) -> Exception | None:
         (source.group(1), source.group(2)) if source else ("a git package", "its repository")
     )
     if m := _NOT_OUR_REF.search(result.output):
-        return LockfileError(
-            f"uv.lock pins {name} to commit {m.group(1)[:12]} of {url}, which that repository does "
-            "not have (history rewritten, or the commit never pushed): push that commit there, or "
-            f"run `uv lock --upgrade-package {name}` and commit uv.lock"
-        )
-    if any(s in result.output.lower() for s in _GIT_AUTH):
+        return GitSource(name, url, m.group(1)).missing()
+    if refused_credentials(result.output):
         return GitError(
             f"the git repository of {name} ({url}) asks for credentials: SUNBEAM_GIT_TOKEN is "
             "given to git sources on the pipeline repository's own host only (set it, if that is "
