@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sunbeam_sync.run.index_auth import index_auth_error, index_variables
 from tests.support.gitrepo import PipelineRepo
 from tests.support.pyindex import LocalIndex
 from tests.support.sync_project import CliResult, Project, run_cli
@@ -74,3 +75,24 @@ def test_wrong_credentials_are_named_never_shown_and_right_ones_build(
     for path in (tmp_path / "cache").rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_an_unnamed_index_is_told_to_get_a_name_and_names_become_uvs_variables(
+    tmp_path: Path,
+) -> None:
+    said = (
+        "error: Failed to download `alpha==1.0`\n  cause: HTTP status client error "
+        "(403 Forbidden) for url (https://pkgs.example/files/alpha-1.0-py3-none-any.whl)"
+    )
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[[tool.uv.index]]\nurl = "https://pkgs.example/simple"\n')
+    assert str(index_auth_error(said, [pyproject], "alpha==1.0")) == (
+        "the package index at https://pkgs.example refused alpha==1.0 (403 Forbidden): name "
+        'that index in pyproject.toml ([[tool.uv.index]] name = "…") and give the agent '
+        "UV_INDEX_<NAME>_USERNAME and UV_INDEX_<NAME>_PASSWORD"
+    )
+    assert index_variables("team-pkgs.v2") == (
+        "UV_INDEX_TEAM_PKGS_V2_USERNAME",
+        "UV_INDEX_TEAM_PKGS_V2_PASSWORD",
+    )
+    assert index_auth_error("error: Failed to download `alpha==1.0`", [pyproject], "a") is None

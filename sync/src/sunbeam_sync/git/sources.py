@@ -17,22 +17,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from sunbeam_sync.cache.layout import CacheLayout
 from sunbeam_sync.errors import GitError, UnknownRefError
 from sunbeam_sync.git.mirror import Mirror
 from sunbeam_sync.project.lockfile import GitSource
+from sunbeam_sync.run.credentials import url_origin
 from sunbeam_sync.run.log import SyncLog
 from sunbeam_sync.settings import SyncSettings
-
-
-def origin(url: str) -> str | None:
-    """`scheme://host[:port]` of an http(s) URL, without any user name; None for other URLs."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        return None
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def mirrored_sources(
@@ -44,12 +36,12 @@ def mirrored_sources(
     cancel: threading.Event | None,
 ) -> dict[str, str]:
     """GIT_CONFIG_* variables sending uv's git to our mirror for each source on `repo`'s host."""
-    host = origin(repo)
+    host = url_origin(repo)
     if settings.git_token is None or host is None:
         return {}
     rewrites: dict[str, str] = {}
     for source in sources:
-        if origin(source.url) != host or source.url in rewrites:
+        if url_origin(source.url) != host or source.url in rewrites:
             continue
         mirror = Mirror(source.url, layout, settings, log, cancel)
         try:

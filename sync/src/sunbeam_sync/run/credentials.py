@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sunbeam_sync.settings import SyncSettings
 
@@ -23,6 +24,15 @@ case "$1" in
   *) printf '%s\\n' "${SUNBEAM_GIT_TOKEN}" ;;
 esac
 """
+
+
+def url_origin(url: str) -> str | None:
+    """`scheme://host[:port]` of an http(s) URL, without any user name; None for other URLs.
+    What a credential is scoped to: the token goes to the pipeline repository's origin only."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def git_environment(settings: SyncSettings, askpass: Path | None) -> dict[str, str]:

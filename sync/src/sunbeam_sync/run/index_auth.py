@@ -14,23 +14,21 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from sunbeam_sync.errors import UvError
+from sunbeam_sync.run.credentials import url_origin
 
 _DENIED = re.compile(r"\((401 Unauthorized|403 Forbidden)\) for url \((https?://[^)\s]+)\)")
-_PACKAGE = re.compile(r"Failed to (?:download|fetch)(?: and build)? `([^`]+)`")
 
 
-def index_auth_error(output: str, config: Iterable[Path]) -> UvError | None:
+def index_auth_error(output: str, config: Iterable[Path], package: str) -> UvError | None:
     """One line for uv's 401/403 from a package index; None when uv's output has none."""
     denied = _DENIED.search(output)
     if denied is None:
         return None
     status, url = denied.groups()
-    package = m.group(1) if (m := _PACKAGE.search(output)) else "a package"
-    origin = _origin(url)
-    name = next((n for n, u in configured_indexes(config) if _origin(u) == origin), None)
+    origin = url_origin(url)
+    name = next((n for n, u in configured_indexes(config) if url_origin(u) == origin), None)
     if name is None:
         return UvError(
             f"the package index at {origin} refused {package} ({status}): name that index in "
@@ -68,8 +66,3 @@ def configured_indexes(config: Iterable[Path]) -> list[tuple[str, str]]:
             if isinstance(index, dict) and isinstance(index.get("name"), str):
                 found.append((index["name"], str(index.get("url", ""))))
     return found
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"

@@ -243,7 +243,8 @@ def _sync_error(result: proc.ProcResult, config: Sequence[Path]) -> Exception:
     out = result.output
     if cause := _git_source_error(result):
         return cause
-    if refused := index_auth_error(out, config):
+    missing = _DOWNLOAD.findall(out)
+    if refused := index_auth_error(out, config, missing[0] if missing else "a package"):
         return refused
     if m := _UNKNOWN_EXTRA.search(out):
         return BadInputError(
