@@ -140,7 +140,9 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
     tmp_path: Path, pipeline_repo: ProjectRepo, cache_dir: Path
 ) -> None:
     token = f"tok-{secrets.token_hex(8)}"
-    up = Up(tmp_path, pipeline_repo, cache_dir, tmp_path / "state", SUNBEAM_GIT_TOKEN=token)
+    index_password = f"pw-{secrets.token_hex(8)}"  # a private package index's, for the sync
+    credentials = {"SUNBEAM_GIT_TOKEN": token, "UV_INDEX_TEAM_PASSWORD": index_password}
+    up = Up(tmp_path, pipeline_repo, cache_dir, tmp_path / "state", **credentials)
     proc = up.start("up")
     kids: set[int] = set()
     try:
@@ -165,7 +167,7 @@ def test_up_runs_a_requested_flow_and_ctrl_c_stops_every_child(
         own = warm_folder(up.state)
         wait_for(lambda: live_interpreters(own), f"a warm interpreter in {own}", timeout=120)
 
-        _check_only_the_agent_has_the_token(up, token)
+        _check_only_the_agent_has_the_credentials(up, [token, index_password])
         _check_env_and_api_key(up, proc)
         _check_mongo_is_restarted(up, proc)
 
@@ -233,12 +235,14 @@ def _comm(pid: int) -> str:
         return "?"
 
 
-def _check_only_the_agent_has_the_token(up: Up, token: str) -> None:
-    """Issue 11: under `sunbeam up` only the agent's environment holds SUNBEAM_GIT_TOKEN."""
+def _check_only_the_agent_has_the_credentials(up: Up, values: list[str]) -> None:
+    """Issue 11: under `sunbeam up` only the agent's environment holds SUNBEAM_GIT_TOKEN, and
+    likewise a package index's login (UV_INDEX_<NAME>_PASSWORD), which only its sync uses."""
     children = up.recorded()
     assert set(children) == {"prefect-server", "mongodb", "agent", "api"}
-    holders = {name for name, pid in children.items() if token in _environ(pid)}
-    assert holders == {"agent"}
+    for secret in values:
+        holders = {name for name, pid in children.items() if secret in _environ(pid)}
+        assert holders == {"agent"}, secret[:5]
 
 
 def _check_env_and_api_key(up: Up, proc: ManagedProcess) -> None:

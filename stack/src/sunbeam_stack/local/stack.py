@@ -27,10 +27,9 @@ from sunbeam_stack.errors import StackError
 from sunbeam_stack.local.ports import free_port
 from sunbeam_stack.local.processes import Child, wait_until
 from sunbeam_stack.local.state import Recorded, StackState, me, start_time
+from sunbeam_sync import without_credentials
 
 Say = Callable[[str], None]
-# Credentials only the agent uses (the sync's git token): no other service gets them.
-AGENT_ONLY = ("SUNBEAM_GIT_TOKEN",)
 MONGO = "mongodb"
 # Seconds before restarting a crashed embedded MongoDB server: 1, 2, 4, ... at most 30; the count
 # starts again once it has stayed up for a minute.
@@ -72,10 +71,8 @@ class StackConfig:
 
 def _base_env(config: StackConfig) -> dict[str, str]:
     # The user's own Prefect profile must not point our children at another server, and no
-    # service but the agent sees the git token.
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k not in AGENT_ONLY
-    }
+    # service but the agent sees a credential its sync uses (git token, package index logins).
+    env = without_credentials({k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")})
     env.pop("SUNBEAM_API_KEY", None)
     env.update(
         PREFECT_HOME=str(config.state_dir / "prefect"),
@@ -194,7 +191,8 @@ class LocalStack:
     def _start_agent(self) -> None:
         cfg = self.config
         env = _base_env(cfg)
-        env.update({k: os.environ[k] for k in AGENT_ONLY if k in os.environ})
+        others = without_credentials()  # what every service gets: the rest are the credentials
+        env.update({k: v for k, v in os.environ.items() if k not in others})
         env.update(
             MONGODB_URI=self.mongodb_uri,
             PREFECT_WORKER_WEBSERVER_HOST="127.0.0.1",
