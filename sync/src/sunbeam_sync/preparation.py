@@ -67,17 +67,15 @@ def prepare(
                 store.check_lock(project, interpreter.path, lock.check_inputs)
         with timings("build"):
             link_mode = resolve_link_mode(settings.link_mode, layout.envs)
+            if damage is not None and building is not None:
+                building(commit, key.key)
+            sources = lock.git_sources if damage is not None else []  # a hit runs no uv sync
             build = BuildRequest(
                 key, project, interpreter, link_mode, request.groups, request.extras,
                 request.repo, commit, mirror.default_branch() if damage else None,
                 lock.check_inputs,
+                mirrored_sources(sources, request.repo, layout, settings, log, cancel),
             )  # fmt: skip
-            if damage is not None:
-                if building is not None:
-                    building(commit, key.key)
-                build.git_config = mirrored_sources(
-                    lock.git_sources, request.repo, layout, settings, log, cancel
-                )
             outcome = store.ensure(build, damage, use)
         record_use(layout, key.key, repo=request.repo, ref=request.ref, commit=commit)
         env = layout.env(key.key)

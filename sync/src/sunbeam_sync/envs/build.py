@@ -73,13 +73,15 @@ class Builder:
         settings: SyncSettings,
         log: SyncLog,
         cancel: threading.Event | None,
+        git: Mapping[str, str] | None = None,
     ) -> None:
+        """`git`: git config for the lock's git sources (`BuildRequest.git_config`)."""
         self.layout = layout
         self.settings = settings
         self.log = log
         self.cancel = cancel
         self.uv_cache = uv_cache_dir(layout.uv_cache)
-        self.uv = Uv(self.uv_cache, settings, log, cancel)
+        self.uv = Uv(self.uv_cache, settings, log, cancel, git=git)
         self.phases = Timings()
 
     # ----------------------------------------------------------------- build
@@ -103,7 +105,6 @@ class Builder:
                 "build", "uv's cache is on another filesystem: every install is a full copy"
             )
         self.phases = Timings()
-        self.uv = Uv(self.uv_cache, self.settings, self.log, self.cancel, git=req.git_config)
         from concurrent.futures import ThreadPoolExecutor  # builds only: hits never load it
 
         # `uv lock --check` runs beside the install (both only read the lock); nothing is

@@ -128,7 +128,7 @@ class EnvStore:
         key = request.key.key
         clean: list[str] = []
         expect = None
-        builder = Builder(self.layout, self.settings, self.log, self.cancel)
+        builder = Builder(self.layout, self.settings, self.log, self.cancel, request.git_config)
         if bad is not None and damage.modified:
             old = Manifest.read(bad)
             # A changed file that uv's cache holds too (hardlinked) is damage in the cache.
